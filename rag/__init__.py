@@ -1,0 +1,1 @@
+"""The knowledge pipeline: load → split → embed → store → retrieve → prompt → answer."""

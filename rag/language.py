@@ -1,0 +1,96 @@
+"""The customer's language, and the few fixed phrases the assistant says in it."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+SUPPORTED = ("es", "en", "pt", "fr")
+MIN_CONFIDENCE = 0.7  # below this ("hola", "ok") the guess is noise: keep the fallback
+
+PHRASES = {
+    "dont_know": {
+        "es": "Lo siento, no tengo esa información. Si quieres, te pongo en contacto con una persona del equipo.",
+        "en": "Sorry, I don't have that information. If you like, I can put you in touch with a person from our team.",
+        "pt": "Desculpe, não tenho essa informação. Se quiser, posso colocá-lo em contato com uma pessoa da equipe.",
+        "fr": "Désolé, je n'ai pas cette information. Si vous voulez, je peux vous mettre en contact avec une personne de l'équipe.",
+    },
+    "greeting": {
+        "es": "¡Hola! Soy el asistente virtual de {company}. ¿En qué puedo ayudarte?",
+        "en": "Hi! I'm the virtual assistant of {company}. How can I help you?",
+        "pt": "Olá! Sou o assistente virtual da {company}. Como posso ajudar?",
+        "fr": "Bonjour ! Je suis l'assistant virtuel de {company}. Comment puis-je vous aider ?",
+    },
+    "thanks": {
+        "es": "¡De nada! Si necesitas algo más, aquí estoy.",
+        "en": "You're welcome! If you need anything else, I'm here.",
+        "pt": "De nada! Se precisar de mais alguma coisa, estou aqui.",
+        "fr": "Avec plaisir ! Si vous avez besoin d'autre chose, je suis là.",
+    },
+    "found": {
+        "es": "Esto es lo que encontré:",
+        "en": "Here is what our documents say:",
+        "pt": "Veja o que dizem nossos documentos:",
+        "fr": "Voici ce que disent nos documents :",
+    },
+    "error": {
+        "es": "Perdona, ahora mismo no puedo responder. Inténtalo de nuevo en unos minutos.",
+        "en": "Sorry, I can't answer right now. Please try again in a few minutes.",
+        "pt": "Desculpe, não consigo responder agora. Tente novamente em alguns minutos.",
+        "fr": "Désolé, je ne peux pas répondre pour le moment. Réessayez dans quelques minutes.",
+    },
+    "rate_limited": {
+        "es": "Estás enviando muchos mensajes seguidos. Los he recibido; espera un momento antes de escribir de nuevo.",
+        "en": "You are sending many messages in a row. I have received them; please wait a moment before writing again.",
+        "pt": "Você está enviando muitas mensagens seguidas. Eu as recebi; aguarde um momento antes de escrever novamente.",
+        "fr": "Vous envoyez beaucoup de messages d'affilée. Je les ai reçus ; attendez un instant avant d'écrire à nouveau.",
+    },
+    "send_text": {
+        "es": "Por ahora solo puedo leer mensajes de texto. ¿Me escribes tu pregunta?",
+        "en": "For now I can only read text messages. Could you type your question?",
+        "pt": "Por enquanto só consigo ler mensagens de texto. Pode escrever sua pergunta?",
+        "fr": "Pour l'instant je ne lis que les messages texte. Pouvez-vous écrire votre question ?",
+    },
+}
+
+
+SMALL_TALK = {
+    "greeting": re.compile(
+        r"^(hola+|buen[oa]s( dias| tardes| noches)?|hey|hi|hello|good (morning|afternoon|evening)|"
+        r"ola|oi|bom dia|boa tarde|boa noite|bonjour|salut)$"
+    ),
+    "thanks": re.compile(
+        r"^((muchas )?gracias|thanks|thank you|obrigad[oa]|merci( beaucoup)?|ok|vale|genial|perfecto)$"
+    ),
+}
+
+
+def small_talk(text: str) -> str | None:
+    """'greeting' or 'thanks' for a bare greeting or thanks (nothing to look up), else None."""
+    plain = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
+    plain = re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", plain)).strip()
+    return next((kind for kind, pattern in SMALL_TALK.items() if pattern.match(plain)), None)
+
+
+@lru_cache(maxsize=1)
+def _identifier():
+    from pathlib import Path
+
+    from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(Path(MODEL_DIR) / MODEL_FILE, norm_probs=True)
+    identifier.set_languages(list(SUPPORTED) + ["it", "de", "ca"])  # near neighbours absorb noise
+    return identifier
+
+
+def detect_language(text: str, fallback: str = "es") -> str:
+    """The language of `text` among SUPPORTED, or `fallback` when unsure."""
+    if not text.strip():
+        return fallback
+    language, confidence = _identifier().classify(text)
+    return language if language in SUPPORTED and confidence >= MIN_CONFIDENCE else fallback
+
+
+def phrase(key: str, language: str, **values: str) -> str:
+    options = PHRASES[key]
+    return options.get(language, options["es"]).format(**values)

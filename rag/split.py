@@ -1,0 +1,52 @@
+"""Split: cut documents into retrievable chunks with stable ids and their heading path."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from langchain_core.documents import Document
+from langchain_text_splitters import MarkdownHeaderTextSplitter, RecursiveCharacterTextSplitter
+
+CHUNK_CHARS = 800
+CHUNK_OVERLAP = 100
+HEADERS = [("#", "h1"), ("##", "h2"), ("###", "h3")]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str
+    text: str
+    metadata: dict
+
+
+def split_documents(documents: list[Document], source: str) -> list[Chunk]:
+    """Split one file's documents into chunks. A chunk's id is its source plus a hash of its
+    content (and position among identical ones), so re-splitting unchanged text gives the
+    same ids and an edit changes only the ids of what changed."""
+    by_heading = MarkdownHeaderTextSplitter(HEADERS, strip_headers=False)
+    by_size = RecursiveCharacterTextSplitter(
+        chunk_size=CHUNK_CHARS,
+        chunk_overlap=CHUNK_OVERLAP,
+        separators=["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""],
+    )
+    chunks: list[Chunk] = []
+    seen: dict[str, int] = {}
+    for document in documents:
+        sections = by_heading.split_text(document.page_content) if _is_markdown(source) else [document]
+        for section in sections:
+            heading_path = " > ".join(section.metadata[key] for _, key in HEADERS if key in section.metadata)
+            for piece in by_size.split_text(section.page_content):
+                text = piece.strip()
+                if not text:
+                    continue
+                digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+                occurrence = seen.get(digest, 0)
+                seen[digest] = occurrence + 1
+                metadata = dict(document.metadata, headings=heading_path)
+                chunk_id = f"{source}#{digest}" + (f"-{occurrence}" if occurrence else "")
+                chunks.append(Chunk(id=chunk_id, text=text, metadata=metadata))
+    return chunks
+
+
+def _is_markdown(source: str) -> bool:
+    return source.lower().endswith((".md", ".markdown"))

@@ -1,0 +1,106 @@
+"""Store: the Chroma collection holding chunk vectors, embedded (a folder) or a Chroma server.
+
+Both modes go through the same `KnowledgeIndex`; only the client differs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import chromadb
+from chromadb.config import Settings as ChromaSettings
+
+from rag.split import Chunk
+
+MAX_BATCH = 5000  # Chroma refuses batches above ~5,461 items
+
+
+class EmbedderMismatch(RuntimeError):
+    """The index was built with another embedder; its vectors cannot be compared with ours."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    text: str
+    metadata: dict
+    score: float  # cosine similarity, 1 = identical
+
+    @property
+    def source(self) -> str:
+        return self.metadata.get("source", "")
+
+
+def open_client(chroma_url: str = "", path: Path | None = None):
+    """A Chroma server client when `chroma_url` is set, else an embedded persistent folder."""
+    settings = ChromaSettings(anonymized_telemetry=False)
+    if chroma_url:
+        parts = urlsplit(chroma_url)
+        return chromadb.HttpClient(
+            host=parts.hostname, port=parts.port or (443 if parts.scheme == "https" else 8000),
+            ssl=parts.scheme == "https", settings=settings,
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
+class KnowledgeIndex:
+    def __init__(self, client, collection_name: str, embedder_id: str):
+        self.embedder_id = embedder_id
+        self._collection = client.get_or_create_collection(
+            collection_name,
+            embedding_function=None,
+            metadata={"embedder": embedder_id},
+            configuration={"hnsw": {"space": "cosine"}},
+        )
+        built_with = (self._collection.metadata or {}).get("embedder")
+        if built_with != embedder_id:
+            raise EmbedderMismatch(
+                f"the index '{collection_name}' was built with embedder '{built_with}' but this "
+                f"process uses '{embedder_id}': re-ingest with `python scripts/ingest_docs.py --reset …` "
+                "or configure the embedder it was built with"
+            )
+
+    def count(self) -> int:
+        return self._collection.count()
+
+    def ids_by_source(self) -> dict[str, set[str]]:
+        """Every chunk id in the index, grouped by source file."""
+        result = self._collection.get(include=["metadatas"])
+        grouped: dict[str, set[str]] = {}
+        for chunk_id, metadata in zip(result["ids"], result["metadatas"]):
+            grouped.setdefault((metadata or {}).get("source", ""), set()).add(chunk_id)
+        return grouped
+
+    def add(self, chunks: list[Chunk], vectors: list[list[float]]) -> None:
+        for start in range(0, len(chunks), MAX_BATCH):
+            batch = chunks[start : start + MAX_BATCH]
+            self._collection.upsert(
+                ids=[c.id for c in batch],
+                documents=[c.text for c in batch],
+                metadatas=[c.metadata for c in batch],
+                embeddings=vectors[start : start + MAX_BATCH],
+            )
+
+    def delete(self, ids: list[str]) -> None:
+        for start in range(0, len(ids), MAX_BATCH):
+            self._collection.delete(ids=ids[start : start + MAX_BATCH])
+
+    def query(self, vector: list[float], k: int) -> list[Hit]:
+        if k <= 0 or self.count() == 0:
+            return []
+        result = self._collection.query(
+            query_embeddings=[vector], n_results=k, include=["documents", "metadatas", "distances"]
+        )
+        return [
+            Hit(id=i, text=doc, metadata=meta or {}, score=1.0 - dist)
+            for i, doc, meta, dist in zip(
+                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
+            )
+        ]
+
+
+def open_index(settings, embedder_id: str) -> KnowledgeIndex:
+    client = open_client(settings.chroma_url, settings.chroma_path)
+    return KnowledgeIndex(client, settings.chroma_collection, embedder_id)
