@@ -1,0 +1,14 @@
+"""gunicorn settings; each can be overridden with the environment variable named beside it."""
+import os
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("WEB_THREADS", "4"))
+timeout = 30
+graceful_timeout = 20
+# The app is built in each worker, after fork: pymongo clients must not cross a fork.
+preload_app = False
+accesslog = "-"
+errorlog = "-"
+# gunicorn 27 opens ~/.gunicorn/gunicorn.ctl by default; containers and tests need no such socket.
+control_socket_disable = True

@@ -1,0 +1,62 @@
+"""The Flask app: Twilio's webhook and the ops routes under /api/v1/whatsapp/."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from werkzeug.exceptions import HTTPException
+
+from webapp.config import Settings, load_settings
+from webapp.db import open_store
+from webapp.logs import configure_logging
+from webapp.services import Services
+from webapp.whatsapp.outbound import make_sender
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1/whatsapp"
+MAX_REQUEST_BYTES = 64 * 1024  # Twilio's largest webhook (1,600 chars + 10 media URLs) is far smaller
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+    warn_about_unsafe_settings(settings)
+
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        RATELIMIT_STORAGE_URI=settings.limiter_storage_uri,
+        # moving-window is the strategy that is exact on every MongoDB-protocol server we test on
+        RATELIMIT_STRATEGY="moving-window",
+        RATELIMIT_HEADERS_ENABLED=True,
+    )
+    store = open_store(settings.mongodb_uri)
+    if settings.limiter_storage_uri.startswith("mongodb"):
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"database_name": f"{store.db.name}_ratelimits"}
+    store.ensure_indexes()
+    limiter = Limiter(key_func=get_remote_address)
+    limiter.init_app(app)
+    app.extensions["whatsapp_assistant"] = Services(settings, store, make_sender(settings), limiter)
+
+    from webapp.routes import ops, webhook
+
+    app.register_blueprint(webhook.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(ops.bp, url_prefix=API_PREFIX)
+    app.register_error_handler(HTTPException, _json_error)
+    return app
+
+
+def warn_about_unsafe_settings(settings: Settings) -> None:
+    """Logged at every start, so a forgotten setting cannot go unnoticed."""
+    if not settings.validate_twilio_signature:
+        log.warning("VALIDATE_TWILIO_SIGNATURE is off: anyone can post to the webhook. Never run this in production.")
+    if not settings.twilio_sends:
+        log.warning("Twilio is not configured: DRY-RUN, replies are stored, not sent "
+                    "(set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_FROM to send).")
+
+
+def _json_error(error: HTTPException):
+    return jsonify(error=error.description or error.name), error.code

@@ -1,0 +1,149 @@
+"""All configuration, read once from the environment (and `.env`), validated at start-up.
+
+Every setting is documented in `.env.example`. Secrets are `SecretStr`, so they never appear in
+reprs, logs or tracebacks; `masked()` is the only way they are shown (last 4 characters).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+WHATSAPP_ADDRESS = re.compile(r"^whatsapp:\+[1-9]\d{6,14}$")
+
+
+class ConfigError(Exception):
+    """Raised at start-up when a setting is missing or invalid; names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Twilio
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr = SecretStr("")
+    twilio_whatsapp_from: str = ""
+    twilio_api_base: str = "https://api.twilio.com"
+    twilio_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    public_base_url: str = ""
+    validate_twilio_signature: bool = True
+
+    # Storage
+    mongodb_uri: str = "mongodb://127.0.0.1:27017/whatsapp_assistant?directConnection=true"
+    chroma_path: Path = PROJECT_ROOT / "var" / "chroma"
+    chroma_url: str = ""
+    chroma_collection: str = "knowledge"
+
+    # Answering
+    openai_api_key: SecretStr = SecretStr("")
+    openai_base_url: str = ""
+    openai_model: str = "gpt-4o-mini"
+    openai_timeout_seconds: float = Field(20.0, gt=0, le=120)
+    embedder: Literal["e5", "openai"] = "e5"
+    openai_embedding_model: str = "text-embedding-3-small"
+    company_name: str = "nuestra empresa"
+    retrieval_k: int = Field(4, ge=1, le=20)
+    relevance_threshold: float = Field(0.80, ge=0, le=1)
+    history_turns: int = Field(6, ge=0, le=50)
+    embedder_threads: int = Field(0, ge=0, le=64)
+
+    # Worker
+    worker_poll_seconds: float = Field(0.2, gt=0, le=10)
+    worker_lease_seconds: float = Field(60.0, ge=5, le=3600)
+    reply_debounce_seconds: float = Field(0.0, ge=0, le=30)
+
+    # HTTP surface
+    admin_token: SecretStr = SecretStr("")
+    rate_limit_per_wa_id: str = "10 per minute;60 per hour"
+    rate_limit_storage_uri: str = ""
+    max_inbound_chars: int = Field(4096, ge=1, le=65536)
+    log_level: str = "INFO"
+
+    @field_validator("twilio_whatsapp_from")
+    @classmethod
+    def _whatsapp_sender(cls, value: str) -> str:
+        if value and not WHATSAPP_ADDRESS.match(value):
+            raise ValueError("must look like whatsapp:+14155238886")
+        return value
+
+    @field_validator("twilio_account_sid")
+    @classmethod
+    def _account_sid(cls, value: str) -> str:
+        if value and not re.fullmatch(r"AC[0-9a-fA-F]{32}", value):
+            raise ValueError("must be 'AC' followed by 32 hex characters")
+        return value
+
+    @field_validator("twilio_api_base", "public_base_url", "openai_base_url", "chroma_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("mongodb_uri", "rate_limit_storage_uri")
+    @classmethod
+    def _storage_uri(cls, value: str) -> str:
+        if value and "://" not in value:
+            raise ValueError("must be a URI such as mongodb://host:27017/db")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in logging.getLevelNamesMapping():
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _signature_needs_token(self) -> "Settings":
+        if self.validate_twilio_signature and not self.twilio_auth_token.get_secret_value():
+            raise ValueError(
+                "TWILIO_AUTH_TOKEN is required while VALIDATE_TWILIO_SIGNATURE is on "
+                "(it is the key Twilio signs webhooks with)"
+            )
+        return self
+
+    @property
+    def twilio_sends(self) -> bool:
+        """Replies go out through Twilio only when all three credentials are set; else dry-run."""
+        return bool(
+            self.twilio_account_sid
+            and self.twilio_auth_token.get_secret_value()
+            and self.twilio_whatsapp_from
+        )
+
+    @property
+    def uses_llm(self) -> bool:
+        return bool(self.openai_api_key.get_secret_value())
+
+    @property
+    def limiter_storage_uri(self) -> str:
+        return self.rate_limit_storage_uri or self.mongodb_uri
+
+
+def masked(secret: SecretStr | str) -> str:
+    """Show only the last 4 characters of a secret, e.g. '****abcd'."""
+    value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+    if not value:
+        return ""
+    return "****" + value[-4:] if len(value) > 8 else "****"
+
+
+def load_settings(**overrides) -> Settings:
+    """Read and validate the settings; a bad value raises ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'_'.join(str(p) for p in err['loc']).upper() or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None

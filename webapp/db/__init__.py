@@ -1,0 +1,36 @@
+"""MongoDB access: one module per collection, all opened here from `MONGODB_URI`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from webapp.db.jobs import ReplyJobs
+from webapp.db.messages import Messages
+from webapp.db.sessions import Sessions
+
+DEFAULT_DATABASE = "whatsapp_assistant"
+
+
+@dataclass
+class Store:
+    client: MongoClient
+    db: Database
+    sessions: Sessions
+    messages: Messages
+    jobs: ReplyJobs
+
+    def ensure_indexes(self) -> None:
+        for repository in (self.sessions, self.messages, self.jobs):
+            repository.ensure_indexes()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def open_store(uri: str, server_timeout_ms: int = 5000) -> Store:
+    """Connect (lazily: pymongo connects on first use) and build the repositories."""
+    client = MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=server_timeout_ms, connect=False)
+    db = client.get_default_database(DEFAULT_DATABASE)
+    return Store(client, db, Sessions(db), Messages(db), ReplyJobs(db))

@@ -1,0 +1,114 @@
+"""`messages`: every message of every conversation, both directions, with Twilio SIDs and status.
+
+Inbound:  received → answered | rate_limited
+Outbound: queued → sending → sent | dry_run | failed
+
+`dedup_key` is unique: `in:<MessageSid>` makes a repeated webhook a no-op, and
+`reply:<first inbound id>:<part>` makes re-queueing the same reply after a crash a no-op.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+DUPLICATE_KEY = 11000
+OPEN_OUTBOUND = ("queued", "sending")
+
+
+class Messages:
+    def __init__(self, db: Database):
+        self.collection = db.messages
+
+    def ensure_indexes(self) -> None:
+        self.collection.create_index([("dedup_key", ASCENDING)], unique=True, name="dedup_key_unique")
+        self.collection.create_index([("conversation_id", ASCENDING), ("created_at", ASCENDING)], name="conversation_time")
+        self.collection.create_index([("twilio_sid", ASCENDING)], name="twilio_sid")
+
+    def insert_inbound(self, message: dict) -> ObjectId | None:
+        """Store an inbound message; None when this MessageSid was stored before."""
+        document = dict(message, direction="inbound", status="received", dedup_key=f"in:{message['twilio_sid']}")
+        try:
+            return self.collection.insert_one(document).inserted_id
+        except DuplicateKeyError:
+            return None
+
+    def mark_inbound(self, message_id: ObjectId, status: str, now: datetime) -> None:
+        self.collection.update_one({"_id": message_id}, {"$set": {"status": status, "updated_at": now}})
+
+    def pending_inbound(self, conversation_id: str) -> list[dict]:
+        return self._in_order({"conversation_id": conversation_id, "direction": "inbound", "status": "received"})
+
+    def open_outbound(self, conversation_id: str) -> list[dict]:
+        """Replies queued but not yet handed to Twilio (or interrupted while sending), in order."""
+        return self._in_order(
+            {"conversation_id": conversation_id, "direction": "outbound", "status": {"$in": list(OPEN_OUTBOUND)}}
+        )
+
+    def history(self, conversation_id: str, before: datetime, limit: int) -> list[dict]:
+        """The last `limit` turns before `before`, oldest first: answered customer messages and
+        the first part of each answer (which carries the whole answer text)."""
+        if limit <= 0:
+            return []
+        cursor = (
+            self.collection.find(
+                {
+                    "conversation_id": conversation_id,
+                    "created_at": {"$lt": before},
+                    "$or": [{"direction": "inbound", "status": "answered"}, {"kind": "answer", "part": 0}],
+                }
+            )
+            .sort("created_at", DESCENDING)
+            .limit(limit)
+        )
+        return list(reversed(list(cursor)))
+
+    def queue_reply(self, conversation_id: str, wa_id: str, reply_to: list[ObjectId], parts: list[str],
+                    now: datetime, kind: str, **details) -> None:
+        """Queue a reply's parts for sending and mark the messages it answers; idempotent."""
+        documents = [
+            {
+                "dedup_key": f"reply:{reply_to[0]}:{kind}:{number}",
+                "conversation_id": conversation_id,
+                "wa_id": wa_id,
+                "direction": "outbound",
+                "kind": kind,
+                "part": number,
+                "parts": len(parts),
+                "body": body,
+                "status": "queued",
+                "reply_to": reply_to,
+                "created_at": now,
+                "updated_at": now,
+                **(details if number == 0 else {}),
+            }
+            for number, body in enumerate(parts)
+        ]
+        try:
+            self.collection.insert_many(documents, ordered=True)
+        except BulkWriteError as exc:
+            if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
+                raise
+
+    def mark_answered(self, message_ids: list[ObjectId], now: datetime) -> None:
+        self.collection.update_many(
+            {"_id": {"$in": message_ids}, "status": "received"}, {"$set": {"status": "answered", "updated_at": now}}
+        )
+
+    def record_send(self, message_id: ObjectId, status: str, now: datetime, **fields) -> None:
+        self.collection.update_one({"_id": message_id}, {"$set": {"status": status, "updated_at": now, **fields}})
+
+    def insert_outbound(self, document: dict) -> ObjectId:
+        return self.collection.insert_one(dict(document, direction="outbound")).inserted_id
+
+    def find_inbound(self, message_sid: str) -> dict | None:
+        return self.collection.find_one({"dedup_key": f"in:{message_sid}"})
+
+    def replies_to(self, message_id: ObjectId) -> list[dict]:
+        return self._in_order({"direction": "outbound", "reply_to": message_id})
+
+    def _in_order(self, query: dict) -> list[dict]:
+        return list(self.collection.find(query).sort([("created_at", ASCENDING), ("part", ASCENDING)]))

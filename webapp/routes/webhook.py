@@ -1,0 +1,91 @@
+"""`POST /api/v1/whatsapp/webhook`: Twilio delivers a customer's message here.
+
+The request only validates, stores and enqueues; the answer is produced by the background
+worker and sent through the REST API, so Twilio always gets its reply within milliseconds.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+from flask import Blueprint, Response, jsonify, request
+from twilio.twiml.messaging_response import MessagingResponse
+
+from rag.language import detect_language, phrase
+from webapp.logs import mask_phone
+from webapp.services import services
+from webapp.whatsapp.inbound import InvalidInbound, parse_inbound, signature_is_valid
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhook", __name__)
+
+
+@bp.post("/webhook")
+def receive():
+    app = services()
+    settings = app.settings
+    if settings.validate_twilio_signature and not _signed_by_twilio():
+        log.warning("webhook refused: missing or invalid X-Twilio-Signature")
+        return jsonify(error="invalid or missing X-Twilio-Signature"), 403
+    try:
+        inbound = parse_inbound(request.form, settings.max_inbound_chars)
+    except InvalidInbound as exc:
+        return jsonify(error=exc.message, field=exc.field), 400
+
+    now = datetime.now(timezone.utc)
+    session = app.store.sessions.get_or_create(inbound.wa_id, now)
+    conversation_id = session["conversation_id"]
+    app.store.sessions.touch(inbound.wa_id, now, inbound.profile_name)
+    message_id = app.store.messages.insert_inbound(
+        {
+            "twilio_sid": inbound.message_sid,
+            "conversation_id": conversation_id,
+            "wa_id": inbound.wa_id,
+            "body": inbound.body,
+            "media": inbound.media,
+            "profile_name": inbound.profile_name,
+            "created_at": now,
+            "updated_at": now,
+        }
+    )
+    if message_id is None:
+        log.info("duplicate webhook for %s ignored", inbound.message_sid)
+        return _twiml_ok()
+
+    broken = app.hit_customer_limit(inbound.wa_id)
+    if broken is not None:
+        app.store.messages.mark_inbound(message_id, "rate_limited", now)
+        log.info("customer %s rate limited (%s)", mask_phone(inbound.wa_id), broken)
+        if not app.may_send_notice(inbound.wa_id, broken):
+            return _twiml_ok()
+        language = detect_language(inbound.body)
+        app.store.messages.queue_reply(
+            conversation_id, inbound.wa_id, [message_id], [phrase("rate_limited", language)], now, kind="notice"
+        )
+    due_at = now + timedelta(seconds=settings.reply_debounce_seconds)
+    app.store.jobs.enqueue(conversation_id, inbound.wa_id, due_at)
+    log.info("stored %s from %s", inbound.message_sid, mask_phone(inbound.wa_id))
+    return _twiml_ok()
+
+
+def _signed_by_twilio() -> bool:
+    settings = services().settings
+    return signature_is_valid(
+        settings.twilio_auth_token.get_secret_value(),
+        _public_url(settings.public_base_url),
+        request.form,
+        request.headers.get("X-Twilio-Signature", ""),
+    )
+
+
+def _public_url(public_base_url: str) -> str:
+    """The URL Twilio signed: the configured public base (behind a proxy) or what Flask saw."""
+    if not public_base_url:
+        return request.url
+    query = request.query_string.decode("latin-1")
+    return public_base_url + request.script_root + request.path + (f"?{query}" if query else "")
+
+
+def _twiml_ok() -> Response:
+    """An empty TwiML answer: Twilio sends nothing itself; our reply goes out via the REST API."""
+    return Response(str(MessagingResponse()), status=200, mimetype="application/xml")

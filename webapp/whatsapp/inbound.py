@@ -1,0 +1,71 @@
+"""Inbound: check a Twilio webhook's signature and turn its form into an `InboundMessage`.
+
+Twilio adds fields without notice; unknown ones are ignored.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from twilio.request_validator import RequestValidator
+
+from webapp.config import WHATSAPP_ADDRESS
+from webapp.whatsapp.formatting import strip_control_chars
+
+MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+MAX_MEDIA = 10
+
+
+class InvalidInbound(ValueError):
+    def __init__(self, field_name: str, message: str):
+        super().__init__(message)
+        self.field = field_name
+        self.message = message
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    message_sid: str
+    wa_id: str  # digits of the customer's number, as Twilio's WaId: "34600111222"
+    body: str
+    profile_name: str = ""
+    media: list[dict] = field(default_factory=list)
+
+    @property
+    def reply_address(self) -> str:
+        return f"whatsapp:+{self.wa_id}"
+
+
+def signature_is_valid(auth_token: str, url: str, form, signature: str) -> bool:
+    """Twilio's own check: HMAC-SHA1 over the exact public URL and the sorted POST parameters."""
+    return bool(signature) and RequestValidator(auth_token).validate(url, form, signature)
+
+
+def parse_inbound(form, max_chars: int) -> InboundMessage:
+    """Validate the fields we rely on; raise InvalidInbound naming the first bad one."""
+    sender = form.get("From", "").strip()
+    if not WHATSAPP_ADDRESS.match(sender):
+        raise InvalidInbound("From", "From must be a WhatsApp address like whatsapp:+34600111222")
+    message_sid = form.get("MessageSid", "").strip()
+    if not MESSAGE_SID.match(message_sid):
+        raise InvalidInbound("MessageSid", "MessageSid must be a Twilio message SID (SM followed by 32 hex digits)")
+    media = _media(form)
+    text = strip_control_chars(form.get("Body", "") or form.get("ButtonText", "")).strip()
+    if not text and not media:
+        raise InvalidInbound("Body", "Body must contain text")
+    if len(text) > max_chars:
+        raise InvalidInbound("Body", f"Body is longer than {max_chars} characters")
+    profile_name = strip_control_chars(form.get("ProfileName", ""))[:100].strip()
+    return InboundMessage(message_sid, sender.removeprefix("whatsapp:+"), text, profile_name, media)
+
+
+def _media(form) -> list[dict]:
+    """Media is described, never fetched here."""
+    try:
+        count = min(int(form.get("NumMedia", "0") or 0), MAX_MEDIA)
+    except ValueError:
+        raise InvalidInbound("NumMedia", "NumMedia must be a whole number") from None
+    return [
+        {"url": form.get(f"MediaUrl{i}", ""), "content_type": form.get(f"MediaContentType{i}", "")}
+        for i in range(max(count, 0))
+    ]

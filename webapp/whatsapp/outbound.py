@@ -1,0 +1,100 @@
+"""Outbound: send WhatsApp messages through Twilio's REST API with the official SDK.
+
+The SDK has no base-URL option, so `TWILIO_API_BASE` is honoured by an HTTP client that rewrites
+the `https://api.twilio.com` prefix (how tests point it at a local fake Twilio server).
+Without credentials, `DryRunSender` stores replies instead of sending them.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from requests.exceptions import RequestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+log = logging.getLogger(__name__)
+
+TWILIO_API = "https://api.twilio.com"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    sid: str
+    status: str
+
+
+class SendError(Exception):
+    """Twilio refused the message or could not be reached (`http_status` None)."""
+
+    def __init__(self, message: str, http_status: int | None = None, code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.code = code
+
+
+class ApiBaseHttpClient(TwilioHttpClient):
+    def __init__(self, api_base: str, timeout: float):
+        super().__init__(timeout=timeout)
+        self.api_base = api_base.rstrip("/")
+
+    def request(self, method, url, *args, **kwargs):
+        if url.startswith(TWILIO_API):
+            url = self.api_base + url[len(TWILIO_API):]
+        return super().request(method, url, *args, **kwargs)
+
+
+class TwilioSender:
+    dry_run = False
+
+    def __init__(self, account_sid: str, auth_token: str, sender: str, api_base: str, timeout: float):
+        self.account_sid = account_sid
+        self.sender = sender
+        self.client = Client(account_sid, auth_token, http_client=ApiBaseHttpClient(api_base, timeout))
+
+    def send(self, to: str, body: str) -> SendResult:
+        try:
+            message = self.client.messages.create(to=to, from_=self.sender, body=body)
+        except TwilioRestException as exc:
+            raise SendError(exc.msg, exc.status, exc.code) from None
+        except (TwilioException, RequestException) as exc:
+            raise SendError(f"{type(exc).__name__}: {exc}") from None
+        return SendResult(sid=message.sid, status=message.status or "queued")
+
+    def check_credentials(self) -> dict:
+        """Fetch our account from the Accounts API: proves the SID/token pair works."""
+        try:
+            account = self.client.api.v2010.accounts(self.account_sid).fetch()
+        except TwilioRestException as exc:
+            return {"status": "error", "message": f"HTTP {exc.status}", "twilio": {"code": exc.code, "message": exc.msg}}
+        except (TwilioException, RequestException) as exc:
+            return {"status": "error", "message": f"{type(exc).__name__}: {exc}", "twilio": None}
+        return {"status": "ok", "account": {"friendly_name": account.friendly_name, "status": account.status}}
+
+
+class DryRunSender:
+    """Stands in for Twilio when it is not configured: replies are only stored."""
+
+    dry_run = True
+
+    def send(self, to: str, body: str) -> SendResult:
+        return SendResult(sid="DR" + uuid.uuid4().hex, status="dry_run")
+
+    def check_credentials(self) -> dict:
+        return {"status": "error", "message": "Twilio is not configured (dry-run): set TWILIO_ACCOUNT_SID, "
+                "TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_FROM", "twilio": None}
+
+
+def make_sender(settings) -> TwilioSender | DryRunSender:
+    if not settings.twilio_sends:
+        return DryRunSender()
+    return TwilioSender(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        settings.twilio_whatsapp_from,
+        settings.twilio_api_base,
+        settings.twilio_timeout_seconds,
+    )

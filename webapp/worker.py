@@ -1,0 +1,148 @@
+"""The background worker: claims conversations with pending messages, answers, sends.
+
+Run it as its own process (`python -m webapp.worker`), as many as you like: a conversation is
+claimed by one worker at a time under a lease (see `webapp.db.jobs`), and its messages are
+answered in order. Messages that arrive together (a burst, or while the bot was busy) are
+answered as one question.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from datetime import datetime, timezone
+
+from rag.answer import Answer, Assistant
+from rag.language import detect_language, phrase
+from rag.retrieve import Turn
+from webapp.db import Store
+from webapp.logs import mask_phone
+from webapp.whatsapp.formatting import format_reply
+from webapp.whatsapp.outbound import DryRunSender, SendError, TwilioSender
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ReplyWorker:
+    def __init__(self, store: Store, assistant: Assistant, sender: TwilioSender | DryRunSender, settings):
+        self.store = store
+        self.assistant = assistant
+        self.sender = sender
+        self.settings = settings
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def run(self, stop: threading.Event) -> None:
+        """Process jobs until `stop` is set; the job in hand is always finished first."""
+        log.info("worker %s started (%s)", self.worker_id, "dry-run" if self.sender.dry_run else "sending via Twilio")
+        while not stop.is_set():
+            if not self.run_once():
+                stop.wait(self.settings.worker_poll_seconds)
+        log.info("worker %s stopped", self.worker_id)
+
+    def run_once(self) -> bool:
+        """Claim and process one due job; False when there was none."""
+        job = self.store.jobs.claim(self.worker_id, utcnow(), self.settings.worker_lease_seconds)
+        if job is None:
+            return False
+        try:
+            self.process(job)
+        except Exception:
+            log.exception("job for conversation %s failed; it will be retried", job["_id"])
+            self.store.jobs.release(job)
+            raise
+        self.store.jobs.complete(job)
+        return True
+
+    def run_until_idle(self, max_jobs: int = 100) -> int:
+        """Process due jobs until none is left (bounded); how many were processed."""
+        for done in range(max_jobs):
+            if not self.run_once():
+                return done
+        return max_jobs
+
+    def process(self, job: dict) -> None:
+        conversation_id = job["_id"]
+        self.send_open_replies(job)  # left by an attempt that died before sending them
+        pending = self.store.messages.pending_inbound(conversation_id)
+        if not pending:
+            return
+        answer = self.answer(conversation_id, pending)
+        now = utcnow()
+        self.store.messages.queue_reply(
+            conversation_id, job["wa_id"], [m["_id"] for m in pending], format_reply(answer.text), now,
+            kind="answer", answer_text=answer.text, outcome=answer.outcome, sources=answer.sources,
+            language=answer.language,
+        )
+        self.store.messages.mark_answered([m["_id"] for m in pending], now)
+        self.send_open_replies(job)
+
+    def answer(self, conversation_id: str, pending: list[dict]) -> Answer:
+        question = "\n".join(m["body"] for m in pending if m["body"])
+        history = [
+            Turn("user" if m["direction"] == "inbound" else "assistant", m.get("answer_text") or m["body"])
+            for m in self.store.messages.history(conversation_id, pending[0]["created_at"], self.settings.history_turns)
+        ]
+        if not question:  # only media: nothing we can read yet
+            language = detect_language(" ".join(t.text for t in history if t.role == "user"))
+            return Answer(phrase("send_text", language), language, "unreadable")
+        return self.assistant.answer(question, history)
+
+    def send_open_replies(self, job: dict) -> None:
+        """Send the conversation's queued parts in order; a failed part fails the rest of its reply."""
+        open_replies = self.store.messages.open_outbound(job["_id"])
+        # Queued means answered, even if the attempt that queued it died before saying so.
+        self.store.messages.mark_answered([i for m in open_replies for i in m["reply_to"]], utcnow())
+        failed_reply = None
+        for message in open_replies:
+            if not self.store.jobs.renew(job, utcnow(), self.settings.worker_lease_seconds):
+                raise RuntimeError("lease lost: another worker owns this conversation now")
+            if failed_reply == message["reply_to"]:
+                self.store.messages.record_send(message["_id"], "failed", utcnow(), error_message="an earlier part failed")
+                continue
+            if self.send(message) == "failed":
+                failed_reply = message["reply_to"]
+
+    def send(self, message: dict) -> str:
+        self.store.messages.record_send(message["_id"], "sending", utcnow())
+        to = f"whatsapp:+{message['wa_id']}"
+        try:
+            result = self.sender.send(to, message["body"])
+        except SendError as exc:
+            log.warning("sending to %s failed: HTTP %s code %s: %s", mask_phone(to), exc.http_status, exc.code, exc.message)
+            self.store.messages.record_send(
+                message["_id"], "failed", utcnow(), error_code=exc.code, error_message=exc.message
+            )
+            return "failed"
+        self.store.messages.record_send(message["_id"], result.status, utcnow(), twilio_sid=result.sid, sent_at=utcnow())
+        return result.status
+
+
+def main() -> None:
+    from rag.answer import build_assistant
+    from webapp import warn_about_unsafe_settings
+    from webapp.config import load_settings
+    from webapp.db import open_store
+    from webapp.logs import configure_logging
+    from webapp.whatsapp.outbound import make_sender
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    warn_about_unsafe_settings(settings)
+    store = open_store(settings.mongodb_uri)
+    store.ensure_indexes()
+    worker = ReplyWorker(store, build_assistant(settings), make_sender(settings), settings)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    worker.run(stop)
+
+
+if __name__ == "__main__":
+    main()
