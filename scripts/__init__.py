@@ -1,0 +1,1 @@
+"""Command-line tools for admins and developers (run them as `python scripts/NAME.py`)."""

@@ -1,0 +1,115 @@
+"""Talk to the running assistant as a WhatsApp customer would.
+
+    python scripts/chat.py [--url URL] [--from whatsapp:+34600000001] [--name Ana]
+
+Each line you type is posted to the webhook exactly as Twilio would post it (same form fields, a
+fresh MessageSid, a valid X-Twilio-Signature made with TWILIO_AUTH_TOKEN), and the bot's reply is
+printed as the customer receives it, one WhatsApp message per block. Replies are read from the
+database (MONGODB_URI), so this works in dry-run as well as with a real Twilio sender.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import requests
+from twilio.request_validator import RequestValidator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from webapp.config import ConfigError, load_settings  # noqa: E402
+from webapp.db import open_store  # noqa: E402
+from webapp.db.messages import OPEN_OUTBOUND  # noqa: E402
+
+WEBHOOK_PATH = "/api/v1/whatsapp/webhook"
+SANDBOX_SENDER = "whatsapp:+14155238886"
+
+
+def twilio_form(sender: str, to: str, body: str, name: str, account_sid: str) -> dict[str, str]:
+    """The fields of a real Twilio WhatsApp webhook (see ../shared/FACTS.md for a capture)."""
+    sid = "SM" + uuid.uuid4().hex
+    return {
+        "SmsMessageSid": sid, "NumMedia": "0", "ProfileName": name, "SmsSid": sid,
+        "WaId": sender.removeprefix("whatsapp:+"), "SmsStatus": "received", "Body": body, "To": to,
+        "NumSegments": "1", "ReferralNumMedia": "0", "MessageSid": sid, "AccountSid": account_sid,
+        "From": sender, "ApiVersion": "2010-04-01",
+    }
+
+
+def post_signed(url: str, signed_url: str, form: dict[str, str], auth_token: str) -> requests.Response:
+    signature = RequestValidator(auth_token).compute_signature(signed_url, form)
+    return requests.post(url, data=form, headers={"X-Twilio-Signature": signature}, timeout=15)
+
+
+def wait_for_reply(store, message_sid: str, timeout_seconds: float) -> tuple[str, list[dict]]:
+    """The inbound message's final status and the reply parts sent for it."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        inbound = store.messages.find_inbound(message_sid)
+        if inbound and inbound["status"] != "received":
+            replies = store.messages.replies_to(inbound["_id"])
+            if all(r["status"] not in OPEN_OUTBOUND for r in replies):
+                return inbound["status"], replies
+        time.sleep(0.2)
+    return "timeout", []
+
+
+def show(status: str, replies: list[dict], out) -> None:
+    if status == "timeout":
+        print("(no reply yet: is the worker running? it may still answer later)", file=out)
+    elif not replies:
+        print(f"(no reply: message {status})", file=out)
+    for reply in replies:
+        label = "bot" if reply["parts"] == 1 else f"bot [{reply['part'] + 1}/{reply['parts']}]"
+        failed = f"  (FAILED: {reply.get('error_code')} {reply.get('error_message')})" if reply["status"] == "failed" else ""
+        print(f"{label}> {reply['body']}{failed}\n", file=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default="http://127.0.0.1:8000" + WEBHOOK_PATH, help="the webhook to post to")
+    parser.add_argument("--from", dest="sender", default="whatsapp:+34600000001", help="the customer's number")
+    parser.add_argument("--name", default="Cliente de prueba", help="the customer's WhatsApp profile name")
+    parser.add_argument("--timeout", type=float, default=60, help="seconds to wait for each reply")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    token = settings.twilio_auth_token.get_secret_value()
+    if not token:
+        print("error: TWILIO_AUTH_TOKEN is not set (run `make run` once, it generates a local one)", file=sys.stderr)
+        return 2
+    signed_url = settings.public_base_url + WEBHOOK_PATH if settings.public_base_url else args.url
+    to = settings.twilio_whatsapp_from or SANDBOX_SENDER
+    account_sid = settings.twilio_account_sid or "AC" + "0" * 32
+    store = open_store(settings.mongodb_uri)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"Chatting as {args.sender} with {args.url}. Ctrl-D to quit.\n")
+    while True:
+        if interactive:
+            print("tú> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            return 0
+        if not line.strip():
+            continue
+        form = twilio_form(args.sender, to, line.strip(), args.name, account_sid)
+        try:
+            response = post_signed(args.url, signed_url, form, token)
+        except requests.RequestException as exc:
+            print(f"(could not reach the webhook: {exc})")
+            return 1
+        if response.status_code != 200:
+            print(f"(webhook answered HTTP {response.status_code}: {response.text.strip()})")
+            continue
+        show(*wait_for_reply(store, form["MessageSid"], args.timeout), out=sys.stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

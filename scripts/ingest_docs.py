@@ -1,0 +1,61 @@
+"""Load documents into the knowledge index.
+
+    python scripts/ingest_docs.py PATH [PATH ...] [--exclude GLOB] [--prune] [--reset] [--dry-run]
+
+Files and folders (recursive): Markdown, text, PDF, DOCX, HTML. Re-running is cheap: only new or
+changed text is embedded. Uses the same settings (CHROMA_PATH / CHROMA_URL, EMBEDDER, …) as the app.
+Exits non-zero when any file could not be read (the others are still ingested).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rag.embed import make_embedder  # noqa: E402
+from rag.ingest import ingest  # noqa: E402
+from rag.store import KnowledgeIndex, open_client  # noqa: E402
+from webapp.config import ConfigError, load_settings  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", type=Path, help="files or folders to ingest")
+    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip matching files")
+    parser.add_argument("--prune", action="store_true", help="remove chunks of files no longer present")
+    parser.add_argument("--reset", action="store_true", help="drop the whole index and rebuild it")
+    parser.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(validate_twilio_signature=False)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    embedder = make_embedder(settings)
+    client = open_client(settings.chroma_url, settings.chroma_path)
+    if args.reset and not args.dry_run:
+        if settings.chroma_collection in [c.name for c in client.list_collections()]:
+            client.delete_collection(settings.chroma_collection)
+    index = KnowledgeIndex(client, settings.chroma_collection, embedder.embedder_id)
+    report = ingest(
+        args.paths, index, embedder, exclude=tuple(args.exclude), prune=args.prune,
+        dry_run=args.dry_run, show_progress=not args.quiet,
+    )
+    print(("DRY RUN, nothing changed\n" if args.dry_run else "") + report.summary())
+    print(f"index now holds {index.count()} chunks ({embedder.embedder_id})")
+    return 1 if report.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
