@@ -1,0 +1,156 @@
+"""Fixtures: real servers on loopback (MongoDB-protocol, fake Twilio, fake OpenAI), a real Chroma
+index built with the real embedder from the bundled sample knowledge base, and the app."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rag.answer import Assistant  # noqa: E402
+from rag.embed import E5Embeddings  # noqa: E402
+from rag.ingest import ingest  # noqa: E402
+from rag.retrieve import Retriever  # noqa: E402
+from rag.store import open_index  # noqa: E402
+from scripts import embedded_mongo  # noqa: E402
+from scripts.chat import twilio_form  # noqa: E402
+from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
+from webapp import create_app  # noqa: E402
+from webapp.config import Settings, load_settings  # noqa: E402
+from webapp.whatsapp.outbound import make_sender  # noqa: E402
+from webapp.worker import ReplyWorker  # noqa: E402
+
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+ADMIN_TOKEN = "test-admin-token-9876543210"
+SENDER = "whatsapp:+14155238886"
+WEBHOOK = "/api/v1/whatsapp/webhook"
+
+# The suite must not pick up a developer's own configuration.
+for _name in Settings.model_fields:
+    os.environ.pop(_name.upper(), None)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mongo_base_uri(tmp_path_factory) -> str:
+    """One MongoDB-protocol server (SecantusDB) for the session; each test gets its own database."""
+    port = free_port()
+    data = tmp_path_factory.mktemp("mongo")
+    process = embedded_mongo.start(port, data / "db", data / "server.log")
+    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    embedded_mongo.wait_until_up(uri, process)
+    yield f"mongodb://127.0.0.1:{port}"
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def mongodb_uri(mongo_base_uri) -> str:
+    return f"{mongo_base_uri}/t_{uuid.uuid4().hex[:12]}?directConnection=true"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> E5Embeddings:
+    return E5Embeddings(threads=2)
+
+
+@pytest.fixture(scope="session")
+def sample_index_path(tmp_path_factory, embedder) -> Path:
+    """A Chroma folder holding the bundled sample knowledge base, built once per session."""
+    path = tmp_path_factory.mktemp("chroma")
+    settings = load_settings(_env_file=None, validate_twilio_signature=False, chroma_path=path)
+    ingest([ROOT / "sample_kb"], open_index(settings, embedder.embedder_id), embedder)
+    return path
+
+
+@pytest.fixture
+def fake_twilio():
+    with FakeTwilio(ACCOUNT_SID, AUTH_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def settings_overrides(mongodb_uri, sample_index_path, fake_twilio) -> dict:
+    """Settings for one test; tests adjust them before the `settings` fixture is first used."""
+    return dict(
+        _env_file=None,
+        mongodb_uri=mongodb_uri,
+        chroma_path=sample_index_path,
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_whatsapp_from=SENDER,
+        twilio_api_base=fake_twilio.base_url,
+        twilio_timeout_seconds=5,
+        admin_token=ADMIN_TOKEN,
+        company_name="Fibra Clara",
+        worker_poll_seconds=0.05,
+    )
+
+
+@pytest.fixture
+def settings(settings_overrides) -> Settings:
+    return load_settings(**settings_overrides)
+
+
+@pytest.fixture
+def app(settings):
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    yield app
+    store = app.extensions["whatsapp_assistant"].store
+    store.client.drop_database(store.db.name)
+    store.client.drop_database(f"{store.db.name}_ratelimits")
+    store.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def store(app):
+    return app.extensions["whatsapp_assistant"].store
+
+
+def make_assistant(settings: Settings, embedder) -> Assistant:
+    """The real assistant, sharing the session's embedder (the model loads once per process)."""
+    from rag.answer import make_chat_model
+
+    index = open_index(settings, embedder.embedder_id)
+    retriever = Retriever(index, embedder, settings.retrieval_k, settings.relevance_threshold)
+    return Assistant(retriever, make_chat_model(settings), settings.company_name)
+
+
+@pytest.fixture
+def worker(app, settings, embedder) -> ReplyWorker:
+    store = app.extensions["whatsapp_assistant"].store
+    return ReplyWorker(store, make_assistant(settings, embedder), make_sender(settings), settings)
+
+
+def signed_post(client, form: dict, signed_url: str = "http://localhost" + WEBHOOK, token: str = AUTH_TOKEN):
+    """POST a form to the webhook, signed as Twilio signs it (for `signed_url`, with `token`)."""
+    signature = RequestValidator(token).compute_signature(signed_url, form)
+    return client.post(WEBHOOK, data=form, headers={"X-Twilio-Signature": signature})
+
+
+def inbound_form(body: str, sender: str = "whatsapp:+34600111222", **extra) -> dict:
+    """A webhook form as Twilio sends it (the same builder scripts/chat.py uses)."""
+    return {**twilio_form(sender, SENDER, body, "Ana", ACCOUNT_SID), **extra}
