@@ -24,7 +24,7 @@ def test_signed_message_gets_one_grounded_reply(client, store, worker, fake_twil
     assert "32 €" in sent[0]["body"]
     assert fake_twilio.contract_violations == []
     reply = store.messages.collection.find_one({"direction": "outbound"})
-    assert reply["status"] == "queued"  # what Twilio answered; delivery callbacks come later
+    assert reply["status"] == "queued"  # Twilio's word for accepted; delivery callbacks come later
     assert reply["twilio_sid"] == sent[0]["sid"]
     assert "planes-y-precios.md" in reply["sources"]
     assert store.messages.collection.find_one({"direction": "inbound"})["status"] == "answered"

@@ -110,7 +110,7 @@ class ReplyWorker:
                 failed_reply = message["reply_to"]
 
     def send(self, message: dict) -> str:
-        self.store.messages.record_send(message["_id"], "sending", utcnow())
+        self.store.messages.record_send(message["_id"], "submitting", utcnow())
         to = f"whatsapp:+{message['wa_id']}"
         try:
             result = self.sender.send(to, message["body"])

@@ -1,7 +1,9 @@
 """`messages`: every message of every conversation, both directions, with Twilio SIDs and status.
 
 Inbound:  received → answered | rate_limited
-Outbound: queued → sending → sent | dry_run | failed
+Outbound: pending → submitting → then Twilio's own status words (queued, sent, delivered, read,
+          undelivered, failed), or dry_run; `failed` also when Twilio refused the request.
+          `pending` and `submitting` are ours alone, so a Twilio status never reads as "not sent".
 
 `dedup_key` is unique: `in:<MessageSid>` makes a repeated webhook a no-op, and
 `reply:<first inbound id>:<part>` makes re-queueing the same reply after a crash a no-op.
@@ -16,7 +18,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 DUPLICATE_KEY = 11000
-OPEN_OUTBOUND = ("queued", "sending")
+OPEN_OUTBOUND = ("pending", "submitting")
 
 
 class Messages:
@@ -79,7 +81,7 @@ class Messages:
                 "part": number,
                 "parts": len(parts),
                 "body": body,
-                "status": "queued",
+                "status": "pending",
                 "reply_to": reply_to,
                 "created_at": now,
                 "updated_at": now,

@@ -65,7 +65,7 @@ def send_test():
     now = datetime.now(timezone.utc)
     message_id = app.store.messages.insert_outbound(
         {"dedup_key": f"test:{now.timestamp()}:{to}", "kind": "test", "wa_id": to.removeprefix("whatsapp:+"),
-         "body": text, "status": "sending", "created_at": now, "updated_at": now}
+         "body": text, "status": "submitting", "created_at": now, "updated_at": now}
     )
     try:
         result = app.sender.send(to, text)

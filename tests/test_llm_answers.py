@@ -1,0 +1,113 @@
+"""The OpenAI path, against a local OpenAI-compatible fake that records every prompt."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import inbound_form, signed_post
+from tests.fakes.fake_openai import FakeOpenAI
+
+LONG_SENTENCES = [
+    "La fibra de 600 Mb cuesta 32 € al mes e incluye el router Wi-Fi 6 sin coste adicional.",
+    "¿Necesitas más velocidad? La fibra de 1 Gb cuesta 39 € al mes y es simétrica.",
+    "La instalación es gratuita y un técnico te visita en un plazo medio de cinco días laborables.",
+    "¡Recuerda que puedes cambiar de tarifa desde la app cuando quieras, sin coste!",
+]
+
+
+def long_answer(chars: int = 5000) -> str:
+    paragraphs, total, i = [], 0, 0
+    while total < chars:
+        paragraph = " ".join(LONG_SENTENCES[(i + j) % len(LONG_SENTENCES)] for j in range(3))
+        paragraphs.append(f"**Punto {i + 1}.** {paragraph}")
+        total += len(paragraphs[-1]) + 2
+        i += 1
+    return "\n\n".join(paragraphs)
+
+
+@pytest.fixture
+def fake_openai():
+    with FakeOpenAI(reply="La fibra de 600 Mb cuesta **32 €** al mes.", api_key="sk-test") as server:
+        yield server
+
+
+@pytest.fixture
+def settings_overrides(settings_overrides, fake_openai):
+    return dict(settings_overrides, openai_api_key="sk-test", openai_base_url=fake_openai.api_base,
+                openai_model="gpt-test", openai_timeout_seconds=3)
+
+
+def test_reply_is_generated_from_retrieved_passages_and_history(client, worker, fake_twilio, fake_openai):
+    signed_post(client, inbound_form("cuánto cuesta la fibra de 300?"))
+    worker.run_until_idle()
+    signed_post(client, inbound_form("¿y la de 600?"))
+    worker.run_until_idle()
+
+    sent = fake_twilio.sent_messages()
+    assert [m["body"] for m in sent] == ["La fibra de 600 Mb cuesta *32 €* al mes."] * 2  # Markdown → WhatsApp
+    messages = fake_openai.chat_requests()[-1]
+    assert fake_openai.requests[-1]["model"] == "gpt-test"
+    system, *turns, last = messages
+    assert system["role"] == "system" and "Fibra Clara" in system["content"]
+    assert "cuánto cuesta la fibra de 300" not in system["content"]
+    # earlier turns travel as user/assistant messages
+    assert [t["role"] for t in turns] == ["user", "assistant"]
+    assert turns[0]["content"] == "cuánto cuesta la fibra de 300?"
+    # passages and the question are data in the last user message
+    assert last["role"] == "user"
+    assert "<passages>" in last["content"] and "Fibra 600 Mb" in last["content"]
+    assert last["content"].rstrip().endswith("¿y la de 600?\n</customer_message>")
+
+
+def test_five_thousand_character_answer_is_capped_and_split_in_order(client, store, worker, fake_twilio, fake_openai):
+    fake_openai.reply = long_answer(5000)
+    signed_post(client, inbound_form("explícame todas las tarifas de fibra con detalle"))
+    worker.run_until_idle()
+
+    sent = fake_twilio.sent_messages()
+    assert len(sent) == 3
+    assert all(len(m["body"]) <= 1600 for m in sent)
+    assert sum(len(m["body"]) for m in sent) <= 4000
+    assert sent[0]["body"].startswith("*Punto 1.*")
+    numbers = [int(n) for m in sent for n in re.findall(r"\*Punto (\d+)\.\*", m["body"])]
+    assert numbers == sorted(numbers) and numbers[0] == 1
+    parts = list(store.messages.collection.find({"direction": "outbound"}).sort("part", 1))
+    assert [p["part"] for p in parts] == [0, 1, 2] and all(p["parts"] == 3 for p in parts)
+    assert [p["twilio_sid"] for p in parts] == [m["sid"] for m in sent]
+    assert fake_twilio.contract_violations == []
+
+
+def test_customers_never_see_each_others_history(client, worker, fake_openai):
+    signed_post(client, inbound_form("me llamo Ana García y quiero la fibra de 1 Gb", sender="whatsapp:+34600000001"))
+    signed_post(client, inbound_form("hola, ¿qué me dijiste antes?", sender="whatsapp:+34600000002"))
+    worker.run_until_idle()
+    signed_post(client, inbound_form("¿y el router?", sender="whatsapp:+34600000002"))
+    worker.run_until_idle()
+
+    prompts_for_luis = [
+        " ".join(m["content"] for m in request)
+        for request in fake_openai.chat_requests()
+        if "qué me dijiste antes" in " ".join(m["content"] for m in request)
+    ]
+    assert len(prompts_for_luis) == 2
+    assert all("Ana" not in prompt and "1 Gb y" not in prompt for prompt in prompts_for_luis)
+
+
+def test_llm_failure_gets_an_honest_fallback_not_silence(client, store, worker, fake_twilio, fake_openai):
+    fake_openai.fail_next(500, times=5)
+    signed_post(client, inbound_form("cuánto cuesta la fibra de 600?"))
+    worker.run_until_idle()
+
+    (sent,) = fake_twilio.sent_messages()
+    assert "no puedo responder" in sent["body"]
+    assert store.messages.collection.find_one({"direction": "outbound"})["outcome"] == "error"
+
+
+def test_nothing_relevant_means_i_dont_know_without_calling_the_model(client, worker, fake_twilio, fake_openai):
+    worker.assistant.retriever.threshold = 0.99  # nothing in the index is this close
+    signed_post(client, inbound_form("cuál es la capital de Mongolia"))
+    worker.run_until_idle()
+
+    assert fake_openai.chat_requests() == []
+    assert "no tengo esa información" in fake_twilio.sent_messages()[0]["body"]
