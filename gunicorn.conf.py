@@ -12,3 +12,10 @@ accesslog = "-"
 errorlog = "-"
 # gunicorn 27 opens ~/.gunicorn/gunicorn.ctl by default; containers and tests need no such socket.
 control_socket_disable = True
+
+
+def worker_exit(server, worker):
+    """Close the app's MongoDB clients before interpreter shutdown would collect them noisily."""
+    app = getattr(worker, "wsgi", None)
+    if app is not None and "whatsapp_assistant" in getattr(app, "extensions", {}):
+        app.extensions["whatsapp_assistant"].close()

@@ -55,10 +55,12 @@ def ingest(
     dry_run: bool = False,
     show_progress: bool = False,
 ) -> IngestReport:
+    if prune and any(not path.is_dir() for path in paths):
+        raise ValueError("prune needs folders: with a single file, every other document would count as deleted")
     started = time.perf_counter()
     report = IngestReport()
     indexed = index.ids_by_source()
-    files = find_files(paths, exclude)
+    files, report.failures = find_files(paths, exclude)
     bar = tqdm(files, unit="file", disable=not show_progress, desc="ingest")
     for file in bar:
         try:

@@ -1,12 +1,13 @@
 """Load: turn files and folders into LangChain documents with their source metadata."""
 from __future__ import annotations
 
-import hashlib
 import warnings
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 
 import frontmatter
+from bs4 import UnicodeDammit
 from langchain_core.documents import Document
 
 with warnings.catch_warnings():
@@ -30,9 +31,6 @@ class SourceFile:
     path: Path
     source: str
 
-    def content_hash(self) -> str:
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
-
 
 @dataclass
 class LoadFailure:
@@ -46,20 +44,32 @@ class LoadedFile:
     documents: list[Document] = field(default_factory=list)
 
 
-def find_files(paths: list[Path], exclude: tuple[str, ...] = ()) -> list[SourceFile]:
-    """Expand files and folders (recursively) into supported files, sorted, each named relative
-    to the folder it was found under (a file given directly is named by its file name)."""
+def find_files(paths: list[Path], exclude: tuple[str, ...] = ()) -> tuple[list[SourceFile], list[LoadFailure]]:
+    """Expand files and folders (recursively) into supported files, each named relative to the
+    folder it was found under (a file given directly by its file name). Two files that would
+    get the same name are a failure, not a silent overwrite."""
     found: dict[str, SourceFile] = {}
+    clashes: list[LoadFailure] = []
     for root in paths:
         if root.is_dir():
             candidates = [(p, p.relative_to(root).as_posix()) for p in sorted(root.rglob("*"))]
         else:
             candidates = [(root, root.name)]
         for path, source in candidates:
-            if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES:
-                if not any(Path(source).match(pattern) for pattern in exclude):
-                    found.setdefault(source, SourceFile(path=path, source=source))
-    return list(found.values())
+            if not path.is_file() or path.suffix.lower() not in SUPPORTED_SUFFIXES or excluded(source, exclude):
+                continue
+            if source in found:
+                clashes.append(LoadFailure(source, f"{path} has the same name as {found[source].path}: "
+                                                   "ingest the folders separately or rename one"))
+            else:
+                found[source] = SourceFile(path=path, source=source)
+    return list(found.values()), clashes
+
+
+def excluded(source: str, patterns: tuple[str, ...]) -> bool:
+    """A glob matches the relative path (`*` crosses folders: `drafts/*`) or the file name (`*.pdf`)."""
+    name = source.rsplit("/", 1)[-1]
+    return any(fnmatch(source, pattern) or fnmatch(name, pattern) for pattern in patterns)
 
 
 def load_file(file: SourceFile) -> LoadedFile:
@@ -69,13 +79,26 @@ def load_file(file: SourceFile) -> LoadedFile:
         documents = _load_text(file.path)
     elif suffix == ".pdf":
         documents = PyPDFLoader(str(file.path)).load()
+        for document in documents:
+            document.metadata["page"] = int(document.metadata.get("page", 0)) + 1  # PyPDFLoader counts from 0
     elif suffix == ".docx":
         documents = Docx2txtLoader(str(file.path)).load()
     else:
-        documents = BSHTMLLoader(str(file.path), bs_kwargs={"features": "html.parser"}).load()
+        documents = _load_html(file.path)
     for document in documents:
         document.metadata = _clean_metadata(document.metadata, file)
-    return LoadedFile(file=file, documents=[d for d in documents if d.page_content.strip()])
+    documents = [d for d in documents if d.page_content.strip()]
+    if not documents:
+        raise ValueError("no text could be extracted (empty, or a scanned PDF without a text layer)")
+    return LoadedFile(file=file, documents=documents)
+
+
+def _load_html(path: Path) -> list[Document]:
+    """HTML in whatever encoding the page declares; block elements stay separate lines."""
+    encoding = UnicodeDammit(path.read_bytes(), is_html=True).original_encoding or "utf-8"
+    loader = BSHTMLLoader(str(path), open_encoding=encoding, bs_kwargs={"features": "html.parser"},
+                          get_text_separator="\n")
+    return loader.load()
 
 
 def _load_text(path: Path) -> list[Document]:
@@ -90,9 +113,7 @@ def _clean_metadata(metadata: dict, file: SourceFile) -> dict:
     """Keep the scalar metadata Chroma can store, with a uniform `source`, `title` and `page`."""
     cleaned = {key: value for key, value in metadata.items() if _is_scalar(value)}
     cleaned["source"] = file.source
-    cleaned["title"] = str(cleaned.get("title") or file.path.stem)
-    if "page" in cleaned:
-        cleaned["page"] = int(cleaned["page"]) + 1  # PyPDFLoader counts pages from 0
+    cleaned["title"] = str(cleaned.get("title") or file.path.stem).strip()
     return cleaned
 
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag.embed import make_embedder  # noqa: E402
 from rag.ingest import ingest  # noqa: E402
-from rag.store import KnowledgeIndex, open_client  # noqa: E402
+from rag.store import EmbedderMismatch, KnowledgeIndex, open_client  # noqa: E402
 from webapp.config import ConfigError, load_settings  # noqa: E402
 
 
@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
+    if args.prune and any(p.is_file() for p in args.paths):
+        print("error: --prune needs folders (with a single file every other document would count as deleted)",
+              file=sys.stderr)
+        return 2
     try:
         settings = load_settings(validate_twilio_signature=False)
     except ConfigError as exc:
@@ -47,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.reset and not args.dry_run:
         if settings.chroma_collection in [c.name for c in client.list_collections()]:
             client.delete_collection(settings.chroma_collection)
-    index = KnowledgeIndex(client, settings.chroma_collection, embedder.embedder_id)
+    try:
+        index = KnowledgeIndex(client, settings.chroma_collection, embedder.embedder_id)
+    except EmbedderMismatch as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     report = ingest(
         args.paths, index, embedder, exclude=tuple(args.exclude), prune=args.prune,
         dry_run=args.dry_run, show_progress=not args.quiet,

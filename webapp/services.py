@@ -35,5 +35,13 @@ class Services:
         return self.limiter.limiter.hit(notice, "notice", wa_id)
 
 
+    def close(self) -> None:
+        """Close database connections while the interpreter is still whole (gunicorn worker exit)."""
+        self.store.close()
+        limiter_client = getattr(self.limiter.storage, "storage", None)  # MongoDB and Redis storages
+        if hasattr(limiter_client, "close"):
+            limiter_client.close()
+
+
 def services() -> Services:
     return current_app.extensions["whatsapp_assistant"]

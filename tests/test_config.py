@@ -1,0 +1,59 @@
+"""Configuration is validated at start-up, names the bad variable, and never shows a secret."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from webapp import create_app
+from webapp.config import ConfigError, load_settings, masked
+
+
+@pytest.mark.parametrize(
+    ("override", "variable"),
+    [
+        ({"twilio_whatsapp_from": "+14155238886"}, "TWILIO_WHATSAPP_FROM"),
+        ({"twilio_account_sid": "ACnothex"}, "TWILIO_ACCOUNT_SID"),
+        ({"twilio_api_base": "api.twilio.com"}, "TWILIO_API_BASE"),
+        ({"mongodb_uri": "localhost:27017"}, "MONGODB_URI"),
+        ({"retrieval_k": 0}, "RETRIEVAL_K"),
+        ({"log_level": "CHATTY"}, "LOG_LEVEL"),
+        ({"twilio_auth_token": ""}, "TWILIO_AUTH_TOKEN"),
+    ],
+)
+def test_a_bad_setting_is_named(override, variable):
+    with pytest.raises(ConfigError, match=variable):
+        load_settings(_env_file=None, **{"twilio_auth_token": "t" * 32, **override})
+
+
+def test_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "from-the-environment-1234")
+    monkeypatch.setenv("RETRIEVAL_K", "7")
+    monkeypatch.setenv("VALIDATE_TWILIO_SIGNATURE", "false")
+
+    settings = load_settings(_env_file=None)
+
+    assert settings.retrieval_k == 7 and settings.validate_twilio_signature is False
+    assert settings.twilio_auth_token.get_secret_value() == "from-the-environment-1234"
+
+
+def test_secrets_never_appear_in_reprs_or_errors():
+    secret = "super-secret-token-value-9876"
+    settings = load_settings(_env_file=None, twilio_auth_token=secret, openai_api_key=secret, admin_token=secret)
+    assert secret not in repr(settings) and secret not in str(settings.model_dump())
+    with pytest.raises(ConfigError) as error:
+        load_settings(_env_file=None, twilio_auth_token=secret, retrieval_k=-1)
+    assert secret not in str(error.value)
+
+
+def test_masked_shows_only_the_last_four():
+    assert masked("abcdefghij1234") == "****1234"
+    assert masked("short") == "****"
+    assert masked("") == ""
+
+
+def test_dry_run_and_disabled_signature_warn_at_every_start(settings_overrides, caplog):
+    with caplog.at_level(logging.WARNING):
+        create_app(load_settings(**dict(settings_overrides, validate_twilio_signature=False, twilio_account_sid="")))
+    assert "VALIDATE_TWILIO_SIGNATURE is off" in caplog.text
+    assert "DRY-RUN" in caplog.text
