@@ -57,3 +57,13 @@ def test_dry_run_and_disabled_signature_warn_at_every_start(settings_overrides, 
         create_app(load_settings(**dict(settings_overrides, validate_twilio_signature=False, twilio_account_sid="")))
     assert "VALIDATE_TWILIO_SIGNATURE is off" in caplog.text
     assert "DRY-RUN" in caplog.text
+
+
+def test_env_example_documents_every_setting():
+    import re
+
+    from tests.conftest import ROOT
+    from webapp.config import Settings
+
+    listed = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), flags=re.MULTILINE))
+    assert {name.upper() for name in Settings.model_fields} <= listed
