@@ -111,7 +111,9 @@ def main() -> int:
             "Stop with Ctrl-C.\n",
             flush=True,
         )
-        signal.signal(signal.SIGTERM, _interrupt)
+        # explicit, because a launcher started in the background inherits an ignored SIGINT
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _interrupt)
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)
         print("a process exited; stopping everything", file=sys.stderr)

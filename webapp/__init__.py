@@ -39,6 +39,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     store.ensure_indexes()
     limiter = Limiter(key_func=get_remote_address)
     limiter.init_app(app)
+    # Connect the shared rate-limit storage now: its client is otherwise created lazily, at worst
+    # during interpreter shutdown, where creating it hangs the exiting gunicorn worker.
+    if not limiter.storage.check():
+        log.warning("the rate-limit storage (%s) does not answer yet", "RATE_LIMIT_STORAGE_URI or MONGODB_URI")
     app.extensions["whatsapp_assistant"] = Services(settings, store, make_sender(settings), limiter)
 
     from webapp.routes import ops, webhook
