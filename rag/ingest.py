@@ -14,7 +14,7 @@ from pathlib import Path
 from langchain_core.embeddings import Embeddings
 from tqdm import tqdm
 
-from rag.load import LoadFailure, find_files, load_file
+from rag.load import EmptyDocument, LoadFailure, find_files, load_file
 from rag.split import split_documents
 from rag.store import KnowledgeIndex
 
@@ -25,6 +25,7 @@ class IngestReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
     failures: list[LoadFailure] = field(default_factory=list)
     chunks_embedded: int = 0
     chunks_removed: int = 0
@@ -37,7 +38,8 @@ class IngestReport:
     def summary(self) -> str:
         lines = [
             f"files: {len(self.added)} added, {len(self.updated)} updated, "
-            f"{len(self.unchanged)} unchanged, {len(self.removed)} removed, {len(self.failures)} failed",
+            f"{len(self.unchanged)} unchanged, {len(self.removed)} removed, {len(self.empty)} empty (skipped), "
+            f"{len(self.failures)} failed",
             f"chunks: {self.chunks_embedded} embedded, {self.chunks_removed} removed "
             f"in {self.seconds:.1f} s ({self.chunks_per_second:.1f} chunks/s)",
         ]
@@ -65,6 +67,9 @@ def ingest(
     for file in bar:
         try:
             chunks = split_documents(load_file(file).documents, file.source)
+        except EmptyDocument:
+            report.empty.append(file.source)
+            chunks = []  # nothing to index now: chunks of an earlier version are stale
         except Exception as exc:  # any unreadable file is reported and skipped, never fatal
             indexed.pop(file.source, None)  # keep its last good chunks rather than prune them
             report.failures.append(LoadFailure(file.source, f"{type(exc).__name__}: {exc}"))
@@ -72,8 +77,9 @@ def ingest(
         existing = indexed.pop(file.source, set())
         new_chunks = [c for c in chunks if c.id not in existing]
         stale = existing - {c.id for c in chunks}
-        bucket = report.added if not existing else report.updated if (new_chunks or stale) else report.unchanged
-        bucket.append(file.source)
+        if chunks:
+            bucket = report.added if not existing else report.updated if (new_chunks or stale) else report.unchanged
+            bucket.append(file.source)
         if not dry_run:
             if new_chunks:
                 index.add(new_chunks, embedder.embed_documents([c.text for c in new_chunks]))

@@ -32,6 +32,10 @@ class SourceFile:
     source: str
 
 
+class EmptyDocument(ValueError):
+    """The file was read but holds no text (only front matter, or a scanned PDF)."""
+
+
 @dataclass
 class LoadFailure:
     source: str
@@ -89,7 +93,7 @@ def load_file(file: SourceFile) -> LoadedFile:
         document.metadata = _clean_metadata(document.metadata, file)
     documents = [d for d in documents if d.page_content.strip()]
     if not documents:
-        raise ValueError("no text could be extracted (empty, or a scanned PDF without a text layer)")
+        raise EmptyDocument("no text (empty, only front matter, or a scanned PDF without a text layer)")
     return LoadedFile(file=file, documents=documents)
 
 

@@ -243,7 +243,7 @@ def test_every_supported_file_is_ingested_and_nothing_else(kb):
     assert sorted(grouped) == KB_SOURCES
     assert all(grouped[source] for source in KB_SOURCES)
     assert report.chunks_embedded == kb["index"].count() == len(kb["spy"].texts)
-    assert report.summary().startswith(f"files: {len(KB_SOURCES)} added, 0 updated, 0 unchanged, 0 removed, 0 failed")
+    assert report.summary().startswith(f"files: {len(KB_SOURCES)} added, 0 updated, 0 unchanged, 0 removed, 0 empty (skipped), 0 failed")
 
 
 @pytest.mark.parametrize(
@@ -371,7 +371,7 @@ def test_script_exits_1_and_names_the_unreadable_files(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "FAILED broken.pdf: " in result.stdout
     assert "FAILED broken.docx: " in result.stdout
-    assert "files: 1 added, 0 updated, 0 unchanged, 0 removed, 2 failed" in result.stdout
+    assert "files: 1 added, 0 updated, 0 unchanged, 0 removed, 0 empty (skipped), 2 failed" in result.stdout
 
 
 def test_script_rejects_a_missing_path(tmp_path):
@@ -517,7 +517,7 @@ def test_index_refuses_another_embedder_and_reset_rebuilds_it(tmp_path, embedder
     # With --reset (and no unreadable file) it rebuilds, exits 0 and prints the summary.
     rebuilt = run_script(str(folder), "--reset", "--exclude", "borradores/*", chroma_path=chroma)
     assert rebuilt.returncode == 0, rebuilt.stderr
-    assert "files: 1 added, 0 updated, 0 unchanged, 0 removed, 0 failed" in rebuilt.stdout
+    assert "files: 1 added, 0 updated, 0 unchanged, 0 removed, 0 empty (skipped), 0 failed" in rebuilt.stdout
     assert "chunks: 1 embedded, 0 removed" in rebuilt.stdout
     assert f"index now holds 1 chunks ({embedder.embedder_id})" in rebuilt.stdout
     index = KnowledgeIndex(open_client(path=chroma), "knowledge", embedder.embedder_id)
@@ -587,6 +587,19 @@ def test_a_file_without_text_is_not_re_added_every_run(tmp_path, embedder):
     ingest([folder], index, embedder)
     again = ingest([folder], index, embedder)
     assert "vacio.md" not in again.added
+    assert again.empty == ["vacio.md"] and again.failures == []
+
+
+def test_a_file_emptied_loses_its_old_chunks(tmp_path, embedder):
+    folder = tmp_path / "kb"
+    page = write(folder / "nota.md", "# Nota\n\nLa oficina abre a las nueve.\n")
+    index = new_index(tmp_path / "chroma", embedder.embedder_id)
+    ingest([folder], index, embedder)
+    assert index.ids_by_source().get("nota.md")
+    page.write_text("---\ntitle: Nota\n---\n")
+    report = ingest([folder], index, embedder)
+    assert report.empty == ["nota.md"] and report.chunks_removed == 1
+    assert "nota.md" not in index.ids_by_source()
 
 
 def test_front_matter_page_is_not_shifted(tmp_path):
