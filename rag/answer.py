@@ -23,6 +23,7 @@ class Answer:
     language: str
     outcome: str  # "answered", "small_talk", "unknown" (nothing relevant found) or "error"
     sources: list[str] = field(default_factory=list)  # best first
+    retrieved: list[Hit] = field(default_factory=list, repr=False)  # top-k considered, best first
 
 
 class Assistant:
@@ -39,14 +40,16 @@ class Assistant:
         if kind:
             return Answer(phrase(kind, language, company=self.company), language, "small_talk")
         try:
-            passages = self.retriever.retrieve(question, history)
+            retrieved = self.retriever.search(question, history)
+            passages = self.retriever.relevant(retrieved)
             if not passages:
-                return Answer(phrase("dont_know", language), language, "unknown")
+                return Answer(phrase("dont_know", language), language, "unknown", retrieved=retrieved)
             text = self._generate(question, history, passages, language)
         except Exception:
             log.exception("answering failed")
             return Answer(phrase("error", language), language, "error")
-        return Answer(text, language, "answered", list(dict.fromkeys(p.source for p in passages)))
+        sources = list(dict.fromkeys(p.source for p in passages))
+        return Answer(text, language, "answered", sources, retrieved)
 
     def _language(self, question: str, history: list[Turn]) -> str:
         """The customer's language; a too-short message keeps the language of their earlier ones."""

@@ -32,6 +32,9 @@ class Retriever:
         self.k = k
         self.threshold = threshold
 
-    def retrieve(self, question: str, history: list[Turn] = ()) -> list[Hit]:
-        vector = self.embedder.embed_query(search_text(question, list(history)))
-        return [hit for hit in self.index.query(vector, self.k) if hit.score >= self.threshold]
+    def search(self, question: str, history: list[Turn] = ()) -> list[Hit]:
+        """The top-k chunks, best first, relevant or not."""
+        return self.index.query(self.embedder.embed_query(search_text(question, list(history))), self.k)
+
+    def relevant(self, hits: list[Hit]) -> list[Hit]:
+        return [hit for hit in hits if hit.score >= self.threshold]

@@ -1,0 +1,134 @@
+"""Measure retrieval and answer quality on a question set, through the assistant the worker uses.
+
+    python scripts/eval_rag.py --docs DIR --qa FILE.jsonl --index DIR [--k 5] [--json]
+
+Ingests DIR into the index folder (incremental: an up-to-date index is reused), then asks every
+question (with its `history` as earlier customer turns) and prints Recall@1/3/5, MRR, answer
+accuracy, refusal accuracy, false refusal rate and latency. Format of FILE.jsonl: eval/README.md.
+Uses the configured answer mode: the LLM when OPENAI_API_KEY is set, else offline.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rag.answer import Assistant, make_chat_model  # noqa: E402
+from rag.embed import make_embedder  # noqa: E402
+from rag.ingest import ingest  # noqa: E402
+from rag.retrieve import Retriever, Turn  # noqa: E402
+from rag.store import open_index  # noqa: E402
+from webapp.config import ConfigError, load_settings  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Result:
+    kind: str
+    answerable: bool
+    rank: int | None  # 1-based rank of the first chunk from a gold source, None if not in top k
+    correct: bool  # answerable: every keyword present; unanswerable: the bot said it does not know
+    refused: bool
+    seconds: float
+
+
+def normalise(text: str) -> str:
+    """Lower case, no accents, no thousands separators ("1.600" / "1,600" → "1600")."""
+    plain = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
+    return re.sub(r"(?<=\d)[.,](?=\d{3}\b)", "", plain)
+
+
+def has_keywords(answer: str, keywords: list[str]) -> bool:
+    text = normalise(answer)
+    return all(any(normalise(option) in text for option in keyword.split("|")) for keyword in keywords)
+
+
+def evaluate(assistant: Assistant, question: dict) -> Result:
+    history = [Turn("user", text) for text in question.get("history", [])]
+    started = time.perf_counter()
+    answer = assistant.answer(question["question"], history)
+    seconds = time.perf_counter() - started
+    gold = set(question["gold_sources"])
+    rank = next((i for i, hit in enumerate(answer.retrieved, 1) if hit.source in gold), None)
+    refused = answer.outcome == "unknown"
+    correct = (not refused and has_keywords(answer.text, question["answer_keywords"])) if gold else refused
+    return Result(question.get("kind", ""), bool(gold), rank, correct, refused, seconds)
+
+
+def summarise(results: list[Result]) -> dict:
+    answerable = [r for r in results if r.answerable]
+    unanswerable = [r for r in results if not r.answerable]
+
+    def share(items, predicate) -> float:
+        return round(sum(1 for r in items if predicate(r)) / len(items), 3) if items else 0.0
+
+    millis = sorted(r.seconds * 1000 for r in results)
+    return {
+        "n": len(results),
+        "recall_at_1": share(answerable, lambda r: r.rank is not None and r.rank <= 1),
+        "recall_at_3": share(answerable, lambda r: r.rank is not None and r.rank <= 3),
+        "recall_at_5": share(answerable, lambda r: r.rank is not None and r.rank <= 5),
+        "mrr": round(sum(1 / r.rank for r in answerable if r.rank) / len(answerable), 3) if answerable else 0.0,
+        "answer_accuracy": share(answerable, lambda r: r.correct),
+        "refusal_accuracy": share(unanswerable, lambda r: r.correct),
+        "false_refusal_rate": share(answerable, lambda r: r.refused),
+        "p50_ms": round(statistics.median(millis), 1) if millis else 0.0,
+        "p95_ms": round(millis[max(0, int(len(millis) * 0.95) - 1)], 1) if millis else 0.0,
+    }
+
+
+def by_kind(results: list[Result]) -> dict[str, dict]:
+    kinds = sorted({r.kind for r in results})
+    return {kind: summarise([r for r in results if r.kind == kind]) for kind in kinds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=Path, required=True, help="folder of documents")
+    parser.add_argument("--qa", type=Path, required=True, help="question set (JSONL)")
+    parser.add_argument("--index", type=Path, required=True, help="Chroma folder to build or reuse")
+    parser.add_argument("--k", type=int, default=5, help="passages retrieved per question")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    for path in (args.docs, args.qa):
+        if not path.exists():
+            print(f"error: no such file or folder: {path}", file=sys.stderr)
+            return 2
+    try:
+        settings = load_settings(validate_twilio_signature=False, chroma_path=args.index, chroma_url="")
+        questions = [json.loads(line) for line in args.qa.read_text().splitlines() if line.strip()]
+    except (ConfigError, json.JSONDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    embedder = make_embedder(settings)
+    index = open_index(settings, embedder.embedder_id)
+    report = ingest([args.docs], index, embedder, show_progress=not args.json)
+    if not args.json:
+        print(report.summary())
+    assistant = Assistant(
+        Retriever(index, embedder, args.k, settings.relevance_threshold), make_chat_model(settings),
+        settings.company_name,
+    )
+    results = [evaluate(assistant, question) for question in questions]
+    summary = summarise(results)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    for name, value in summary.items():
+        print(f"{name:>20}: {value}")
+    print("\nby kind:")
+    for kind, figures in by_kind(results).items():
+        print(f"  {kind:<14} n={figures['n']:<3} R@5={figures['recall_at_5']:.2f} MRR={figures['mrr']:.2f} "
+              f"answer={figures['answer_accuracy']:.2f} refusal={figures['refusal_accuracy']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
