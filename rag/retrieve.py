@@ -8,6 +8,7 @@ from langchain_core.embeddings import Embeddings
 from rag.store import Hit, KnowledgeIndex
 
 FOLLOW_UP_MAX_WORDS = 8
+CANDIDATES_PER_RESULT = 4
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,13 @@ class Retriever:
         self.threshold = threshold
 
     def search(self, question: str, history: list[Turn] = ()) -> list[Hit]:
-        """The top-k chunks, best first, relevant or not."""
-        return self.index.query(self.embedder.embed_query(search_text(question, list(history))), self.k)
+        """The best chunk of each of the k best documents, best first, relevant or not. Several
+        chunks of one page would crowd out other pages that may hold the answer."""
+        vector = self.embedder.embed_query(search_text(question, list(history)))
+        best_per_source: dict[str, Hit] = {}
+        for hit in self.index.query(vector, self.k * CANDIDATES_PER_RESULT):
+            best_per_source.setdefault(hit.source, hit)
+        return list(best_per_source.values())[: self.k]
 
     def relevant(self, hits: list[Hit]) -> list[Hit]:
         return [hit for hit in hits if hit.score >= self.threshold]

@@ -34,18 +34,25 @@ def split_documents(documents: list[Document], source: str) -> list[Chunk]:
     for document in documents:
         sections = by_heading.split_text(document.page_content) if _is_markdown(source) else [document]
         for section in sections:
-            heading_path = " > ".join(section.metadata[key] for _, key in HEADERS if key in section.metadata)
+            headings = [section.metadata[key] for _, key in HEADERS if key in section.metadata]
             for piece in by_size.split_text(section.page_content):
-                text = piece.strip()
-                if not text:
+                if not piece.strip():
                     continue
+                text = with_context(piece.strip(), [document.metadata.get("title", ""), *headings])
                 digest = hashlib.sha256(text.encode()).hexdigest()[:16]
                 occurrence = seen.get(digest, 0)
                 seen[digest] = occurrence + 1
-                metadata = dict(document.metadata, headings=heading_path)
+                metadata = dict(document.metadata, headings=" > ".join(headings))
                 chunk_id = f"{source}#{digest}" + (f"-{occurrence}" if occurrence else "")
                 chunks.append(Chunk(id=chunk_id, text=text, metadata=metadata))
     return chunks
+
+
+def with_context(text: str, context: list[str]) -> str:
+    """Prefix a chunk with the title and headings it sits under (those not already in it): a
+    chunk deep in a page still says what it is about, for the embedder and for the reader."""
+    missing = list(dict.fromkeys(c for c in context if c and c not in text))
+    return "\n".join([*missing, text]) if missing else text
 
 
 def _is_markdown(source: str) -> bool:
