@@ -1,0 +1,74 @@
+"""Chroma in server mode (`CHROMA_URL`): the same ingest and retrieval code against a real
+`chroma run` process, as production runs it."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from rag.ingest import ingest
+from rag.retrieve import Retriever
+from rag.store import EmbedderMismatch, open_index
+from tests.conftest import ROOT, free_port
+from webapp.config import load_settings
+
+CHROMA = Path(sys.executable).parent / "chroma"
+
+
+@pytest.fixture(scope="module")
+def chroma_url(tmp_path_factory):
+    if not CHROMA.exists() and not shutil.which("chroma"):
+        pytest.skip("the chroma CLI is not installed")
+    port = free_port()
+    process = subprocess.Popen(
+        [str(CHROMA if CHROMA.exists() else "chroma"), "run", "--path", str(tmp_path_factory.mktemp("chroma-server")),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, ANONYMIZED_TELEMETRY="False"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url + "/api/v2/heartbeat", timeout=1).ok:
+                break
+        except requests.RequestException:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        pytest.fail("chroma run did not answer its heartbeat within 30 s")
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def test_ingest_and_retrieve_through_a_chroma_server(chroma_url, embedder):
+    settings = load_settings(_env_file=None, validate_twilio_signature=False, chroma_url=chroma_url,
+                             chroma_collection="server-mode")
+    index = open_index(settings, embedder.embedder_id)
+
+    first = ingest([ROOT / "sample_kb"], index, embedder)
+    again = ingest([ROOT / "sample_kb"], index, embedder)
+
+    assert first.failures == [] and len(first.added) == 8 and index.count() == first.chunks_embedded
+    assert again.chunks_embedded == 0 and len(again.unchanged) == 8
+    hits = Retriever(index, embedder, k=3, threshold=0.0).search("¿a qué hora abre el teléfono los domingos?")
+    assert hits[0].source == "atencion-al-cliente.md"
+    # a second client (another process in production) sees the same collection
+    assert open_index(settings, embedder.embedder_id).count() == index.count()
+
+
+def test_server_collection_refuses_another_embedder(chroma_url, embedder):
+    settings = load_settings(_env_file=None, validate_twilio_signature=False, chroma_url=chroma_url,
+                             chroma_collection="server-mismatch")
+    open_index(settings, embedder.embedder_id)
+    with pytest.raises(EmbedderMismatch, match="re-ingest"):
+        open_index(settings, "openai:text-embedding-3-small")
