@@ -41,7 +41,7 @@ class Result:
 
 def normalise(text: str) -> str:
     """Lower case, no accents, no thousands separators ("1.600" / "1,600" → "1600")."""
-    plain = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
     return re.sub(r"(?<=\d)[.,](?=\d{3}\b)", "", plain)
 
 
