@@ -93,6 +93,7 @@ def test_same_message_sid_twice_is_answered_once(client, store, worker, fake_twi
 
     assert store.messages.collection.count_documents({"direction": "inbound"}) == 1
     assert len(fake_twilio.sent_messages()) == 1
+    assert store.sessions.collection.find_one()["inbound_count"] == 1  # retries do not count
 
 
 def test_two_customers_never_share_history(client, store, worker, fake_twilio):

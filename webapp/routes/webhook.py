@@ -35,7 +35,6 @@ def receive():
     now = datetime.now(timezone.utc)
     session = app.store.sessions.get_or_create(inbound.wa_id, now)
     conversation_id = session["conversation_id"]
-    app.store.sessions.touch(inbound.wa_id, now, inbound.profile_name)
     message_id = app.store.messages.insert_inbound(
         {
             "twilio_sid": inbound.message_sid,
@@ -51,6 +50,7 @@ def receive():
     if message_id is None:
         log.info("duplicate webhook for %s ignored", inbound.message_sid)
         return _twiml_ok()
+    app.store.sessions.touch(inbound.wa_id, now, inbound.profile_name)
 
     broken = app.hit_customer_limit(inbound.wa_id)
     if broken is not None:
