@@ -19,6 +19,7 @@ from webapp.config import ConfigError, load_settings, masked
         ({"retrieval_k": 0}, "RETRIEVAL_K"),
         ({"log_level": "CHATTY"}, "LOG_LEVEL"),
         ({"twilio_auth_token": ""}, "TWILIO_AUTH_TOKEN"),
+        ({"rate_limit_per_wa_id": "lots per minute"}, "RATE_LIMIT_PER_WA_ID"),
     ],
 )
 def test_a_bad_setting_is_named(override, variable):

@@ -95,6 +95,17 @@ class Settings(BaseSettings):
             raise ValueError("must be a URI such as mongodb://host:27017/db")
         return value
 
+    @field_validator("rate_limit_per_wa_id")
+    @classmethod
+    def _rate_limits(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError("must be flask-limiter limits such as '10 per minute;60 per hour'") from None
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:

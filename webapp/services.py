@@ -1,7 +1,7 @@
 """What the routes use, built once per app in `create_app` and reached through `services()`."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 from flask_limiter import Limiter
@@ -18,13 +18,14 @@ class Services:
     store: Store
     sender: TwilioSender | DryRunSender
     limiter: Limiter
+    customer_limits: list[RateLimitItem] = field(init=False)
 
-    def customer_limits(self) -> list[RateLimitItem]:
-        return parse_many(self.settings.rate_limit_per_wa_id)
+    def __post_init__(self) -> None:
+        self.customer_limits = parse_many(self.settings.rate_limit_per_wa_id)
 
     def hit_customer_limit(self, wa_id: str) -> RateLimitItem | None:
         """Count one message against the customer's limits; the limit it broke, if any."""
-        for item in self.customer_limits():
+        for item in self.customer_limits:
             if not self.limiter.limiter.hit(item, "wa_id", wa_id):
                 return item
         return None
@@ -33,7 +34,6 @@ class Services:
         """At most one rate-limit notice per window of the limit that was broken."""
         notice = type(broken)(1, broken.multiples, namespace="notice")
         return self.limiter.limiter.hit(notice, "notice", wa_id)
-
 
     def close(self) -> None:
         """Close database connections while the interpreter is still whole (gunicorn worker exit)."""
