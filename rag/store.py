@@ -88,8 +88,6 @@ class KnowledgeIndex:
             self._collection.delete(ids=ids[start : start + MAX_BATCH])
 
     def query(self, vector: list[float], k: int) -> list[Hit]:
-        if k <= 0 or self.count() == 0:
-            return []
         result = self._collection.query(
             query_embeddings=[vector], n_results=k, include=["documents", "metadatas", "distances"]
         )

@@ -97,6 +97,8 @@ class ReplyWorker:
     def send_open_replies(self, job: dict) -> None:
         """Send the conversation's queued parts in order; a failed part fails the rest of its reply."""
         open_replies = self.store.messages.open_outbound(job["_id"])
+        if not open_replies:
+            return
         # Queued means answered, even if the attempt that queued it died before saying so.
         self.store.messages.mark_answered([i for m in open_replies for i in m["reply_to"]], utcnow())
         failed_reply = None
