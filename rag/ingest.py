@@ -66,7 +66,7 @@ def ingest(
     bar = tqdm(files, unit="file", disable=not show_progress, desc="ingest")
     for file in bar:
         try:
-            chunks = split_documents(load_file(file).documents, file.source)
+            chunks = split_documents(load_file(file), file.source)
         except EmptyDocument:
             report.empty.append(file.source)
             chunks = []  # nothing to index now: chunks of an earlier version are stale

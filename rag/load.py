@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -42,12 +42,6 @@ class LoadFailure:
     reason: str
 
 
-@dataclass
-class LoadedFile:
-    file: SourceFile
-    documents: list[Document] = field(default_factory=list)
-
-
 def find_files(paths: list[Path], exclude: tuple[str, ...] = ()) -> tuple[list[SourceFile], list[LoadFailure]]:
     """Expand files and folders (recursively) into supported files, each named relative to the
     folder it was found under (a file given directly by its file name). Two files that would
@@ -76,7 +70,7 @@ def excluded(source: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch(source, pattern) or fnmatch(name, pattern) for pattern in patterns)
 
 
-def load_file(file: SourceFile) -> LoadedFile:
+def load_file(file: SourceFile) -> list[Document]:
     """Read one file into documents (one per PDF page); raises on unreadable input."""
     suffix = file.path.suffix.lower()
     if suffix in TEXT_SUFFIXES:
@@ -94,7 +88,7 @@ def load_file(file: SourceFile) -> LoadedFile:
     documents = [d for d in documents if d.page_content.strip()]
     if not documents:
         raise EmptyDocument("no text (empty, only front matter, or a scanned PDF without a text layer)")
-    return LoadedFile(file=file, documents=documents)
+    return documents
 
 
 def _load_html(path: Path) -> list[Document]:

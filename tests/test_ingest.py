@@ -575,7 +575,7 @@ def test_real_corpus_slice(tmp_path, embedder):
 def test_compact_html_keeps_words_apart(tmp_path):
     page = write(tmp_path / "p.html", "<html><head><title>Precios</title></head><body>"
                  "<h1>Fibra</h1><p>La fibra cuesta treinta euros.</p><ul><li>Router</li><li>Wifi</li></ul></body></html>")
-    (document,) = load_file(SourceFile(page, "p.html")).documents
+    (document,) = load_file(SourceFile(page, "p.html"))
     words = document.page_content.split()
     assert "FibraLa" not in document.page_content and "RouterWifi" not in document.page_content, words
 
@@ -604,7 +604,7 @@ def test_a_file_emptied_loses_its_old_chunks(tmp_path, embedder):
 
 def test_front_matter_page_is_not_shifted(tmp_path):
     note = write(tmp_path / "nota.md", "---\npage: 3\n---\n# Nota\n\nTexto de la nota.\n")
-    (document,) = load_file(SourceFile(note, "nota.md")).documents
+    (document,) = load_file(SourceFile(note, "nota.md"))
     assert document.metadata["page"] == 3
 
 
@@ -627,7 +627,7 @@ def test_html_in_its_declared_encoding(tmp_path):
     page = tmp_path / "latin.html"
     page.write_bytes('<html><head><meta charset="iso-8859-1"><title>Señal</title></head>'
                      '<body><p>Atención al cliente en España</p></body></html>'.encode("latin-1"))
-    (document,) = load_file(SourceFile(page, "latin.html")).documents
+    (document,) = load_file(SourceFile(page, "latin.html"))
     assert "Atención al cliente en España" in document.page_content
 
 

@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Connect the shared rate-limit storage now: its client is otherwise created lazily, at worst
     # during interpreter shutdown, where creating it hangs the exiting gunicorn worker.
     if not limiter.storage.check():
-        log.warning("the rate-limit storage (%s) does not answer yet", "RATE_LIMIT_STORAGE_URI or MONGODB_URI")
+        log.warning("the rate-limit storage (RATE_LIMIT_STORAGE_URI, else MONGODB_URI) does not answer yet")
     app.extensions["whatsapp_assistant"] = Services(settings, store, make_sender(settings), limiter)
 
     from webapp.routes import ops, webhook
