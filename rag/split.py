@@ -35,10 +35,9 @@ def split_documents(documents: list[Document], source: str) -> list[Chunk]:
         sections = by_heading.split_text(document.page_content) if _is_markdown(source) else [document]
         for section in sections:
             headings = [section.metadata[key] for _, key in HEADERS if key in section.metadata]
-            for piece in by_size.split_text(section.page_content):
-                if not piece.strip():
-                    continue
-                text = with_context(piece.strip(), [document.metadata.get("title", ""), *headings])
+            title = document.metadata.get("title", "")
+            for piece in _pieces(by_size, section.page_content, title):
+                text = with_context(piece, [title, *headings])
                 digest = hashlib.sha256(text.encode()).hexdigest()[:16]
                 occurrence = seen.get(digest, 0)
                 seen[digest] = occurrence + 1
@@ -46,6 +45,13 @@ def split_documents(documents: list[Document], source: str) -> list[Chunk]:
                 chunk_id = f"{source}#{digest}" + (f"-{occurrence}" if occurrence else "")
                 chunks.append(Chunk(id=chunk_id, text=text, metadata=metadata))
     return chunks
+
+
+def _pieces(splitter: RecursiveCharacterTextSplitter, text: str, title: str) -> list[str]:
+    """The text cut to size. A title cut off on its own (an FAQ question before an answer too long
+    for one chunk) is no chunk: `with_context` heads each of the other pieces with it."""
+    pieces = [piece.strip() for piece in splitter.split_text(text) if piece.strip()]
+    return [piece for piece in pieces if piece != title] if len(pieces) > 1 else pieces
 
 
 def with_context(text: str, context: list[str]) -> str:

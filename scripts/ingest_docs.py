@@ -2,8 +2,9 @@
 
     python scripts/ingest_docs.py PATH [PATH ...] [--exclude GLOB] [--prune] [--reset] [--dry-run]
 
-Files and folders (recursive): Markdown, text, PDF, DOCX, HTML. Re-running is cheap: only new or
-changed text is embedded. Uses the same settings (CHROMA_PATH / CHROMA_URL, EMBEDDER, …) as the app.
+Files and folders (recursive): Markdown, text, PDF, DOCX, HTML, CSV/TSV (an FAQ table: a chunk per
+question and its answer). Re-running is cheap: only new or changed text is embedded. Uses the same
+settings (CHROMA_PATH / CHROMA_URL, EMBEDDER, …) as the app.
 Exits non-zero when any file could not be read (the others are still ingested).
 """
 from __future__ import annotations

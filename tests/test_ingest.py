@@ -18,6 +18,7 @@ from langchain_core.embeddings import Embeddings
 
 from rag.ingest import ingest
 from rag.load import SourceFile, excluded, load_file
+from rag.split import CHUNK_CHARS, split_documents
 from rag.store import EmbedderMismatch, KnowledgeIndex, open_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,6 +204,17 @@ DOCX_PARAGRAPHS = [
 ]
 
 
+# Excel's "CSV" on Spanish Windows: ';'-separated, cp1252, CRLF. Row 3 is empty and row 4 has no
+# answer (both skipped); a quoted answer holds the separator; a trailing empty cell is harmless.
+FAQ_CSV = """Pregunta;Respuesta;Categoría
+¿Puedo pagar la factura con tarjeta?;Sí, de crédito o débito, desde el área de clientes.;Facturación
+¿Cómo cambio mi correo electrónico?;"Escríbanos desde el área de clientes; el cambio es inmediato.";Cuenta
+;;
+¿Tienen tienda en Cuenca?;;Tiendas
+¿Conservo mi número si vengo de otra compañía?;Sí, la portabilidad es gratuita y tarda un día laborable.;Móvil;
+"""
+
+
 def build_kb(folder: Path) -> Path:
     write(folder / "planes.md", PLANES_MD)
     write(folder / "sub" / "instalacion.md", INSTALACION_MD)
@@ -210,11 +222,13 @@ def build_kb(folder: Path) -> Path:
     write(folder / "roaming.html", ROAMING_HTML)
     (folder / "garantia.pdf").write_bytes(make_pdf(PDF_PAGES))
     make_docx(folder / "contrato.docx", DOCX_PARAGRAPHS)
-    write(folder / "notas.csv", "no,soportado\n")  # unsupported suffix: ignored
+    (folder / "faq.csv").write_bytes(FAQ_CSV.replace("\n", "\r\n").encode("cp1252"))
+    write(folder / "notas.json", '{"no": "soportado"}\n')  # unsupported suffix: ignored
     return folder
 
 
-KB_SOURCES = ["averias.txt", "contrato.docx", "garantia.pdf", "planes.md", "roaming.html", "sub/instalacion.md"]
+KB_SOURCES = ["averias.txt", "contrato.docx", "faq.csv", "garantia.pdf", "planes.md", "roaming.html",
+              "sub/instalacion.md"]
 
 
 @pytest.fixture(scope="module")
@@ -255,6 +269,7 @@ def test_every_supported_file_is_ingested_and_nothing_else(kb):
         ("¿Tiene coste el roaming en la Unión Europea?", "roaming.html"),
         ("¿Cuántos años de garantía tiene el router?", "garantia.pdf"),
         ("¿Cuánto es la penalización si me doy de baja antes de los doce meses?", "contrato.docx"),
+        ("¿Se puede abonar el recibo con una tarjeta de débito?", "faq.csv"),
     ],
 )
 def test_each_format_is_retrievable(kb, embedder, question, source):
@@ -325,6 +340,89 @@ def test_docx_paragraphs(kb):
     assert all(meta["title"] == "contrato" for _, meta in chunks)
 
 
+def test_faq_table_one_chunk_per_answered_row(kb):
+    rows = {meta["row"]: (text, meta) for text, meta in chunks_of(kb, "faq.csv")}
+    assert sorted(rows) == [1, 2, 5]  # numbered as in the sheet: the empty row and the unanswered one skipped
+    text, meta = rows[2]
+    question = "¿Cómo cambio mi correo electrónico?"
+    answer = "Escríbanos desde el área de clientes; el cambio es inmediato."
+    assert text == f"{question}\n{answer}"
+    assert meta["title"] == question
+    assert meta["Categoría"] == "Cuenta"
+    assert [rows[n][1]["Categoría"] for n in (1, 5)] == ["Facturación", "Móvil"]
+    assert all(text.startswith(meta["title"] + "\n") and "Categoría" not in text for text, meta in rows.values())
+
+
+def test_faq_in_utf8_with_bom_and_a_quoted_question(tmp_path):
+    table = tmp_path / "faq.csv"
+    table.write_bytes("\ufeffPREGUNTA ,Respuesta,Categoría\n"
+                      '"¿Cuánto cuesta, al mes, el router?",Nada: va incluido.,Equipos\n'.encode("utf-8"))
+    (document,) = load_file(SourceFile(table, "faq.csv"))
+    assert document.page_content == "¿Cuánto cuesta, al mes, el router?\nNada: va incluido."
+    assert document.metadata == {"Categoría": "Equipos", "title": "¿Cuánto cuesta, al mes, el router?", "row": 1,
+                                 "source": "faq.csv"}
+
+
+@pytest.mark.parametrize("header", ["Q\tA", "Pergunta\tResposta", "QUESTION\tanswer", "Pregúnta\tRespuesta"])
+def test_faq_columns_are_recognised_without_case_or_accents(tmp_path, header):
+    table = write(tmp_path / "faq.tsv", f"{header}\n¿Abren hoy?\tSí, hasta las ocho.\n")
+    (document,) = load_file(SourceFile(table, "faq.tsv"))
+    assert document.page_content == "¿Abren hoy?\nSí, hasta las ocho."
+    assert document.metadata["title"] == "¿Abren hoy?"
+
+
+def test_a_table_without_question_and_answer_columns(tmp_path):
+    table = write(tmp_path / "tarifas.csv",
+                  "Tarifa|Precio|Notas\nFibra 600|30 €|\n\nMóvil ilimitado|20 €|Sin permanencia\n")
+    documents = load_file(SourceFile(table, "tarifas.csv"))
+    assert [d.page_content for d in documents] == [
+        "Tarifa: Fibra 600\nPrecio: 30 €",
+        "Tarifa: Móvil ilimitado\nPrecio: 20 €\nNotas: Sin permanencia",
+    ]
+    assert [(d.metadata["row"], d.metadata["title"]) for d in documents] == [(1, "tarifas"), (3, "tarifas")]
+
+
+def test_tables_without_a_usable_row_count_as_empty(tmp_path, embedder):
+    folder = tmp_path / "kb"
+    write(folder / "vacia.csv", "")
+    write(folder / "cabecera.csv", "pregunta;respuesta;categoría\n")
+    write(folder / "sin-respuestas.csv", "pregunta;respuesta\n¿Abren los domingos?;\n;\n")
+    report = ingest([folder], new_index(tmp_path / "chroma", embedder.embedder_id), embedder, dry_run=True)
+    assert sorted(report.empty) == ["cabecera.csv", "sin-respuestas.csv", "vacia.csv"]
+    assert report.added == report.failures == []
+
+
+def test_a_long_faq_answer_is_split_with_its_question_on_every_piece(tmp_path):
+    question = "¿Qué necesito para darme de alta?"
+    answer = " ".join(f"Paso {n}: suba el documento {n} al área de clientes y espere el aviso." for n in range(1, 40))
+    table = write(tmp_path / "alta.csv", f'pregunta,respuesta\n{question},"{answer}"\n')
+    chunks = split_documents(load_file(SourceFile(table, "alta.csv")), "alta.csv")
+    assert len(chunks) > 1
+    for chunk in chunks:
+        assert chunk.text.startswith(question + "\n") and chunk.text != question
+        assert len(chunk.text) <= len(question) + 1 + CHUNK_CHARS
+    texts = " ".join(chunk.text for chunk in chunks)
+    assert all(f"Paso {n}:" in texts for n in range(1, 40))
+
+
+def test_reordered_faq_rows_are_not_embedded_again(tmp_path, embedder):
+    """Chunk ids hash the text, not the row number: moving rows embeds nothing (so a moved row's
+    stored `row` stays the old number until its text changes)."""
+    rows = ["¿Abren los sábados?;Sí, de diez a dos.", "¿Hay aparcamiento?;Sí, gratuito para clientes."]
+    table = write(tmp_path / "kb" / "faq.csv", "pregunta;respuesta\n" + "\n".join(rows) + "\n")
+    spy = CountingEmbeddings(embedder)
+    index = new_index(tmp_path / "chroma", embedder.embedder_id)
+    ingest([table.parent], index, spy)
+    before = index.ids_by_source()["faq.csv"]
+    assert len(before) == len(spy.texts) == 2
+
+    table.write_text("pregunta;respuesta\n;\n" + "\n".join(reversed(rows)) + "\n", encoding="utf-8")
+    spy.reset()
+    report = ingest([table.parent], index, spy)
+    assert report.unchanged == ["faq.csv"] and spy.texts == []
+    assert index.ids_by_source()["faq.csv"] == before
+
+
 # --------------------------------------------------------------------------- 3. unreadable files
 
 
@@ -332,6 +430,7 @@ def build_broken(folder: Path) -> Path:
     write(folder / "bueno.md", "# Horario\n\nLa tienda abre de lunes a sábado de diez a ocho.\n")
     (folder / "broken.pdf").write_bytes(b"%this is not a pdf\x00\x01\x02" * 20)
     (folder / "broken.docx").write_bytes(b"PK? no, just plain bytes pretending to be Word")
+    (folder / "broken.csv").write_bytes(b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)))  # a workbook renamed
     return folder
 
 
@@ -342,12 +441,22 @@ def test_unreadable_files_are_reported_and_the_rest_ingested(tmp_path, embedder)
 
     assert report.added == ["bueno.md"]
     failures = {f.source: f.reason for f in report.failures}
-    assert sorted(failures) == ["broken.docx", "broken.pdf"]
+    assert sorted(failures) == ["broken.csv", "broken.docx", "broken.pdf"]
     assert all(reason.strip() for reason in failures.values())
     assert "zip" in failures["broken.docx"].lower()
+    assert "binary data, not a CSV text file" in failures["broken.csv"]
     assert set(index.ids_by_source()) == {"bueno.md"}
     assert "FAILED broken.pdf: " in report.summary() and "FAILED broken.docx: " in report.summary()
-    assert "2 failed" in report.summary()
+    assert "3 failed" in report.summary()
+
+
+def test_a_csv_cut_wrong_is_an_error_naming_the_problem(tmp_path):
+    unquoted = write(tmp_path / "a.csv", "pregunta;respuesta\n¿Puedo pagar con tarjeta?;Sí; sin comisión\n")
+    with pytest.raises(ValueError, match="row 1 has 3 cells but the header names 2 columns"):
+        load_file(SourceFile(unquoted, "a.csv"))
+    open_quote = write(tmp_path / "b.csv", 'pregunta;respuesta\n¿Pago?;"Sí, con tarjeta\n¿Otra?;No\n')
+    with pytest.raises(ValueError, match="malformed CSV at line 3: unexpected end of data"):
+        load_file(SourceFile(open_quote, "b.csv"))
 
 
 def test_a_file_that_becomes_unreadable_keeps_its_last_good_chunks(tmp_path, embedder):
@@ -371,7 +480,8 @@ def test_script_exits_1_and_names_the_unreadable_files(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "FAILED broken.pdf: " in result.stdout
     assert "FAILED broken.docx: " in result.stdout
-    assert "files: 1 added, 0 updated, 0 unchanged, 0 removed, 0 empty (skipped), 2 failed" in result.stdout
+    assert "FAILED broken.csv: " in result.stdout
+    assert "files: 1 added, 0 updated, 0 unchanged, 0 removed, 0 empty (skipped), 3 failed" in result.stdout
 
 
 def test_script_rejects_a_missing_path(tmp_path):
