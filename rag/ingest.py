@@ -84,14 +84,17 @@ def ingest(
             if new_chunks:
                 index.add(new_chunks, embedder.embed_documents([c.text for c in new_chunks]))
             index.delete(sorted(stale))
+            if new_chunks or stale:
+                index.mark_changed()
         report.chunks_embedded += len(new_chunks)
         report.chunks_removed += len(stale)
-        bar.set_postfix(chunks=report.chunks_embedded)
+        bar.set_postfix(chunks=report.chunks_embedded, refresh=False)
     if prune:
         for source, ids in sorted(indexed.items()):
             report.removed.append(source)
             report.chunks_removed += len(ids)
             if not dry_run:
                 index.delete(sorted(ids))
+                index.mark_changed()
     report.seconds = time.perf_counter() - started
     return report

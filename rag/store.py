@@ -4,11 +4,13 @@ Both modes go through the same `KnowledgeIndex`; only the client differs.
 """
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import chromadb
+import numpy as np
 from chromadb.config import Settings as ChromaSettings
 
 from rag.split import Chunk
@@ -48,6 +50,7 @@ def open_client(chroma_url: str = "", path: Path | None = None):
 class KnowledgeIndex:
     def __init__(self, client, collection_name: str, embedder_id: str):
         self.embedder_id = embedder_id
+        self._client = client
         self._collection = client.get_or_create_collection(
             collection_name,
             embedding_function=None,
@@ -73,6 +76,29 @@ class KnowledgeIndex:
             grouped.setdefault((metadata or {}).get("source", ""), set()).add(chunk_id)
         return grouped
 
+    def contents(self) -> tuple[list[str], list[str]]:
+        """Every chunk's id and text, for the lexical index."""
+        result = self._collection.get(include=["documents"])
+        return result["ids"], result["documents"]
+
+    def revision(self) -> str:
+        """Changes whenever an ingest changes the index (read fresh: another process ingests)."""
+        metadata = self._client.get_collection(self._collection.name).metadata or {}
+        return str(metadata.get("revision", ""))
+
+    def mark_changed(self) -> None:
+        self._collection.modify(metadata={"embedder": self.embedder_id, "revision": uuid.uuid4().hex})
+
+    def get(self, ids: list[str], vector: list[float]) -> list[Hit]:
+        """The chunks with these ids that still exist, scored against `vector`."""
+        result = self._collection.get(ids=ids, include=["documents", "metadatas", "embeddings"])
+        return [
+            Hit(id=i, text=doc, metadata=meta or {}, score=_cosine(vector, embedding))
+            for i, doc, meta, embedding in zip(
+                result["ids"], result["documents"], result["metadatas"], result["embeddings"]
+            )
+        ]
+
     def add(self, chunks: list[Chunk], vectors: list[list[float]]) -> None:
         for start in range(0, len(chunks), MAX_BATCH):
             batch = chunks[start : start + MAX_BATCH]
@@ -97,6 +123,11 @@ class KnowledgeIndex:
                 result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
             )
         ]
+
+
+def _cosine(a, b) -> float:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def open_index(settings, embedder_id: str) -> KnowledgeIndex:

@@ -1,0 +1,109 @@
+"""Lexical view of the knowledge base: BM25 over the chunks, the corpus vocabulary, and spelling
+correction against it.
+
+Dense retrieval misses exact terms (plan names, "COBRA", "FSA") and is hurt by typos; BM25 with
+stemming catches the terms and the vocabulary tells which words of a question the documents never
+mention. All of it only works in the documents' own language: a question in another language
+shares no words with them, so callers use it only when the question is in `language`.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from functools import lru_cache
+
+import bm25s
+import Stemmer
+from rapidfuzz.distance import DamerauLevenshtein
+from spellchecker import SpellChecker
+
+STEMMER_NAMES = {"es": "spanish", "en": "english", "pt": "portuguese", "fr": "french"}
+STOPWORD_LISTS = {
+    "es": bm25s.stopwords.STOPWORDS_SPANISH,
+    "en": bm25s.stopwords.STOPWORDS_EN,
+    "pt": bm25s.stopwords.STOPWORDS_PORTUGUESE,
+    "fr": bm25s.stopwords.STOPWORDS_FRENCH,
+}
+CHAT_STOPWORDS = {"q", "k", "x", "xq", "pq", "porfa", "hola", "oye", "ok"}  # texting shorthand
+MIN_CORRECTABLE = 5  # shorter words are too ambiguous to correct ("mas", "ley")
+WORD = re.compile(r"\w+")
+
+
+def plain(text: str) -> str:
+    """Lower case without accents: customers rarely type them."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@lru_cache(maxsize=4)
+def _dictionary_stems(language: str) -> frozenset[str]:
+    """Stems of the language's dictionary words (pyspellchecker's list, without accents): a word
+    whose stem is here is a real word in some form ("gustaría", "harían"), not a typo."""
+    try:
+        words = SpellChecker(language=language).word_frequency.dictionary.keys()
+    except ValueError:  # no word list for this language
+        return frozenset()
+    return frozenset(Stemmer.Stemmer(STEMMER_NAMES.get(language, "spanish")).stemWords([plain(w) for w in words]))
+
+
+class LexicalIndex:
+    """BM25 and vocabulary over a snapshot of the chunks (`ids[i]` has text `texts[i]`)."""
+
+    def __init__(self, ids: list[str], texts: list[str], language: str = "es"):
+        self.ids = ids
+        self.language = language
+        self._stemmer = Stemmer.Stemmer(STEMMER_NAMES.get(language, "spanish"))
+        self._stopwords = set(STOPWORD_LISTS.get(language, ())) | CHAT_STOPWORDS
+        self._dictionary_stems = _dictionary_stems(language)
+        words = Counter(w for text in texts for w in WORD.findall(plain(text)))
+        self._frequency = words
+        self._stems = {self._stemmer.stemWord(w) for w in words}
+        self._by_length: dict[int, list[str]] = {}
+        for word in words:
+            self._by_length.setdefault(len(word), []).append(word)
+        self._bm25 = bm25s.BM25()
+        if texts:
+            self._bm25.index([self.terms(text) for text in texts], show_progress=False)
+
+    def terms(self, text: str) -> list[str]:
+        """Stemmed content words."""
+        return [self._stemmer.stemWord(w) for w in WORD.findall(plain(text)) if w not in self._stopwords]
+
+    def search(self, text: str, n: int) -> list[tuple[str, float]]:
+        """Up to n (chunk id, BM25 score) pairs with a positive score, best first."""
+        terms = self.terms(text)
+        if not self.ids or not terms:
+            return []
+        scores = self._bm25.get_scores(terms)
+        best = sorted(range(len(scores)), key=lambda i: -scores[i])[:n]
+        return [(self.ids[i], float(scores[i])) for i in best if scores[i] > 0]
+
+    def knows(self, word: str) -> bool:
+        """The documents use this word in some form ("inscribo" is known from "inscribirse")."""
+        return word in self._frequency or self._stemmer.stemWord(word) in self._stems
+
+    def correct(self, text: str) -> str:
+        """Fix typos of words the documents use ("cosegruo" → "coseguro"). A word is left alone when
+        the documents or the language's dictionary know it, so "carro" never becomes "cargo"."""
+        return WORD.sub(lambda match: self._correct_word(match.group(0)), text)
+
+    def unknown_terms(self, text: str) -> list[str]:
+        """Content words of `text` (after correction) that the documents never use in any form:
+        a question about "mi perro" is about something the knowledge base does not cover."""
+        words = WORD.findall(plain(self.correct(text)))
+        return [w for w in words if len(w) > 3 and not w.isdigit() and w not in self._stopwords and not self.knows(w)]
+
+    def _correct_word(self, word: str) -> str:
+        lowered = plain(word)
+        if (len(lowered) < MIN_CORRECTABLE or lowered.isdigit() or self.knows(lowered)
+                or not self._dictionary_stems or self._stemmer.stemWord(lowered) in self._dictionary_stems):
+            return word
+        limit = 1 if len(lowered) < 10 else 2
+        candidates = [
+            (DamerauLevenshtein.distance(lowered, known, score_cutoff=limit), -self._frequency[known], known)
+            for size in range(len(lowered) - limit, len(lowered) + limit + 1)
+            for known in self._by_length.get(size, ())
+        ]
+        distance, _, best = min(candidates, default=(limit + 1, 0, word))
+        return best if distance <= limit else word

@@ -1,0 +1,147 @@
+"""Retrieval and offline answers: BM25 + dense fusion, typo correction, refusal, key sentences,
+source line, and the lexical index following ingests. Against real Chroma and the real embedder."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from rag import retrieve
+from rag.answer import build_assistant, key_sentences, make_retriever
+from rag.ingest import ingest
+from rag.lexical import LexicalIndex
+from rag.retrieve import fuse
+from rag.store import Hit, open_index
+from webapp.config import load_settings
+
+PRICES = "planes-y-precios.md"
+
+
+@pytest.fixture
+def sample_settings(sample_index_path):
+    return load_settings(_env_file=None, validate_twilio_signature=False, chroma_path=sample_index_path)
+
+
+@pytest.fixture
+def retriever(sample_settings, embedder):
+    return make_retriever(sample_settings, embedder)
+
+
+def hit(source: str, score: float = 0.9) -> Hit:
+    return Hit(id=f"{source}#x", text=source, metadata={"source": source}, score=score)
+
+
+def test_fusion_weights_ranks_of_both_rankers():
+    dense = [hit("a"), hit("b"), hit("c")]
+    lexical = [hit("c"), hit("b")]
+    # b: 2nd in both; c: 3rd dense but 1st lexical, which outweighs a, 1st dense but lexically unfound
+    assert [h.source for h in fuse(dense, lexical, 0.3)] == ["b", "c", "a"]
+    assert [h.source for h in fuse(dense, lexical, 0.0)] == ["a", "b", "c"]
+    assert [h.source for h in fuse(dense, [], 0.3)] == ["a", "b", "c"]
+
+
+def test_typos_are_corrected_against_the_documents_but_real_words_are_kept():
+    lexical = LexicalIndex(["1", "2"], ["El coseguro es un porcentaje.", "La inscripción abierta empieza en noviembre."])
+    assert lexical.correct("q es el cosegruo??") == "q es el coseguro??"
+    assert lexical.correct("cuando empiesa la inscripcion") == "cuando empieza la inscripcion"
+    assert lexical.correct("cuando emp") == "cuando emp"  # too short to guess
+    assert lexical.correct("seguro para mi carro") == "seguro para mi carro"  # a Spanish word, not a typo
+    assert lexical.unknown_terms("seguro para mi perro") == ["seguro", "perro"]
+    assert lexical.unknown_terms("cuándo empieza la inscripcion") == []  # accents and word forms known
+    assert lexical.search("coseguro", 5)[0][0] == "1"
+    assert lexical.search("zzz", 5) == []
+
+
+def test_a_typo_still_finds_the_right_page(retriever):
+    hits = retriever.search("cuanto cuesta la fibar de 600")
+    assert hits[0].source == PRICES
+
+
+def test_english_questions_use_dense_retrieval_alone(retriever, monkeypatch):
+    monkeypatch.setattr(LexicalIndex, "search", lambda *args: pytest.fail("BM25 on an English question"))
+    assert retriever.search("how much does the 600 Mb fibre cost per month?")[0].source == PRICES
+
+
+@pytest.mark.parametrize("question", ["cuánto cuesta asegurar mi perro?", "me pasas una receta de tamales"])
+def test_question_about_something_the_documents_never_mention_is_refused(sample_settings, retriever, question):
+    answer = build_assistant(sample_settings, retriever).answer(question)
+    assert answer.outcome == "unknown"
+    assert max(h.score for h in answer.retrieved) >= retriever.threshold  # a cosine floor alone would answer
+
+
+def test_offline_answer_is_the_relevant_sentences_not_the_whole_chunk(sample_settings, retriever):
+    answer = build_assistant(sample_settings, retriever).answer("cuánto tarda la instalación?")
+    assert answer.outcome == "answered"
+    assert "5 días laborables" in answer.text
+    assert len(answer.text) < len(answer.retrieved[0].text)
+    assert "Fuente" not in answer.text
+
+
+def test_source_line_when_configured(sample_settings, retriever):
+    settings = sample_settings.model_copy(update={"cite_sources": True})
+    answer = build_assistant(settings, retriever).answer("cuánto cuesta la fibra de 600?")
+    assert answer.text.endswith("\n\nFuente: Planes y precios")
+    english = build_assistant(settings, retriever).answer("how much does the 600 Mb fibre cost per month?")
+    assert english.text.endswith("\n\nSource: Planes y precios")
+
+
+def test_key_sentences_keep_order_render_tables_and_skip_headings():
+    text = ("Planes\n## Tarifas\nTodo incluye IVA. La permanencia es de 12 meses.\n"
+            "| Tarifa | Precio |\n|---|---|\n| Fibra 600 | 32 €/mes |\nEl router es gratis.")
+    terms = LexicalIndex([], []).terms
+    answer = key_sentences(text, "cuanto cuesta la fibra 600 al mes", terms, limit=2, skip={"Planes"})
+    assert answer == "La permanencia es de 12 meses.\nFibra 600, 32 €/mes"
+    assert key_sentences(text, "what?", terms, limit=1, skip={"Planes"}) == "Todo incluye IVA."
+
+
+def test_lexical_index_follows_an_ingest_by_another_process(tmp_path, embedder, monkeypatch):
+    monkeypatch.setattr(retrieve, "REFRESH_SECONDS", 0.0)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Horario\nAbrimos de lunes a viernes de 9 a 18.")
+    settings = load_settings(_env_file=None, validate_twilio_signature=False, chroma_path=tmp_path / "index")
+    ingest([docs], open_index(settings, embedder.embedder_id), embedder)
+    retriever = make_retriever(settings, embedder)
+    assert retriever.lexical().search("zarzaparrilla", 5) == []
+
+    (docs / "b.md").write_text("# Bebidas\nServimos zarzaparrilla fría en verano.")
+    ingest([docs], open_index(settings, embedder.embedder_id), embedder)  # another index handle, as a separate process has
+    assert retriever.lexical().search("zarzaparrilla", 5)[0][0].startswith("b.md#")
+
+
+def test_readers_see_a_whole_version_of_a_document_while_it_is_replaced(tmp_path, embedder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    versions = [
+        "# Precios\nLa fibra cuesta 30 euros al mes.\n\n## Permanencia\nLa permanencia es de 12 meses.",
+        "# Precios\nLa fibra cuesta 35 euros al mes.\n\n## Permanencia\nNo hay permanencia.",
+    ]
+    settings = load_settings(_env_file=None, validate_twilio_signature=False, chroma_path=tmp_path / "index")
+    index = open_index(settings, embedder.embedder_id)
+    (docs / "precios.md").write_text(versions[0])
+    ingest([docs], index, embedder)
+    valid_texts = set(open_index(settings, embedder.embedder_id).contents()[1])
+    retriever = make_retriever(settings, embedder)
+
+    seen, stop = [], threading.Event()
+
+    def read():
+        deadline = time.monotonic() + 60
+        while not stop.is_set() and time.monotonic() < deadline and len(seen) < 500:
+            seen.append(retriever.search("cuánto cuesta la fibra al mes?"))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for version in versions[1:] + versions[:1] + versions[1:]:
+        (docs / "precios.md").write_text(version)
+        report = ingest([docs], index, embedder)
+        assert report.updated == ["precios.md"]
+        valid_texts |= set(index.contents()[1])
+    stop.set()
+    reader.join(timeout=60)
+
+    assert seen, "the reader never ran"
+    assert all(hits and hits[0].source == "precios.md" for hits in seen)  # never missing
+    assert all(h.text in valid_texts for hits in seen for h in hits)  # only texts of a complete version
