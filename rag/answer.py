@@ -1,20 +1,26 @@
 """Answer: question + recent turns → a grounded reply, or an honest "I don't know".
 
 This is the whole assistant. It knows nothing about HTTP, Twilio or WhatsApp formatting.
-With an LLM configured it writes the reply from the retrieved passages; without one (offline
-mode) it answers with the most relevant passage text itself.
+With an LLM configured it rewrites follow-ups into standalone questions and writes the reply from
+the retrieved passages; without one (offline mode) it answers with the passage's most relevant
+sentences.
 """
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 
 from rag.language import detect_language, phrase, small_talk
-from rag.prompt import build_messages
+from rag.prompt import build_messages, build_rewrite_messages
 from rag.retrieve import Retriever, Turn
 from rag.store import Hit
 
 log = logging.getLogger(__name__)
+
+ANSWER_SENTENCES = 3
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[¿¡\"'(\w])")
+TABLE_RULE = re.compile(r"^\|?[\s:|-]+\|?$")
 
 
 @dataclass(frozen=True)
@@ -27,11 +33,13 @@ class Answer:
 
 
 class Assistant:
-    def __init__(self, retriever: Retriever, chat_model=None, company: str = "", fallback_language: str = "es"):
+    def __init__(self, retriever: Retriever, chat_model=None, company: str = "", fallback_language: str = "es",
+                 cite_sources: bool = False):
         self.retriever = retriever
         self.chat_model = chat_model
         self.company = company
         self.fallback_language = fallback_language
+        self.cite_sources = cite_sources
 
     def answer(self, question: str, history: list[Turn] = ()) -> Answer:
         history = list(history)
@@ -40,16 +48,32 @@ class Assistant:
         if kind:
             return Answer(phrase(kind, language, company=self.company), language, "small_talk")
         try:
-            retrieved = self.retriever.search(question, history)
-            passages = self.retriever.relevant(retrieved)
+            standalone, context = self._standalone(question, history)
+            retrieved = self.retriever.search(standalone, context)
+            passages = self.retriever.relevant(standalone, retrieved)
             if not passages:
                 return Answer(phrase("dont_know", language), language, "unknown", retrieved=retrieved)
-            text = self._generate(question, history, passages, language)
+            text = self._generate(question, standalone, history, passages, language)
         except Exception:
             log.exception("answering failed")
             return Answer(phrase("error", language), language, "error")
+        if self.cite_sources:
+            text += "\n\n" + phrase("source", language, title=_title(passages[0]))
         sources = list(dict.fromkeys(p.source for p in passages))
         return Answer(text, language, "answered", sources, retrieved)
+
+    def _standalone(self, question: str, history: list[Turn]) -> tuple[str, list[Turn]]:
+        """The question to search for, and the turns retrieval should still join to it. With an
+        LLM a follow-up is rewritten from the conversation; offline (or if the rewrite fails) the
+        retriever joins it to the previous message instead (see `search_text`)."""
+        if self.chat_model is None or not any(turn.role == "user" for turn in history):
+            return question, history
+        try:
+            rewritten = str(self.chat_model.invoke(build_rewrite_messages(history, question)).content).strip()
+        except Exception:
+            log.warning("follow-up rewrite failed; searching with the previous message joined", exc_info=True)
+            return question, history
+        return (rewritten, []) if rewritten else (question, history)
 
     def _language(self, question: str, history: list[Turn]) -> str:
         """The customer's language; a too-short message keeps the language of their earlier ones."""
@@ -57,11 +81,49 @@ class Assistant:
         fallback = detect_language(earlier, self.fallback_language) if earlier else self.fallback_language
         return detect_language(question, fallback)
 
-    def _generate(self, question: str, history: list[Turn], passages: list[Hit], language: str) -> str:
+    def _generate(self, question: str, standalone: str, history: list[Turn], passages: list[Hit],
+                  language: str) -> str:
         if self.chat_model is None:
-            return f"{phrase('found', language)}\n\n{passages[0].text}"
+            best = passages[0]
+            context = {best.metadata.get("title", ""), *best.metadata.get("headings", "").split(" > ")}
+            sentences = key_sentences(best.text, standalone, self.retriever.lexical().terms, skip=context)
+            return f"{phrase('found', language)}\n\n{sentences}"
         reply = self.chat_model.invoke(build_messages(self.company, passages, history, question))
         return str(reply.content).strip() or phrase("dont_know", language)
+
+
+def key_sentences(text: str, question: str, terms, limit: int = ANSWER_SENTENCES, skip: set[str] = frozenset()) -> str:
+    """The `limit` sentences of `text` sharing the most (stemmed) words with the question, in
+    their original order (one line per source line); the opening ones when none shares any.
+    Lines in `skip` (the title and headings a chunk is prefixed with) are context, not answers."""
+    lines = [line for line in _readable_lines(text) if line not in skip]
+    sentences = [(line_no, sentence) for line_no, line in enumerate(lines)
+                 for sentence in SENTENCE_END.split(line) if sentence.strip()]
+    wanted = set(terms(question))
+    overlap = [len(wanted & set(terms(sentence))) for _, sentence in sentences]
+    chosen = sorted(sorted(range(len(sentences)), key=lambda i: (-overlap[i], i))[:limit])
+    lines: dict[int, list[str]] = {}
+    for i in chosen:
+        lines.setdefault(sentences[i][0], []).append(sentences[i][1].strip())
+    return "\n".join(" ".join(parts) for parts in lines.values())
+
+
+def _readable_lines(text: str) -> list[str]:
+    """Text lines without Markdown headings (context, not content) and with table rows as plain
+    "cell, cell, cell" lines."""
+    lines = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or TABLE_RULE.match(line):
+            continue
+        if line.startswith("|"):
+            line = ", ".join(cell.strip() for cell in line.strip("|").split("|") if cell.strip())
+        lines.append(line)
+    return lines
+
+
+def _title(hit: Hit) -> str:
+    return str(hit.metadata.get("title") or hit.source)
 
 
 def make_chat_model(settings):
@@ -80,12 +142,21 @@ def make_chat_model(settings):
     )
 
 
-def build_assistant(settings) -> Assistant:
-    """Wire the pipeline from settings: embedder → index → retriever → (model) → assistant."""
+def make_retriever(settings, embedder=None, k: int | None = None) -> Retriever:
+    """embedder → index → retriever, as configured (reusing `embedder` if given: it is costly to load)."""
     from rag.embed import make_embedder
     from rag.store import open_index
 
-    embedder = make_embedder(settings)
-    index = open_index(settings, embedder.embedder_id)
-    retriever = Retriever(index, embedder, settings.retrieval_k, settings.relevance_threshold)
-    return Assistant(retriever, make_chat_model(settings), settings.company_name)
+    embedder = embedder or make_embedder(settings)
+    return Retriever(
+        open_index(settings, embedder.embedder_id), embedder, k or settings.retrieval_k,
+        settings.relevance_threshold, settings.confident_threshold, settings.knowledge_language,
+    )
+
+
+def build_assistant(settings, retriever: Retriever | None = None) -> Assistant:
+    """Wire the pipeline from settings: retriever → (model) → assistant."""
+    return Assistant(
+        retriever or make_retriever(settings), make_chat_model(settings), settings.company_name,
+        fallback_language=settings.knowledge_language, cite_sources=settings.cite_sources,
+    )

@@ -33,6 +33,12 @@ PHRASES = {
         "pt": "Veja o que dizem nossos documentos:",
         "fr": "Voici ce que disent nos documents :",
     },
+    "source": {
+        "es": "Fuente: {title}",
+        "en": "Source: {title}",
+        "pt": "Fonte: {title}",
+        "fr": "Source : {title}",
+    },
     "error": {
         "es": "Perdona, ahora mismo no puedo responder. Inténtalo de nuevo en unos minutos.",
         "en": "Sorry, I can't answer right now. Please try again in a few minutes.",

@@ -15,10 +15,9 @@ from twilio.request_validator import RequestValidator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import Assistant  # noqa: E402
+from rag.answer import Assistant, build_assistant, make_retriever  # noqa: E402
 from rag.embed import E5Embeddings  # noqa: E402
 from rag.ingest import ingest  # noqa: E402
-from rag.retrieve import Retriever  # noqa: E402
 from rag.store import open_index  # noqa: E402
 from scripts import embedded_mongo  # noqa: E402
 from scripts.chat import twilio_form  # noqa: E402
@@ -132,11 +131,7 @@ def store(app):
 
 def make_assistant(settings: Settings, embedder) -> Assistant:
     """The real assistant, sharing the session's embedder (the model loads once per process)."""
-    from rag.answer import make_chat_model
-
-    index = open_index(settings, embedder.embedder_id)
-    retriever = Retriever(index, embedder, settings.retrieval_k, settings.relevance_threshold)
-    return Assistant(retriever, make_chat_model(settings), settings.company_name)
+    return build_assistant(settings, make_retriever(settings, embedder))
 
 
 @pytest.fixture

@@ -111,3 +111,36 @@ def test_nothing_relevant_means_i_dont_know_without_calling_the_model(client, wo
 
     assert fake_openai.chat_requests() == []
     assert "no tengo esa información" in fake_twilio.sent_messages()[0]["body"]
+
+
+def test_follow_up_is_rewritten_from_the_conversation_before_retrieval(client, worker, fake_twilio, fake_openai):
+    def reply(messages):
+        if messages[0]["content"].startswith("Rewrite"):
+            return "¿Cuánto cuesta la fibra de 1 Gb?"
+        return "La fibra de 1 Gb cuesta 39 € al mes."
+
+    fake_openai.reply = reply
+    signed_post(client, inbound_form("quiero contratar la fibra de 1 Gb"))
+    worker.run_until_idle()
+    signed_post(client, inbound_form("y eso cuánto cuesta?"))
+    worker.run_until_idle()
+
+    rewrite, answer = fake_openai.chat_requests()[-2:]
+    assert rewrite[0]["role"] == "system" and "quiero contratar" not in rewrite[0]["content"]
+    assert rewrite[-1]["role"] == "user"
+    assert "user: quiero contratar la fibra de 1 Gb" in rewrite[-1]["content"]
+    assert "<last_message>\ny eso cuánto cuesta?\n</last_message>" in rewrite[-1]["content"]
+    passages = answer[-1]["content"]
+    assert "Fibra 1 Gb" in passages and "39 €" in passages  # retrieved with the rewritten question
+    assert fake_twilio.sent_messages()[-1]["body"] == "La fibra de 1 Gb cuesta 39 € al mes."
+
+
+def test_a_failed_rewrite_falls_back_to_joining_the_previous_message(client, worker, fake_twilio, fake_openai):
+    signed_post(client, inbound_form("cuánto cuesta la fibra de 300?"))
+    worker.run_until_idle()
+    fake_openai.fail_next(500, times=2)  # the rewrite call and its one retry
+    signed_post(client, inbound_form("¿y la de 600?"))
+    worker.run_until_idle()
+
+    assert fake_twilio.sent_messages()[-1]["body"] == "La fibra de 600 Mb cuesta *32 €* al mes."
+    assert "Fibra 600 Mb" in fake_openai.chat_requests()[-1][-1]["content"]

@@ -139,7 +139,9 @@ def main() -> None:
     warn_about_unsafe_settings(settings)
     store = open_store(settings.mongodb_uri)
     store.ensure_indexes()
-    worker = ReplyWorker(store, build_assistant(settings), make_sender(settings), settings)
+    assistant = build_assistant(settings)
+    assistant.retriever.warm_up()
+    worker = ReplyWorker(store, assistant, make_sender(settings), settings)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
