@@ -20,7 +20,6 @@ with warnings.catch_warnings():
         BSHTMLLoader,
         Docx2txtLoader,
         PyPDFLoader,
-        TextLoader,
     )
 
 TEXT_SUFFIXES = {".md", ".markdown", ".txt"}
@@ -111,8 +110,10 @@ def _load_html(path: Path) -> list[Document]:
 
 
 def _load_text(path: Path) -> list[Document]:
-    (raw,) = TextLoader(str(path), autodetect_encoding=True).load()
-    post = frontmatter.loads(raw.page_content)
+    data = path.read_bytes()
+    if b"\x00" in data:
+        raise ValueError("binary data, not a text file")
+    post = frontmatter.loads(_decode(data))
     metadata = {key: value for key, value in post.metadata.items() if _is_scalar(value)}
     metadata.setdefault("title", _first_heading(post.content) or path.stem)
     return [Document(page_content=post.content, metadata=metadata)]
