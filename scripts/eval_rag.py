@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.answer import Assistant, make_chat_model  # noqa: E402
+from rag.answer import Assistant, build_assistant, make_retriever  # noqa: E402
 from rag.embed import make_embedder  # noqa: E402
 from rag.ingest import ingest  # noqa: E402
-from rag.retrieve import Retriever, Turn  # noqa: E402
+from rag.retrieve import Turn  # noqa: E402
 from rag.store import open_index  # noqa: E402
 from webapp.config import ConfigError, load_settings  # noqa: E402
 
@@ -112,10 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     report = ingest([args.docs], index, embedder, show_progress=not args.json)
     if not args.json:
         print(report.summary())
-    assistant = Assistant(
-        Retriever(index, embedder, args.k, settings.relevance_threshold), make_chat_model(settings),
-        settings.company_name,
-    )
+    assistant = build_assistant(settings, make_retriever(settings, embedder, k=args.k))
+    assistant.retriever.warm_up()  # latency figures are per question, not the one-off start-up
     results = [evaluate(assistant, question) for question in questions]
     summary = summarise(results)
     if args.json:
