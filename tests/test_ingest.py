@@ -753,3 +753,12 @@ def test_embedder_mismatch_is_a_clear_error_not_a_traceback(tmp_path, embedder):
     result = run_script(str(note.parent), chroma_path=tmp_path / "chroma")
     assert result.returncode == 2
     assert result.stderr.startswith("error:") and "--reset" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_text_in_cp1252_or_with_a_bom_keeps_accents_and_front_matter(tmp_path):
+    (tmp_path / "latin.md").write_bytes("# Facturación\nEl recibo llega el día 5.".encode("cp1252"))
+    (tmp_path / "bom.md").write_bytes("\ufeff---\ntitle: Horario\n---\nAbrimos a las 9.".encode("utf-8"))
+    (latin,) = load_file(SourceFile(tmp_path / "latin.md", "latin.md"))
+    (bom,) = load_file(SourceFile(tmp_path / "bom.md", "bom.md"))
+    assert "Facturación" in latin.page_content and "día" in latin.page_content
+    assert bom.metadata["title"] == "Horario" and bom.page_content.strip() == "Abrimos a las 9."
