@@ -71,11 +71,16 @@ SMALL_TALK = {
 }
 
 
+def plain(text: str) -> str:
+    """Lower case without accents: customers rarely type them."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def small_talk(text: str) -> str | None:
     """'greeting' or 'thanks' for a bare greeting or thanks (nothing to look up), else None."""
-    plain = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
-    plain = re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", plain)).strip()
-    return next((kind for kind, pattern in SMALL_TALK.items() if pattern.match(plain)), None)
+    words = re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", plain(text))).strip()
+    return next((kind for kind, pattern in SMALL_TALK.items() if pattern.match(words)), None)
 
 
 @lru_cache(maxsize=1)

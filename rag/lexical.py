@@ -9,7 +9,6 @@ shares no words with them, so callers use it only when the question is in `langu
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from functools import lru_cache
 
@@ -17,6 +16,8 @@ import bm25s
 import Stemmer
 from rapidfuzz.distance import DamerauLevenshtein
 from spellchecker import SpellChecker
+
+from rag.language import plain
 
 STEMMER_NAMES = {"es": "spanish", "en": "english", "pt": "portuguese", "fr": "french"}
 STOPWORD_LISTS = {
@@ -28,12 +29,6 @@ STOPWORD_LISTS = {
 CHAT_STOPWORDS = {"q", "k", "x", "xq", "pq", "porfa", "hola", "oye", "ok"}  # texting shorthand
 MIN_CORRECTABLE = 5  # shorter words are too ambiguous to correct ("mas", "ley")
 WORD = re.compile(r"\w+")
-
-
-def plain(text: str) -> str:
-    """Lower case without accents: customers rarely type them."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 @lru_cache(maxsize=4)

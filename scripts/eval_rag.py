@@ -15,7 +15,6 @@ import re
 import statistics
 import sys
 import time
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag.answer import Assistant, build_assistant, make_retriever  # noqa: E402
 from rag.embed import make_embedder  # noqa: E402
+from rag.language import plain  # noqa: E402
 from rag.ingest import ingest  # noqa: E402
 from rag.retrieve import Turn  # noqa: E402
 from rag.store import open_index  # noqa: E402
@@ -41,8 +41,7 @@ class Result:
 
 def normalise(text: str) -> str:
     """Lower case, no accents, no thousands separators ("1.600" / "1,600" → "1600")."""
-    plain = "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
-    return re.sub(r"(?<=\d)[.,](?=\d{3}\b)", "", plain)
+    return re.sub(r"(?<=\d)[.,](?=\d{3}\b)", "", plain(text))
 
 
 def has_keywords(answer: str, keywords: list[str]) -> bool:
