@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import io
-import unicodedata
 import warnings
 from dataclasses import dataclass
 from fnmatch import fnmatch
@@ -12,6 +11,8 @@ from pathlib import Path
 import frontmatter
 from bs4 import UnicodeDammit
 from langchain_core.documents import Document
+
+from rag.language import plain
 
 with warnings.catch_warnings():
     # langchain-community announces its sunset on import; its loaders are still the maintained ones.
@@ -179,11 +180,7 @@ def _delimiter(text: str) -> str:
 
 def _find_column(header: list[str], names: set[str]) -> str | None:
     """The first column whose name, ignoring case and accents, is one of `names`."""
-    return next((column for column in header if _plain(column) in names), None)
-
-
-def _plain(name: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c)).casefold()
+    return next((column for column in header if plain(column) in names), None)
 
 
 def _faq_document(record: dict[str, str], question: str, answer: str) -> Document:
