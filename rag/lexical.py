@@ -13,6 +13,7 @@ from collections import Counter
 from functools import lru_cache
 
 import bm25s
+import numpy as np
 import Stemmer
 from rapidfuzz.distance import DamerauLevenshtein
 from spellchecker import SpellChecker
@@ -39,7 +40,11 @@ def _dictionary_stems(language: str) -> frozenset[str]:
         words = SpellChecker(language=language).word_frequency.dictionary.keys()
     except ValueError:  # no word list for this language
         return frozenset()
-    return frozenset(Stemmer.Stemmer(STEMMER_NAMES.get(language, "spanish")).stemWords([plain(w) for w in words]))
+    return frozenset(_stemmer(language).stemWords([plain(w) for w in words]))
+
+
+def _stemmer(language: str) -> Stemmer.Stemmer:
+    return Stemmer.Stemmer(STEMMER_NAMES.get(language, "spanish"))
 
 
 class LexicalIndex:
@@ -48,7 +53,7 @@ class LexicalIndex:
     def __init__(self, ids: list[str], texts: list[str], language: str = "es"):
         self.ids = ids
         self.language = language
-        self._stemmer = Stemmer.Stemmer(STEMMER_NAMES.get(language, "spanish"))
+        self._stemmer = _stemmer(language)
         self._stopwords = set(STOPWORD_LISTS.get(language, ())) | CHAT_STOPWORDS
         self._dictionary_stems = _dictionary_stems(language)
         words = Counter(w for text in texts for w in WORD.findall(plain(text)))
@@ -71,7 +76,7 @@ class LexicalIndex:
         if not self.ids or not terms:
             return []
         scores = self._bm25.get_scores(terms)
-        best = sorted(range(len(scores)), key=lambda i: -scores[i])[:n]
+        best = np.argsort(-scores, kind="stable")[:n]  # stable: ties keep index order
         return [(self.ids[i], float(scores[i])) for i in best if scores[i] > 0]
 
     def knows(self, word: str) -> bool:
