@@ -102,10 +102,10 @@ def key_sentences(text: str, question: str, terms, limit: int = ANSWER_SENTENCES
     wanted = set(terms(question))
     overlap = [len(wanted & set(terms(sentence))) for _, sentence in sentences]
     chosen = sorted(sorted(range(len(sentences)), key=lambda i: (-overlap[i], i))[:limit])
-    lines: dict[int, list[str]] = {}
+    by_line: dict[int, list[str]] = {}
     for i in chosen:
-        lines.setdefault(sentences[i][0], []).append(sentences[i][1].strip())
-    return "\n".join(" ".join(parts) for parts in lines.values())
+        by_line.setdefault(sentences[i][0], []).append(sentences[i][1].strip())
+    return "\n".join(" ".join(parts) for parts in by_line.values())
 
 
 def _readable_lines(text: str) -> list[str]:
