@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 
 from rag.language import detect_language, phrase, small_talk
@@ -30,6 +31,7 @@ class Answer:
     outcome: str  # "answered", "small_talk", "unknown" (nothing relevant found) or "error"
     sources: list[str] = field(default_factory=list)  # best first
     retrieved: list[Hit] = field(default_factory=list, repr=False)  # top-k considered, best first
+    retrieval_seconds: float = 0.0  # searching and judging relevance, without rewriting or writing
 
 
 class Assistant:
@@ -49,10 +51,13 @@ class Assistant:
             return Answer(phrase(kind, language, company=self.company), language, "small_talk")
         try:
             standalone, context = self._standalone(question, history)
+            started = time.perf_counter()
             retrieved = self.retriever.search(standalone, context)
-            passages = self.retriever.relevant(standalone, retrieved)
+            passages = self.retriever.relevant(standalone, retrieved, context)
+            retrieval_seconds = time.perf_counter() - started
             if not passages:
-                return Answer(phrase("dont_know", language), language, "unknown", retrieved=retrieved)
+                return Answer(phrase("dont_know", language), language, "unknown", retrieved=retrieved,
+                              retrieval_seconds=retrieval_seconds)
             text = self._generate(question, standalone, history, passages, language)
         except Exception:
             log.exception("answering failed")
@@ -60,7 +65,7 @@ class Assistant:
         if self.cite_sources:
             text += "\n\n" + phrase("source", language, title=_title(passages[0]))
         sources = list(dict.fromkeys(p.source for p in passages))
-        return Answer(text, language, "answered", sources, retrieved)
+        return Answer(text, language, "answered", sources, retrieved, retrieval_seconds)
 
     def _standalone(self, question: str, history: list[Turn]) -> tuple[str, list[Turn]]:
         """The question to search for, and the turns retrieval should still join to it. With an
@@ -150,7 +155,7 @@ def make_retriever(settings, embedder=None, k: int | None = None) -> Retriever:
     embedder = embedder or make_embedder(settings)
     return Retriever(
         open_index(settings, embedder.embedder_id), embedder, k or settings.retrieval_k,
-        settings.relevance_threshold, settings.confident_threshold, settings.knowledge_language,
+        settings.relevance_threshold, settings.covered_meaning_threshold, settings.knowledge_language,
     )
 
 

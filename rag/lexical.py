@@ -89,9 +89,9 @@ class LexicalIndex:
         return WORD.sub(lambda match: self._correct_word(match.group(0)), text)
 
     def unknown_terms(self, text: str) -> list[str]:
-        """Content words of `text` (after correction) that the documents never use in any form:
-        a question about "mi perro" is about something the knowledge base does not cover."""
-        words = WORD.findall(plain(self.correct(text)))
+        """Content words of `text` (unaccented) that the documents never use in any form: "perro"
+        in a question about "mi perro", but also "oigan". Correct typos first."""
+        words = WORD.findall(plain(text))
         return [w for w in words if len(w) > 3 and not w.isdigit() and w not in self._stopwords and not self.knows(w)]
 
     def _correct_word(self, word: str) -> str:

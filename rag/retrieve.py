@@ -10,18 +10,20 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 from langchain_core.embeddings import Embeddings
 
-from rag.language import detect_language
-from rag.lexical import LexicalIndex
-from rag.store import Hit, KnowledgeIndex
+from rag.language import detect_language, plain
+from rag.lexical import WORD, LexicalIndex
+from rag.store import Hit, KnowledgeIndex, cosine
 
 FOLLOW_UP_MAX_WORDS = 8
 CANDIDATE_CHUNKS = 50  # per ranker, before keeping one chunk per document
 LEXICAL_WEIGHT = 0.3  # of the fused rank score; dense gets the rest
 RRF_K = 60  # the usual reciprocal-rank-fusion constant: damps the difference between ranks 1 and 2
 REFRESH_SECONDS = 5.0  # how stale the lexical index may be after another process ingests
+QUERY_VECTORS_CACHED = 256  # search and the relevance check embed the same text: embed it once
 
 
 @dataclass(frozen=True)
@@ -60,13 +62,14 @@ def best_per_source(hits: list[Hit]) -> list[Hit]:
 
 class Retriever:
     def __init__(self, index: KnowledgeIndex, embedder: Embeddings, k: int, threshold: float,
-                 confident_threshold: float = 1.0, language: str = "es"):
+                 covered_meaning_threshold: float = 0.0, language: str = "es"):
         self.index = index
         self.embedder = embedder
         self.k = k
         self.threshold = threshold
-        self.confident_threshold = confident_threshold
+        self.covered_meaning_threshold = covered_meaning_threshold
         self.language = language
+        self._query_vector = lru_cache(maxsize=QUERY_VECTORS_CACHED)(embedder.embed_query)
         self._lexical: LexicalIndex | None = None
         self._lexical_revision: str | None = None
         self._checked_at = float("-inf")
@@ -79,7 +82,7 @@ class Retriever:
         lexical = self.lexical() if self._in_documents_language(text) else None
         if lexical:
             text = lexical.correct(text)
-        vector = self.embedder.embed_query(text)
+        vector = self._query_vector(text)
         dense = best_per_source(self.index.query(vector, CANDIDATE_CHUNKS))
         if not lexical:
             return dense[: self.k]
@@ -88,21 +91,34 @@ class Retriever:
         ranked_lexically = best_per_source([by_id[i] for i in found if i in by_id])  # gone since: skipped
         return fuse(dense, ranked_lexically, LEXICAL_WEIGHT)[: self.k]
 
-    def relevant(self, question: str, hits: list[Hit]) -> list[Hit]:
-        """The hits that may answer the question; none when it is not answerable.
-
-        A cosine floor alone does not separate unanswerable questions (their best scores overlap
-        answerable ones), so a question that names something the documents never mention ("mi
-        perro", "tamales") must also clear a higher, confident floor."""
+    def relevant(self, question: str, hits: list[Hit], history: list[Turn] = ()) -> list[Hit]:
+        """The hits that may answer the question (asked after `history`, as for `search`); none
+        when it is not answerable: nothing scores above the threshold, or the question is about
+        something the documents never mention."""
         passages = [hit for hit in hits if hit.score >= self.threshold]
-        if not passages or max(hit.score for hit in passages) >= self.confident_threshold:
-            return passages
-        lexical = self.lexical() if self._in_documents_language(question) else None
-        return [] if lexical and lexical.unknown_terms(question) else passages
+        if passages and self._about_unknown_things(search_text(question, list(history))):
+            return []
+        return passages
+
+    def _about_unknown_things(self, text: str) -> bool:
+        """Whether the question is about something the documents never mention ("mi perro",
+        "tamales"). Its best score does not tell: the rest of its words still match some page well.
+        What tells is how much of its meaning rests on the words the documents never use. Without
+        them, "hay seguro para mi perro?" means something else (cosine to the original ~.95), while
+        "oigan, me pueden quitar el seguro?" means the same (~.98)."""
+        if not self.covered_meaning_threshold or not self._in_documents_language(text):
+            return False
+        lexical = self.lexical()
+        text = lexical.correct(text)
+        unknown = set(lexical.unknown_terms(text))
+        if not unknown:
+            return False
+        covered = WORD.sub(lambda word: "" if plain(word.group(0)) in unknown else word.group(0), text)
+        return cosine(self._query_vector(text), self._query_vector(covered)) < self.covered_meaning_threshold
 
     def warm_up(self) -> None:
         """Load the model and build the lexical index now, not on the first customer's question."""
-        self.embedder.embed_query("hola")
+        self._query_vector("hola")
         self.lexical()
 
     def lexical(self) -> LexicalIndex:
@@ -118,3 +134,4 @@ class Retriever:
 
     def _in_documents_language(self, text: str) -> bool:
         return detect_language(text, self.language) == self.language
+

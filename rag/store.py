@@ -93,7 +93,7 @@ class KnowledgeIndex:
         """The chunks with these ids that still exist, scored against `vector`."""
         result = self._collection.get(ids=ids, include=["documents", "metadatas", "embeddings"])
         return [
-            Hit(id=i, text=doc, metadata=meta or {}, score=_cosine(vector, embedding))
+            Hit(id=i, text=doc, metadata=meta or {}, score=cosine(vector, embedding))
             for i, doc, meta, embedding in zip(
                 result["ids"], result["documents"], result["metadatas"], result["embeddings"]
             )
@@ -125,7 +125,7 @@ class KnowledgeIndex:
         ]
 
 
-def _cosine(a, b) -> float:
+def cosine(a, b) -> float:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 

@@ -4,15 +4,17 @@
 
 Ingests DIR into the index folder (incremental: an up-to-date index is reused), then asks every
 question (with its `history` as earlier customer turns) and prints Recall@1/3/5, MRR, answer
-accuracy, refusal accuracy, false refusal rate and latency. Format of FILE.jsonl: eval/README.md.
+accuracy, refusal accuracy, false refusal rate and latency: `p50_ms`/`p95_ms` time retrieval
+(search and the relevance judgement), `answer_p50_ms`/`answer_p95_ms` the whole answer.
+Format of FILE.jsonl: eval/README.md.
 Uses the configured answer mode: the LLM when OPENAI_API_KEY is set, else offline.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
-import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -36,7 +38,8 @@ class Result:
     rank: int | None  # 1-based rank of the first chunk from a gold source, None if not in top k
     correct: bool  # answerable: every keyword present; unanswerable: the bot said it does not know
     refused: bool
-    seconds: float
+    retrieval_seconds: float
+    answer_seconds: float
 
 
 def normalise(text: str) -> str:
@@ -58,7 +61,7 @@ def evaluate(assistant: Assistant, question: dict) -> Result:
     rank = next((i for i, hit in enumerate(answer.retrieved, 1) if hit.source in gold), None)
     refused = answer.outcome == "unknown"
     correct = (not refused and has_keywords(answer.text, question["answer_keywords"])) if gold else refused
-    return Result(question.get("kind", ""), bool(gold), rank, correct, refused, seconds)
+    return Result(question.get("kind", ""), bool(gold), rank, correct, refused, answer.retrieval_seconds, seconds)
 
 
 def summarise(results: list[Result]) -> dict:
@@ -68,7 +71,6 @@ def summarise(results: list[Result]) -> dict:
     def share(items, predicate) -> float:
         return round(sum(1 for r in items if predicate(r)) / len(items), 3) if items else 0.0
 
-    millis = sorted(r.seconds * 1000 for r in results)
     return {
         "n": len(results),
         "recall_at_1": share(answerable, lambda r: r.rank is not None and r.rank <= 1),
@@ -78,9 +80,19 @@ def summarise(results: list[Result]) -> dict:
         "answer_accuracy": share(answerable, lambda r: r.correct),
         "refusal_accuracy": share(unanswerable, lambda r: r.correct),
         "false_refusal_rate": share(answerable, lambda r: r.refused),
-        "p50_ms": round(statistics.median(millis), 1) if millis else 0.0,
-        "p95_ms": round(millis[max(0, int(len(millis) * 0.95) - 1)], 1) if millis else 0.0,
+        "p50_ms": percentile([r.retrieval_seconds for r in results], 50),
+        "p95_ms": percentile([r.retrieval_seconds for r in results], 95),
+        "answer_p50_ms": percentile([r.answer_seconds for r in results], 50),
+        "answer_p95_ms": percentile([r.answer_seconds for r in results], 95),
     }
+
+
+def percentile(seconds: list[float], percent: int) -> float:
+    """Nearest-rank percentile, in milliseconds."""
+    if not seconds:
+        return 0.0
+    ordered = sorted(seconds)
+    return round(ordered[max(0, math.ceil(len(ordered) * percent / 100) - 1)] * 1000, 1)
 
 
 def by_kind(results: list[Result]) -> dict[str, dict]:

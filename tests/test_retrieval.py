@@ -64,11 +64,20 @@ def test_english_questions_use_dense_retrieval_alone(retriever, monkeypatch):
     assert retriever.search("how much does the 600 Mb fibre cost per month?")[0].source == PRICES
 
 
-@pytest.mark.parametrize("question", ["cuánto cuesta asegurar mi perro?", "me pasas una receta de tamales"])
+@pytest.mark.parametrize("question", ["a cuanto cotizan las acciones de fibra clara?",
+                                      "telenova es mas barata q vosotros?"])
 def test_question_about_something_the_documents_never_mention_is_refused(sample_settings, retriever, question):
     answer = build_assistant(sample_settings, retriever).answer(question)
     assert answer.outcome == "unknown"
     assert max(h.score for h in answer.retrieved) >= retriever.threshold  # a cosine floor alone would answer
+
+
+@pytest.mark.parametrize("question", ["oigan, a que hora atendeis por telefono los domingos?",
+                                      "como saco un duplicado de la factura porfa"])
+def test_words_the_documents_never_use_do_not_refuse_a_question_they_do_not_change(sample_settings, retriever,
+                                                                                     question):
+    assert retriever.lexical().unknown_terms(question)  # "oigan", "atendeis", "saco"…
+    assert build_assistant(sample_settings, retriever).answer(question).outcome == "answered"
 
 
 def test_offline_answer_is_the_relevant_sentences_not_the_whole_chunk(sample_settings, retriever):

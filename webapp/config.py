@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     openai_embedding_model: str = "text-embedding-3-small"
     company_name: str = "nuestra empresa"
     retrieval_k: int = Field(4, ge=1, le=20)
-    relevance_threshold: float = Field(0.80, ge=0, le=1)
-    confident_threshold: float = Field(0.88, ge=0, le=1)
+    relevance_threshold: float = Field(0.83, ge=0, le=1)
+    covered_meaning_threshold: float = Field(0.96, ge=0, le=1)
     knowledge_language: Literal["es", "en", "pt", "fr"] = "es"
     cite_sources: bool = False
     history_turns: int = Field(6, ge=0, le=50)
