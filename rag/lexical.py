@@ -27,7 +27,13 @@ STOPWORD_LISTS = {
     "pt": bm25s.stopwords.STOPWORDS_PORTUGUESE,
     "fr": bm25s.stopwords.STOPWORDS_FRENCH,
 }
-CHAT_STOPWORDS = {"q", "k", "x", "xq", "pq", "porfa", "hola", "oye", "ok"}  # texting shorthand
+# How customers phrase a request on WhatsApp, not what it is about: texting shorthand, greetings and
+# asking words. Without them "explícame con detalle las tarifas" is about the tarifas alone.
+CHAT_STOPWORDS = {
+    "q", "k", "x", "xq", "pq", "porfa", "hola", "oye", "oigan", "ok", "gracias", "favor", "buenas",
+    "explicame", "explicar", "dime", "digame", "decirme", "cuentame", "contarme", "detalle", "detalles",
+    "informacion", "info", "necesito", "quiero", "quisiera", "saber", "ayuda", "ayudar", "ayudame",
+}
 MIN_CORRECTABLE = 5  # shorter words are too ambiguous to correct ("mas", "ley")
 WORD = re.compile(r"\w+")
 

@@ -60,6 +60,21 @@ def best_per_source(hits: list[Hit]) -> list[Hit]:
     return list(best.values())
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What a retriever holds in memory between ingests: every chunk's text and metadata, and the
+    lexical index over them. Chroma is asked only for ids and scores, the cheap part."""
+    chunks: dict[str, tuple[str, dict]]
+    lexical: LexicalIndex
+    revision: str
+
+    @classmethod
+    def read(cls, index: KnowledgeIndex, language: str) -> Snapshot:
+        revision = index.revision()  # before reading: a change while reading triggers a re-read
+        ids, texts, metadatas = index.contents()
+        return cls(dict(zip(ids, zip(texts, metadatas))), LexicalIndex(ids, texts, language), revision)
+
+
 class Retriever:
     def __init__(self, index: KnowledgeIndex, embedder: Embeddings, k: int, threshold: float,
                  covered_meaning_threshold: float = 0.0, language: str = "es"):
@@ -70,8 +85,7 @@ class Retriever:
         self.covered_meaning_threshold = covered_meaning_threshold
         self.language = language
         self._query_vector = lru_cache(maxsize=QUERY_VECTORS_CACHED)(embedder.embed_query)
-        self._lexical: LexicalIndex | None = None
-        self._lexical_revision: str | None = None
+        self._snapshot: Snapshot | None = None
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
 
@@ -79,17 +93,27 @@ class Retriever:
         """The best chunk of each of the k best documents, best first; `score` is the dense
         cosine similarity whichever ranker found it."""
         text = search_text(question, list(history))
-        lexical = self.lexical() if self._in_documents_language(text) else None
-        if lexical:
-            text = lexical.correct(text)
+        snapshot = self.snapshot()
+        use_lexical = self._in_documents_language(text)
+        if use_lexical:
+            text = snapshot.lexical.correct(text)
         vector = self._query_vector(text)
-        dense = best_per_source(self.index.query(vector, CANDIDATE_CHUNKS))
-        if not lexical:
+        dense = best_per_source(self._hits(snapshot, self.index.nearest(vector, CANDIDATE_CHUNKS)))
+        if not use_lexical:
             return dense[: self.k]
-        found = [chunk_id for chunk_id, _ in lexical.search(text, CANDIDATE_CHUNKS)]
-        by_id = {hit.id: hit for hit in self.index.get(found, vector)} if found else {}
-        ranked_lexically = best_per_source([by_id[i] for i in found if i in by_id])  # gone since: skipped
+        found = [chunk_id for chunk_id, _ in snapshot.lexical.search(text, CANDIDATE_CHUNKS)]
+        scores = self.index.scores(found, vector) if found else {}
+        ranked_lexically = best_per_source(self._hits(snapshot, [(i, scores[i]) for i in found if i in scores]))
         return fuse(dense, ranked_lexically, LEXICAL_WEIGHT)[: self.k]
+
+    def _hits(self, snapshot: Snapshot, scored: list[tuple[str, float]]) -> list[Hit]:
+        """(id, score) pairs as hits. Chunks ingested since the snapshot are read from the index:
+        a document being replaced must never go missing from the answers."""
+        chunks = snapshot.chunks
+        missing = [i for i, _ in scored if i not in chunks]
+        if missing:
+            chunks = {**chunks, **self.index.chunks(missing)}
+        return [Hit(i, *chunks[i], score=score) for i, score in scored if i in chunks]
 
     def relevant(self, question: str, hits: list[Hit], history: list[Turn] = ()) -> list[Hit]:
         """The hits that may answer the question (asked after `history`, as for `search`); none
@@ -117,20 +141,22 @@ class Retriever:
         return cosine(self._query_vector(text), self._query_vector(covered)) < self.covered_meaning_threshold
 
     def warm_up(self) -> None:
-        """Load the model and build the lexical index now, not on the first customer's question."""
+        """Load the models and read the snapshot now, not on the first customer's question."""
         self._query_vector("hola")
-        self.lexical()
+        self._in_documents_language("hola")
+        self.snapshot()
 
     def lexical(self) -> LexicalIndex:
-        """The lexical index, rebuilt when an ingest (in any process) has changed the documents."""
+        return self.snapshot().lexical
+
+    def snapshot(self) -> Snapshot:
+        """The in-memory view of the documents, re-read when an ingest (in any process) changed them."""
         with self._lock:
-            if self._lexical is None or time.monotonic() - self._checked_at > REFRESH_SECONDS:
-                revision = self.index.revision()
-                if self._lexical is None or revision != self._lexical_revision:
-                    ids, texts = self.index.contents()
-                    self._lexical, self._lexical_revision = LexicalIndex(ids, texts, self.language), revision
+            if self._snapshot is None or time.monotonic() - self._checked_at > REFRESH_SECONDS:
+                if self._snapshot is None or self.index.revision() != self._snapshot.revision:
+                    self._snapshot = Snapshot.read(self.index, self.language)
                 self._checked_at = time.monotonic()
-            return self._lexical
+            return self._snapshot
 
     def _in_documents_language(self, text: str) -> bool:
         return detect_language(text, self.language) == self.language

@@ -76,10 +76,10 @@ class KnowledgeIndex:
             grouped.setdefault((metadata or {}).get("source", ""), set()).add(chunk_id)
         return grouped
 
-    def contents(self) -> tuple[list[str], list[str]]:
-        """Every chunk's id and text, for the lexical index."""
-        result = self._collection.get(include=["documents"])
-        return result["ids"], result["documents"]
+    def contents(self) -> tuple[list[str], list[str], list[dict]]:
+        """Every chunk's id, text and metadata (what a retriever keeps in memory)."""
+        result = self._collection.get(include=["documents", "metadatas"])
+        return result["ids"], result["documents"], [meta or {} for meta in result["metadatas"]]
 
     def revision(self) -> str:
         """Changes whenever an ingest changes the index (read fresh: another process ingests)."""
@@ -89,15 +89,15 @@ class KnowledgeIndex:
     def mark_changed(self) -> None:
         self._collection.modify(metadata={"embedder": self.embedder_id, "revision": uuid.uuid4().hex})
 
-    def get(self, ids: list[str], vector: list[float]) -> list[Hit]:
-        """The chunks with these ids that still exist, scored against `vector`."""
-        result = self._collection.get(ids=ids, include=["documents", "metadatas", "embeddings"])
-        return [
-            Hit(id=i, text=doc, metadata=meta or {}, score=cosine(vector, embedding))
-            for i, doc, meta, embedding in zip(
-                result["ids"], result["documents"], result["metadatas"], result["embeddings"]
-            )
-        ]
+    def chunks(self, ids: list[str]) -> dict[str, tuple[str, dict]]:
+        """Text and metadata of each chunk with these ids that still exists."""
+        result = self._collection.get(ids=ids, include=["documents", "metadatas"])
+        return {i: (text, meta or {}) for i, text, meta in zip(result["ids"], result["documents"], result["metadatas"])}
+
+    def scores(self, ids: list[str], vector: list[float]) -> dict[str, float]:
+        """Cosine similarity to `vector` of each chunk with these ids that still exists."""
+        result = self._collection.get(ids=ids, include=["embeddings"])
+        return {i: cosine(vector, embedding) for i, embedding in zip(result["ids"], result["embeddings"])}
 
     def add(self, chunks: list[Chunk], vectors: list[list[float]]) -> None:
         for start in range(0, len(chunks), MAX_BATCH):
@@ -113,17 +113,12 @@ class KnowledgeIndex:
         for start in range(0, len(ids), MAX_BATCH):
             self._collection.delete(ids=ids[start : start + MAX_BATCH])
 
-    def query(self, vector: list[float], k: int) -> list[Hit]:
-        result = self._collection.query(
-            query_embeddings=[vector], n_results=k, include=["documents", "metadatas", "distances"]
-        )
-        return [
-            Hit(id=i, text=doc, metadata=meta or {}, score=1.0 - dist)
-            for i, doc, meta, dist in zip(
-                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
-            )
-        ]
-
+    def nearest(self, vector: list[float], k: int) -> list[tuple[str, float]]:
+        """The k chunks closest to `vector`, as (id, cosine similarity), best first. Only ids and
+        distances: fetching texts and metadata from Chroma would triple the time, and the retriever
+        already holds them."""
+        result = self._collection.query(query_embeddings=[vector], n_results=k, include=["distances"])
+        return [(i, 1.0 - distance) for i, distance in zip(result["ids"][0], result["distances"][0])]
 
 def cosine(a, b) -> float:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)

@@ -18,6 +18,7 @@ from langchain_core.embeddings import Embeddings
 
 from rag.ingest import ingest
 from rag.load import SourceFile, excluded, load_file
+from rag.retrieve import Retriever
 from rag.split import CHUNK_CHARS, split_documents
 from rag.store import EmbedderMismatch, KnowledgeIndex, open_client
 
@@ -127,7 +128,7 @@ def stored(path: Path, collection: str = COLLECTION) -> list[tuple[str, dict]]:
 
 
 def search(index: KnowledgeIndex, embedder, question: str, k: int = 3):
-    hits = index.query(embedder.embed_query(question), k)
+    hits = Retriever(index, embedder, k, threshold=0.0).search(question)
     assert hits, f"no hits for {question!r}"
     return hits
 
