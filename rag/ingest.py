@@ -1,7 +1,8 @@
 """Ingest: load → split → embed → store, incrementally.
 
 Chunk ids are stable (source + content hash), so an unchanged file embeds nothing, a changed file
-gets only its new chunks embedded and its stale ones removed, and `prune` removes the chunks of
+gets only its new chunks embedded and its stale ones removed (a chunk that only moved, like a
+reordered FAQ row, keeps its vector and gets its new metadata), and `prune` removes the chunks of
 files that are gone. New chunks are written before stale ones are deleted, so a reader never
 finds a document missing while it is being replaced.
 """
@@ -61,7 +62,7 @@ def ingest(
         raise ValueError("prune needs folders: with a single file, every other document would count as deleted")
     started = time.perf_counter()
     report = IngestReport()
-    indexed = index.ids_by_source()
+    indexed = index.metadata_by_source()
     files, report.failures = find_files(paths, exclude)
     bar = tqdm(files, unit="file", disable=not show_progress, desc="ingest")
     for file in bar:
@@ -74,17 +75,20 @@ def ingest(
             indexed.pop(file.source, None)  # keep its last good chunks rather than prune them
             report.failures.append(LoadFailure(file.source, f"{type(exc).__name__}: {exc}"))
             continue
-        existing = indexed.pop(file.source, set())
+        existing = indexed.pop(file.source, {})
         new_chunks = [c for c in chunks if c.id not in existing]
-        stale = existing - {c.id for c in chunks}
+        moved = [c for c in chunks if c.id in existing and existing[c.id] != c.metadata]
+        stale = set(existing) - {c.id for c in chunks}
+        changed = bool(new_chunks or moved or stale)
         if chunks:
-            bucket = report.added if not existing else report.updated if (new_chunks or stale) else report.unchanged
+            bucket = report.added if not existing else report.updated if changed else report.unchanged
             bucket.append(file.source)
         if not dry_run:
             if new_chunks:
                 index.add(new_chunks, embedder.embed_documents([c.text for c in new_chunks]))
+            index.update_metadata(moved)
             index.delete(sorted(stale))
-            if new_chunks or stale:
+            if changed:
                 index.mark_changed()
         report.chunks_embedded += len(new_chunks)
         report.chunks_removed += len(stale)

@@ -70,10 +70,14 @@ class KnowledgeIndex:
 
     def ids_by_source(self) -> dict[str, set[str]]:
         """Every chunk id in the index, grouped by source file."""
+        return {source: set(chunks) for source, chunks in self.metadata_by_source().items()}
+
+    def metadata_by_source(self) -> dict[str, dict[str, dict]]:
+        """Every chunk's metadata by chunk id, grouped by source file."""
         result = self._collection.get(include=["metadatas"])
-        grouped: dict[str, set[str]] = {}
+        grouped: dict[str, dict[str, dict]] = {}
         for chunk_id, metadata in zip(result["ids"], result["metadatas"]):
-            grouped.setdefault((metadata or {}).get("source", ""), set()).add(chunk_id)
+            grouped.setdefault((metadata or {}).get("source", ""), {})[chunk_id] = metadata or {}
         return grouped
 
     def contents(self) -> tuple[list[str], list[str], list[dict]]:
@@ -108,6 +112,11 @@ class KnowledgeIndex:
                 metadatas=[c.metadata for c in batch],
                 embeddings=vectors[start : start + MAX_BATCH],
             )
+
+    def update_metadata(self, chunks: list[Chunk]) -> None:
+        for start in range(0, len(chunks), MAX_BATCH):
+            batch = chunks[start : start + MAX_BATCH]
+            self._collection.update(ids=[c.id for c in batch], metadatas=[c.metadata for c in batch])
 
     def delete(self, ids: list[str]) -> None:
         for start in range(0, len(ids), MAX_BATCH):

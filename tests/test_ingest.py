@@ -406,9 +406,9 @@ def test_a_long_faq_answer_is_split_with_its_question_on_every_piece(tmp_path):
     assert all(f"Paso {n}:" in texts for n in range(1, 40))
 
 
-def test_reordered_faq_rows_are_not_embedded_again(tmp_path, embedder):
-    """Chunk ids hash the text, not the row number: moving rows embeds nothing (so a moved row's
-    stored `row` stays the old number until its text changes)."""
+def test_reordered_faq_rows_are_not_embedded_again_but_get_their_new_row_numbers(tmp_path, embedder):
+    """Chunk ids hash the text, not the row number: moving rows embeds nothing, and the stored
+    `row` follows the row."""
     rows = ["¿Abren los sábados?;Sí, de diez a dos.", "¿Hay aparcamiento?;Sí, gratuito para clientes."]
     table = write(tmp_path / "kb" / "faq.csv", "pregunta;respuesta\n" + "\n".join(rows) + "\n")
     spy = CountingEmbeddings(embedder)
@@ -420,8 +420,12 @@ def test_reordered_faq_rows_are_not_embedded_again(tmp_path, embedder):
     table.write_text("pregunta;respuesta\n;\n" + "\n".join(reversed(rows)) + "\n", encoding="utf-8")
     spy.reset()
     report = ingest([table.parent], index, spy)
-    assert report.unchanged == ["faq.csv"] and spy.texts == []
+    assert report.updated == ["faq.csv"] and spy.texts == []
     assert index.ids_by_source()["faq.csv"] == before
+    rows = {meta["title"]: meta["row"] for _, meta in stored(tmp_path / "chroma")}
+    assert rows == {"¿Hay aparcamiento?": 2, "¿Abren los sábados?": 3}  # row 1 is now empty
+
+    assert ingest([table.parent], index, spy).unchanged == ["faq.csv"]  # and then nothing to do
 
 
 # --------------------------------------------------------------------------- 3. unreadable files
