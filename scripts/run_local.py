@@ -101,9 +101,11 @@ def main() -> int:
     try:
         load_sample_if_empty(settings)
         env = dict(os.environ, BIND=f"127.0.0.1:{args.port}")
-        processes.append(subprocess.Popen([sys.executable, "-m", "webapp.worker"], env=env))
+        # Own sessions: Ctrl-C reaches only this launcher, which stops them before the database they
+        # need to close cleanly (stopped together, gunicorn workers hung closing their clients).
+        processes.append(subprocess.Popen([sys.executable, "-m", "webapp.worker"], env=env, start_new_session=True))
         processes.append(subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], env=env))
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], env=env, start_new_session=True))
         print(
             f"\nThe assistant listens on http://127.0.0.1:{args.port}/api/v1/whatsapp/webhook"
             f" ({'sending through Twilio' if settings.twilio_sends else 'dry-run: replies are stored, not sent'}).\n"
@@ -121,7 +123,9 @@ def main() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        stop_all(processes + ([database] if database else []))
+        stop_all(processes)
+        if database:
+            stop_all([database])
 
 
 if __name__ == "__main__":
