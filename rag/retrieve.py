@@ -129,7 +129,7 @@ class Retriever:
         "tamales"). Its best score does not tell: the rest of its words still match some page well.
         What tells is how much of its meaning rests on the words the documents never use. Without
         them, "hay seguro para mi perro?" means something else (cosine to the original ~.95), while
-        "oigan, me pueden quitar el seguro?" means the same (~.98)."""
+        "cada cuánto me toca la mamografía?" means the same (~.99)."""
         if not self.covered_meaning_threshold or not self._in_documents_language(text):
             return False
         lexical = self.lexical()
