@@ -114,14 +114,19 @@ def key_sentences(text: str, question: str, terms, limit: int = ANSWER_SENTENCES
 
 
 def _readable_lines(text: str) -> list[str]:
-    """Text lines without Markdown headings (context, not content) and with table rows as plain
-    "cell, cell, cell" lines."""
-    lines = []
+    """Text lines without Markdown headings and table header rows (context, not content), and
+    with table rows as plain "cell, cell, cell" lines."""
+    lines: list[str] = []
+    last_was_row = False
     for line in text.splitlines():
         line = line.strip()
+        if TABLE_RULE.match(line) and last_was_row:
+            lines.pop()  # the row above a table's rule is its header
         if not line or line.startswith("#") or TABLE_RULE.match(line):
+            last_was_row = False
             continue
-        if line.startswith("|"):
+        last_was_row = line.startswith("|")
+        if last_was_row:
             line = ", ".join(cell.strip() for cell in line.strip("|").split("|") if cell.strip())
         lines.append(line)
     return lines

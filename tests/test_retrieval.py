@@ -103,6 +103,7 @@ def test_key_sentences_keep_order_render_tables_and_skip_headings():
     answer = key_sentences(text, "cuanto cuesta la fibra 600 al mes", terms, limit=2, skip={"Planes"})
     assert answer == "La permanencia es de 12 meses.\nFibra 600, 32 €/mes"
     assert key_sentences(text, "what?", terms, limit=1, skip={"Planes"}) == "Todo incluye IVA."
+    assert "Tarifa, Precio" not in key_sentences(text, "precio de la tarifa", terms, limit=5, skip={"Planes"})
 
 
 def test_lexical_index_follows_an_ingest_by_another_process(tmp_path, embedder, monkeypatch):
