@@ -140,10 +140,11 @@ def worker(app, settings, embedder) -> ReplyWorker:
     return ReplyWorker(store, make_assistant(settings, embedder), make_sender(settings), settings)
 
 
-def signed_post(client, form: dict, signed_url: str = "http://localhost" + WEBHOOK, token: str = AUTH_TOKEN):
-    """POST a form to the webhook, signed as Twilio signs it (for `signed_url`, with `token`)."""
-    signature = RequestValidator(token).compute_signature(signed_url, form)
-    return client.post(WEBHOOK, data=form, headers={"X-Twilio-Signature": signature})
+def signed_post(client, form: dict, signed_url: str | None = None, token: str = AUTH_TOKEN, path: str = WEBHOOK):
+    """POST a form to `path` (the webhook), signed as Twilio signs it (for `signed_url`, by default
+    the URL the test client calls, with `token`)."""
+    signature = RequestValidator(token).compute_signature(signed_url or "http://localhost" + path, form)
+    return client.post(path, data=form, headers={"X-Twilio-Signature": signature})
 
 
 def inbound_form(body: str, sender: str = "whatsapp:+34600111222", **extra) -> dict:

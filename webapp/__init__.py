@@ -8,7 +8,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException
 
-from webapp.config import Settings, load_settings
+from webapp.config import API_PREFIX, Settings, load_settings
 from webapp.db import open_store
 from webapp.logs import configure_logging
 from webapp.services import Services
@@ -16,7 +16,6 @@ from webapp.whatsapp.outbound import make_sender
 
 log = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1/whatsapp"
 MAX_REQUEST_BYTES = 64 * 1024  # Twilio's largest webhook (1,600 chars + 10 media URLs) is far smaller
 
 
@@ -45,9 +44,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         log.warning("the rate-limit storage (RATE_LIMIT_STORAGE_URI, else MONGODB_URI) does not answer yet")
     app.extensions["whatsapp_assistant"] = Services(settings, store, make_sender(settings), limiter)
 
-    from webapp.routes import ops, webhook
+    from webapp.routes import ops, status, webhook
 
     app.register_blueprint(webhook.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(status.bp, url_prefix=API_PREFIX)
     app.register_blueprint(ops.bp, url_prefix=API_PREFIX)
     app.register_error_handler(HTTPException, _json_error)
     return app

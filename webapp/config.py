@@ -20,6 +20,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WHATSAPP_ADDRESS = re.compile(r"^whatsapp:\+[1-9]\d{6,14}$")
 
 
+API_PREFIX = "/api/v1/whatsapp"  # every route of the app lives under it
+
 class ConfigError(Exception):
     """Raised at start-up when a setting is missing or invalid; names the variable."""
 
@@ -124,6 +126,11 @@ class Settings(BaseSettings):
                 "(it is the key Twilio signs webhooks with)"
             )
         return self
+
+    @property
+    def status_callback_url(self) -> str:
+        """Where Twilio reports delivery of our messages; none without a public URL to reach us."""
+        return f"{self.public_base_url}{API_PREFIX}/status" if self.public_base_url else ""
 
     @property
     def twilio_sends(self) -> bool:

@@ -115,7 +115,7 @@ class ReplyWorker:
         self.store.messages.record_send(message["_id"], "submitting", utcnow())
         to = f"whatsapp:+{message['wa_id']}"
         try:
-            result = self.sender.send(to, message["body"])
+            result = self.sender.send(to, message["body"], reference=str(message["_id"]))
         except SendError as exc:
             log.warning("sending to %s failed: HTTP %s code %s: %s", mask_phone(to), exc.http_status, exc.code, exc.message)
             self.store.messages.record_send(

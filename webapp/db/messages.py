@@ -4,6 +4,8 @@ Inbound:  received → answered | rate_limited
 Outbound: pending → submitting → then Twilio's own status words (queued, sent, delivered, read,
           undelivered, failed), or dry_run; `failed` also when Twilio refused the request.
           `pending` and `submitting` are ours alone, so a Twilio status never reads as "not sent".
+          Twilio's status callbacks arrive in any order; a status only ever moves forward
+          (`read` then a late `delivered` stays `read`).
 
 `dedup_key` is unique: `in:<MessageSid>` makes a repeated webhook a no-op, and
 `reply:<first inbound id>:<part>` makes re-queueing the same reply after a crash a no-op.
@@ -19,6 +21,13 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 DUPLICATE_KEY = 11000
 OPEN_OUTBOUND = ("pending", "submitting")
+# How far along its way an outbound message is; a report never moves it back.
+PROGRESS = {
+    "pending": 0, "submitting": 0,
+    "accepted": 1, "scheduled": 1, "queued": 2, "sending": 3, "sent": 4,
+    "delivered": 5, "undelivered": 5, "failed": 5, "canceled": 5,
+    "read": 6,
+}
 
 
 class Messages:
@@ -101,7 +110,29 @@ class Messages:
         )
 
     def record_send(self, message_id: ObjectId, status: str, now: datetime, **fields) -> None:
-        self.collection.update_one({"_id": message_id}, {"$set": {"status": status, "updated_at": now, **fields}})
+        """Record a send attempt's outcome, unless a status report got further already."""
+        if fields:
+            self.collection.update_one({"_id": message_id}, {"$set": {"updated_at": now, **fields}})
+        self._advance({"_id": message_id}, status, {"updated_at": now})
+
+    def record_status(self, message_id: ObjectId, twilio_sid: str, status: str, error_code: int | None,
+                      now: datetime) -> bool:
+        """Apply Twilio's status report for one of our messages; False when it is not ours (the
+        id and SID do not match a stored message)."""
+        match = {"_id": message_id, "direction": "outbound", "twilio_sid": {"$in": [twilio_sid, None]}}
+        if self.collection.count_documents(match, limit=1) == 0:
+            return False
+        fields = {"status_at": now, "updated_at": now, **({"error_code": error_code} if error_code else {})}
+        self._advance(match, status, fields)
+        self.collection.update_one({"_id": message_id, "twilio_sid": None}, {"$set": {"twilio_sid": twilio_sid}})
+        return True
+
+    def _advance(self, match: dict, status: str, fields: dict) -> None:
+        """Set `status` where the message is not already as far along (a status we do not rank,
+        such as "dry_run", only replaces our own open ones)."""
+        step = PROGRESS.get(status, 0)
+        behind = sorted({*OPEN_OUTBOUND, *(name for name, known in PROGRESS.items() if known < step)})
+        self.collection.update_one(dict(match, status={"$in": behind}), {"$set": {"status": status, **fields}})
 
     def insert_outbound(self, document: dict) -> ObjectId:
         return self.collection.insert_one(dict(document, direction="outbound")).inserted_id

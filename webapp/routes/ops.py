@@ -68,7 +68,7 @@ def send_test():
          "body": text, "status": "submitting", "created_at": now, "updated_at": now}
     )
     try:
-        result = app.sender.send(to, text)
+        result = app.sender.send(to, text, reference=str(message_id))
     except SendError as exc:
         app.store.messages.record_send(message_id, "failed", now, error_code=exc.code, error_message=exc.message)
         log.warning("send-test to %s failed: %s", mask_phone(to), exc.message)

@@ -12,21 +12,20 @@ from flask import Blueprint, Response, jsonify, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from rag.language import detect_language, phrase
+from webapp.auth import twilio_signature_required
 from webapp.logs import mask_phone
 from webapp.services import services
-from webapp.whatsapp.inbound import InvalidInbound, parse_inbound, signature_is_valid
+from webapp.whatsapp.inbound import InvalidInbound, parse_inbound
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhook", __name__)
 
 
 @bp.post("/webhook")
+@twilio_signature_required
 def receive():
     app = services()
     settings = app.settings
-    if settings.validate_twilio_signature and not _signed_by_twilio():
-        log.warning("webhook refused: missing or invalid X-Twilio-Signature")
-        return jsonify(error="invalid or missing X-Twilio-Signature"), 403
     try:
         inbound = parse_inbound(request.form, settings.max_inbound_chars)
     except InvalidInbound as exc:
@@ -66,24 +65,6 @@ def receive():
     app.store.jobs.enqueue(conversation_id, inbound.wa_id, due_at)
     log.info("stored %s from %s", inbound.message_sid, mask_phone(inbound.wa_id))
     return _twiml_ok()
-
-
-def _signed_by_twilio() -> bool:
-    settings = services().settings
-    return signature_is_valid(
-        settings.twilio_auth_token.get_secret_value(),
-        _public_url(settings.public_base_url),
-        request.form,
-        request.headers.get("X-Twilio-Signature", ""),
-    )
-
-
-def _public_url(public_base_url: str) -> str:
-    """The URL Twilio signed: the configured public base (behind a proxy) or what Flask saw."""
-    if not public_base_url:
-        return request.url
-    query = request.query_string.decode("latin-1")
-    return public_base_url + request.script_root + request.path + (f"?{query}" if query else "")
 
 
 def _twiml_ok() -> Response:

@@ -1,4 +1,5 @@
-"""Inbound: check a Twilio webhook's signature and turn its form into an `InboundMessage`.
+"""Inbound: check a Twilio request's signature and turn its form into an `InboundMessage` (the
+webhook) or a `StatusReport` (a delivery status callback).
 
 Twilio adds fields without notice; unknown ones are ignored.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from bson import ObjectId
 from twilio.request_validator import RequestValidator
 
 from webapp.config import WHATSAPP_ADDRESS
@@ -14,6 +16,7 @@ from webapp.whatsapp.formatting import strip_control_chars
 
 MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 MAX_MEDIA = 10
+STATUS_WORD = re.compile(r"^[a-z_]{1,32}$")
 
 
 class InvalidInbound(ValueError):
@@ -69,3 +72,28 @@ def _media(form) -> list[dict]:
         {"url": form.get(f"MediaUrl{i}", ""), "content_type": form.get(f"MediaContentType{i}", "")}
         for i in range(max(count, 0))
     ]
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    message_id: ObjectId  # ours, from the `ref` we gave Twilio with the message
+    message_sid: str
+    status: str
+    error_code: int | None
+
+
+def parse_status_report(args, form) -> StatusReport:
+    """Validate a status callback: `ref` in the query, Twilio's fields in the form."""
+    reference = args.get("ref", "")
+    if not ObjectId.is_valid(reference):
+        raise InvalidInbound("ref", "ref must be the message id this app gave Twilio with the message")
+    message_sid = form.get("MessageSid", "").strip()
+    if not MESSAGE_SID.match(message_sid):
+        raise InvalidInbound("MessageSid", "MessageSid must be a Twilio message SID (SM followed by 32 hex digits)")
+    status = form.get("MessageStatus", "").strip()
+    if not STATUS_WORD.match(status):
+        raise InvalidInbound("MessageStatus", "MessageStatus must be a Twilio status such as delivered or read")
+    error_code = form.get("ErrorCode", "").strip()
+    if error_code and not error_code.isdigit():
+        raise InvalidInbound("ErrorCode", "ErrorCode must be a number")
+    return StatusReport(ObjectId(reference), message_sid, status, int(error_code) if error_code else None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from requests.exceptions import RequestException
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -50,14 +51,21 @@ class ApiBaseHttpClient(TwilioHttpClient):
 class TwilioSender:
     dry_run = False
 
-    def __init__(self, account_sid: str, auth_token: str, sender: str, api_base: str, timeout: float):
+    def __init__(self, account_sid: str, auth_token: str, sender: str, api_base: str, timeout: float,
+                 status_callback: str = ""):
         self.account_sid = account_sid
         self.sender = sender
+        self.status_callback = status_callback
         self.client = Client(account_sid, auth_token, http_client=ApiBaseHttpClient(api_base, timeout))
 
-    def send(self, to: str, body: str) -> SendResult:
+    def send(self, to: str, body: str, reference: str = "") -> SendResult:
+        """Send one message. With a status callback URL configured, Twilio reports its delivery
+        there, tagged with `reference` (our id for the message: the report may arrive before we
+        have stored the SID this call returns)."""
+        extra = {"status_callback": f"{self.status_callback}?{urlencode({'ref': reference})}"} \
+            if self.status_callback and reference else {}
         try:
-            message = self.client.messages.create(to=to, from_=self.sender, body=body)
+            message = self.client.messages.create(to=to, from_=self.sender, body=body, **extra)
         except TwilioRestException as exc:
             raise SendError(exc.msg, exc.status, exc.code) from None
         except (TwilioException, RequestException) as exc:
@@ -80,7 +88,7 @@ class DryRunSender:
 
     dry_run = True
 
-    def send(self, to: str, body: str) -> SendResult:
+    def send(self, to: str, body: str, reference: str = "") -> SendResult:
         return SendResult(sid="DR" + uuid.uuid4().hex, status="dry_run")
 
     def check_credentials(self) -> dict:
@@ -97,4 +105,5 @@ def make_sender(settings) -> TwilioSender | DryRunSender:
         settings.twilio_whatsapp_from,
         settings.twilio_api_base,
         settings.twilio_timeout_seconds,
+        settings.status_callback_url,
     )
