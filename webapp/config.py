@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     twilio_whatsapp_from: str = ""
     twilio_api_base: str = "https://api.twilio.com"
     twilio_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    send_max_attempts: int = Field(6, ge=1, le=20)
+    send_retry_base_seconds: float = Field(2.0, gt=0, le=60)
+    send_retry_max_seconds: float = Field(300.0, gt=0, le=3600)
     public_base_url: str = ""
     validate_twilio_signature: bool = True
 

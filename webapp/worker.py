@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import socket
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from rag.answer import Answer, Assistant
 from rag.language import detect_language, phrase
@@ -52,12 +53,15 @@ class ReplyWorker:
         if job is None:
             return False
         try:
-            self.process(job)
+            retry_at = self.process(job)
         except Exception:
             log.exception("job for conversation %s failed; it will be retried", job["_id"])
             self.store.jobs.release(job)
             raise
-        self.store.jobs.complete(job)
+        if retry_at:
+            self.store.jobs.postpone(job, retry_at)
+        else:
+            self.store.jobs.complete(job)
         return True
 
     def run_until_idle(self, max_jobs: int = 100) -> int:
@@ -67,12 +71,16 @@ class ReplyWorker:
                 return done
         return max_jobs
 
-    def process(self, job: dict) -> None:
+    def process(self, job: dict) -> datetime | None:
+        """Send what is queued, answer what is new, send that. Returns when to come back if a
+        part must wait for a retry: nothing later in the conversation goes out before it."""
         conversation_id = job["_id"]
-        self.send_open_replies(job)  # left by an attempt that died before sending them
+        retry_at = self.send_open_replies(job)  # left by an earlier attempt
+        if retry_at:
+            return retry_at
         pending = self.store.messages.pending_inbound(conversation_id)
         if not pending:
-            return
+            return None
         answer = self.answer(conversation_id, pending)
         now = utcnow()
         self.store.messages.queue_reply(
@@ -81,7 +89,7 @@ class ReplyWorker:
             language=answer.language,
         )
         self.store.messages.mark_answered([m["_id"] for m in pending], now)
-        self.send_open_replies(job)
+        return self.send_open_replies(job)
 
     def answer(self, conversation_id: str, pending: list[dict]) -> Answer:
         question = "\n".join(m["body"] for m in pending if m["body"])
@@ -94,11 +102,12 @@ class ReplyWorker:
             return Answer(phrase("send_text", language), language, "unreadable")
         return self.assistant.answer(question, history)
 
-    def send_open_replies(self, job: dict) -> None:
-        """Send the conversation's queued parts in order; a failed part fails the rest of its reply."""
+    def send_open_replies(self, job: dict) -> datetime | None:
+        """Send the conversation's queued parts in order; a failed part fails the rest of its reply.
+        Stops at a part that must wait for a retry, and returns when it is due."""
         open_replies = self.store.messages.open_outbound(job["_id"])
         if not open_replies:
-            return
+            return None
         # Queued means answered, even if the attempt that queued it died before saying so.
         self.store.messages.mark_answered([i for m in open_replies for i in m["reply_to"]], utcnow())
         failed_reply = None
@@ -108,22 +117,45 @@ class ReplyWorker:
             if failed_reply == message["reply_to"]:
                 self.store.messages.record_send(message["_id"], "failed", utcnow(), error_message="an earlier part failed")
                 continue
-            if self.send(message) == "failed":
+            retry_at = message.get("retry_at")
+            if retry_at and retry_at > utcnow():
+                return retry_at
+            status, retry_at = self.send(message)
+            if retry_at:
+                return retry_at
+            if status == "failed":
                 failed_reply = message["reply_to"]
+        return None
 
-    def send(self, message: dict) -> str:
+    def send(self, message: dict) -> tuple[str, datetime | None]:
+        """Hand one part to Twilio: its status, and when to try again if Twilio was busy or out of
+        reach (the part is then pending again)."""
         self.store.messages.record_send(message["_id"], "submitting", utcnow())
         to = f"whatsapp:+{message['wa_id']}"
         try:
             result = self.sender.send(to, message["body"], reference=str(message["_id"]))
         except SendError as exc:
-            log.warning("sending to %s failed: HTTP %s code %s: %s", mask_phone(to), exc.http_status, exc.code, exc.message)
-            self.store.messages.record_send(
-                message["_id"], "failed", utcnow(), error_code=exc.code, error_message=exc.message
-            )
-            return "failed"
+            attempts = message.get("attempts", 0) + 1
+            error = {"http_status": exc.http_status, "error_code": exc.code, "error_message": exc.message}
+            if exc.retryable and attempts < self.settings.send_max_attempts:
+                retry_at = utcnow() + timedelta(seconds=self.retry_delay(attempts, exc.retry_after))
+                log.warning("sending to %s failed (attempt %d, HTTP %s code %s: %s); retrying at %s",
+                            mask_phone(to), attempts, exc.http_status, exc.code, exc.message, retry_at.isoformat())
+                self.store.messages.defer_send(message["_id"], attempts, retry_at, utcnow(), **error)
+                return "pending", retry_at
+            status = "unconfirmed" if exc.maybe_sent else "failed"
+            log.warning("sending to %s: %s (attempt %d, HTTP %s code %s: %s)",
+                        mask_phone(to), status, attempts, exc.http_status, exc.code, exc.message)
+            self.store.messages.record_send(message["_id"], status, utcnow(), attempts=attempts, **error)
+            return status, None
         self.store.messages.record_send(message["_id"], result.status, utcnow(), twilio_sid=result.sid, sent_at=utcnow())
-        return result.status
+        return result.status, None
+
+    def retry_delay(self, attempts: int, retry_after: float | None) -> float:
+        """Exponential backoff with full jitter (spreads retries of many workers), never shorter
+        than what Twilio asked for."""
+        ceiling = min(self.settings.send_retry_max_seconds, self.settings.send_retry_base_seconds * 2 ** (attempts - 1))
+        return max(retry_after or 0.0, random.uniform(0, ceiling))
 
 
 def main() -> None:

@@ -57,6 +57,12 @@ class ReplyJobs:
         if deleted.deleted_count == 0:
             self.release(job)
 
+    def postpone(self, job: dict, due_at: datetime) -> None:
+        """Release the job, due again at `due_at` (a reply part waits for a retry)."""
+        self.collection.update_one(
+            {"_id": job["_id"], "worker": job["worker"]}, {"$set": {"lease_until": NEVER_LEASED, "due_at": due_at}}
+        )
+
     def release(self, job: dict) -> None:
         self.collection.update_one(
             {"_id": job["_id"], "worker": job["worker"]}, {"$set": {"lease_until": NEVER_LEASED}}

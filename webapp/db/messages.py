@@ -1,8 +1,11 @@
 """`messages`: every message of every conversation, both directions, with Twilio SIDs and status.
 
 Inbound:  received → answered | rate_limited
-Outbound: pending → submitting → then Twilio's own status words (queued, sent, delivered, read,
-          undelivered, failed), or dry_run; `failed` also when Twilio refused the request.
+Outbound: pending → submitting (→ pending again, with `retry_at`, when Twilio was busy or
+          unreachable) → then Twilio's own status words (queued, sent, delivered, read,
+          undelivered, failed), or dry_run; `failed` also when Twilio refused the request, and
+          `unconfirmed` when it did not answer in time (it may have sent the message: not retried,
+          so never sent twice; a status report, if one comes, moves it on).
           `pending` and `submitting` are ours alone, so a Twilio status never reads as "not sent".
           Twilio's status callbacks arrive in any order; a status only ever moves forward
           (`read` then a late `delivered` stays `read`).
@@ -23,7 +26,7 @@ DUPLICATE_KEY = 11000
 OPEN_OUTBOUND = ("pending", "submitting")
 # How far along its way an outbound message is; a report never moves it back.
 PROGRESS = {
-    "pending": 0, "submitting": 0,
+    "pending": 0, "submitting": 0, "unconfirmed": 0,
     "accepted": 1, "scheduled": 1, "queued": 2, "sending": 3, "sent": 4,
     "delivered": 5, "undelivered": 5, "failed": 5, "canceled": 5,
     "read": 6,
@@ -114,6 +117,15 @@ class Messages:
         if fields:
             self.collection.update_one({"_id": message_id}, {"$set": {"updated_at": now, **fields}})
         self._advance({"_id": message_id}, status, {"updated_at": now})
+
+    def defer_send(self, message_id: ObjectId, attempts: int, retry_at: datetime, now: datetime, **error) -> None:
+        """Put a part whose send attempt failed for a passing reason back in the queue, due again at
+        `retry_at`."""
+        self.collection.update_one(
+            {"_id": message_id, "status": "submitting"},
+            {"$set": {"status": "pending", "attempts": attempts, "retry_at": retry_at, "updated_at": now,
+                      "last_error": error}},
+        )
 
     def record_status(self, message_id: ObjectId, twilio_sid: str, status: str, error_code: int | None,
                       now: datetime) -> bool:
