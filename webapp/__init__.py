@@ -6,6 +6,7 @@ import logging
 from flask import Flask, jsonify
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 
 from webapp.config import API_PREFIX, Settings, load_settings
@@ -32,7 +33,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         RATELIMIT_STRATEGY="moving-window",
         RATELIMIT_HEADERS_ENABLED=True,
     )
-    store = open_store(settings.mongodb_uri)
+    store = open_store(settings.mongodb_uri, int(settings.mongodb_timeout_seconds * 1000))
     if settings.limiter_storage_uri.startswith("mongodb"):
         app.config["RATELIMIT_STORAGE_OPTIONS"] = {"database_name": f"{store.db.name}_ratelimits"}
     store.ensure_indexes()
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(status.bp, url_prefix=API_PREFIX)
     app.register_blueprint(ops.bp, url_prefix=API_PREFIX)
     app.register_error_handler(HTTPException, _json_error)
+    app.register_error_handler(ConnectionFailure, _database_unavailable)
     return app
 
 
@@ -64,3 +66,12 @@ def warn_about_unsafe_settings(settings: Settings) -> None:
 
 def _json_error(error: HTTPException):
     return jsonify(error=error.description or error.name), error.code
+
+
+def _database_unavailable(error: ConnectionFailure):
+    """MongoDB did not answer within MONGODB_TIMEOUT_SECONDS: nothing was acknowledged, so Twilio
+    (told to retry by the webhook URL's #rc= override, see the README) delivers the message again."""
+    log.error("MongoDB unavailable: %s", error)
+    response = jsonify(error="the database is unavailable; try again shortly")
+    response.headers["Retry-After"] = "5"
+    return response, 503

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
 
     # Storage
     mongodb_uri: str = "mongodb://127.0.0.1:27017/whatsapp_assistant?directConnection=true"
+    mongodb_timeout_seconds: float = Field(3.0, gt=0, le=30)
     chroma_path: Path = PROJECT_ROOT / "var" / "chroma"
     chroma_url: str = ""
     chroma_collection: str = "knowledge"

@@ -169,7 +169,7 @@ def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level)
     warn_about_unsafe_settings(settings)
-    store = open_store(settings.mongodb_uri)
+    store = open_store(settings.mongodb_uri, int(settings.mongodb_timeout_seconds * 1000))
     store.ensure_indexes()
     assistant = build_assistant(settings)
     assistant.retriever.warm_up()

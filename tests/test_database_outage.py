@@ -1,0 +1,57 @@
+"""MongoDB stops while messages arrive: the webhook answers 503 (nothing acknowledged, so Twilio
+retries), and once the database is back the retried message is stored and answered once."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from scripts import embedded_mongo
+from tests.conftest import free_port, inbound_form, signed_post
+
+
+@pytest.fixture
+def database(tmp_path):
+    """A MongoDB-protocol server of this test's own, which the test stops and restarts."""
+    port = free_port()
+    uri = f"mongodb://127.0.0.1:{port}/outage?directConnection=true"
+
+    def start() -> subprocess.Popen:
+        process = embedded_mongo.start(port, tmp_path / "db", tmp_path / "server.log")
+        embedded_mongo.wait_until_up(uri, process)
+        return process
+
+    server = {"process": start(), "uri": uri, "start": start}
+    yield server
+    server["process"].kill()
+    server["process"].wait(timeout=10)
+
+
+@pytest.fixture
+def settings_overrides(settings_overrides, database):
+    return dict(settings_overrides, mongodb_uri=database["uri"], mongodb_timeout_seconds=1)
+
+
+def stop(database) -> None:
+    database["process"].terminate()
+    database["process"].wait(timeout=10)
+
+
+def test_webhook_answers_503_while_the_database_is_down_and_keeps_the_retry(client, store, worker, database,
+                                                                          fake_twilio):
+    form = inbound_form("a qué hora abre la tienda?")
+    stop(database)
+
+    refused = signed_post(client, form)
+
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "5"
+    assert "database" in refused.get_json()["error"]
+
+    database["process"] = database["start"]()
+    for _ in range(2):  # Twilio's retry, and one more for good measure
+        assert signed_post(client, form).status_code == 200
+    worker.run_until_idle()
+
+    assert store.messages.collection.count_documents({"direction": "inbound"}) == 1
+    assert len(fake_twilio.sent_messages()) == 1
