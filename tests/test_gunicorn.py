@@ -16,6 +16,7 @@ from twilio.request_validator import RequestValidator
 from tests.conftest import (
     ACCOUNT_SID, ADMIN_TOKEN, AUTH_TOKEN, ROOT, SENDER, WEBHOOK, free_port, inbound_form,
 )
+from tests.fakes.fake_openai import FakeOpenAI
 from webapp.db import open_store
 
 DEADLINE_SECONDS = 60
@@ -150,3 +151,39 @@ def test_rate_limit_holds_across_two_gunicorn_workers(gunicorn_server, mongodb_u
     pids = set(re.findall(r"pid=<(\d+)> 200", log))
     assert len(pids) == 2, f"both gunicorn workers must have served requests, saw {pids} in {log[-2000:]}"
     assert counts == {"received": 5, "rate_limited": 15}
+
+
+@pytest.fixture
+def slow_llm():
+    with FakeOpenAI(reply="La fibra de 600 Mb cuesta 32 € al mes.", api_key="sk-test") as server:
+        server.delay_next(30)  # the first answer hangs: the worker is killed while waiting for it
+        yield server
+
+
+def test_a_worker_killed_mid_job_is_taken_over_after_its_lease(gunicorn_server, slow_llm, fake_twilio, tmp_path):
+    env = dict(gunicorn_server["env"], OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=slow_llm.api_base,
+               OPENAI_TIMEOUT_SECONDS="60", WORKER_LEASE_SECONDS="5")
+    first = subprocess.Popen([sys.executable, "-m", "webapp.worker"], cwd=tmp_path, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert post_signed(gunicorn_server["base_url"], inbound_form("¿cuánto cuesta la fibra de 600?")).status_code == 200
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while not slow_llm.chat_requests() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert slow_llm.chat_requests(), "the first worker never asked the LLM"
+        first.kill()  # SIGKILL: no chance to release its claim
+        first.wait(timeout=10)
+
+        second = subprocess.Popen([sys.executable, "-m", "webapp.worker"], cwd=tmp_path, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            (sent,) = wait_for_sent(fake_twilio, 1)
+            time.sleep(1)  # room for a duplicate to show up, were there one
+        finally:
+            stop(second)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert "32 €" in sent["body"]
+    assert len(fake_twilio.sent_messages()) == 1
+    assert len(slow_llm.chat_requests()) == 2  # asked again by the second worker
