@@ -153,6 +153,19 @@ def test_rate_limit_holds_across_two_gunicorn_workers(gunicorn_server, mongodb_u
     assert counts == {"received": 5, "rate_limited": 15}
 
 
+def test_the_same_webhook_delivered_three_times_at_once_is_answered_once(gunicorn_server, worker_process,
+                                                                        fake_twilio, mongodb_uri):
+    form = inbound_form("¿cuánto cuesta la fibra de 600?")  # one MessageSid, as Twilio's retries carry
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        statuses = list(pool.map(lambda _: post_signed(gunicorn_server["base_url"], form).status_code, range(3)))
+    assert statuses == [200] * 3  # a duplicate is acknowledged too, or Twilio would keep retrying
+
+    (sent,) = wait_for_sent(fake_twilio, 1)
+    time.sleep(1)  # room for a duplicate to show up, were there one
+    assert len(fake_twilio.sent_messages()) == 1 and "32 €" in sent["body"]
+    assert open_store(mongodb_uri).messages.collection.count_documents({"direction": "inbound"}) == 1
+
+
 @pytest.fixture
 def slow_llm():
     with FakeOpenAI(reply="La fibra de 600 Mb cuesta 32 € al mes.", api_key="sk-test") as server:
