@@ -49,9 +49,7 @@ def parse_inbound(form, max_chars: int) -> InboundMessage:
     sender = form.get("From", "").strip()
     if not WHATSAPP_ADDRESS.match(sender):
         raise InvalidInbound("From", "From must be a WhatsApp address like whatsapp:+34600111222")
-    message_sid = form.get("MessageSid", "").strip()
-    if not MESSAGE_SID.match(message_sid):
-        raise InvalidInbound("MessageSid", "MessageSid must be a Twilio message SID (SM followed by 32 hex digits)")
+    message_sid = _message_sid(form)
     media = _media(form)
     text = strip_control_chars(form.get("Body", "") or form.get("ButtonText", "")).strip()
     if not text and not media:
@@ -60,6 +58,13 @@ def parse_inbound(form, max_chars: int) -> InboundMessage:
         raise InvalidInbound("Body", f"Body is longer than {max_chars} characters")
     profile_name = strip_control_chars(form.get("ProfileName", ""))[:100].strip()
     return InboundMessage(message_sid, sender.removeprefix("whatsapp:+"), text, profile_name, media)
+
+
+def _message_sid(form) -> str:
+    message_sid = form.get("MessageSid", "").strip()
+    if not MESSAGE_SID.match(message_sid):
+        raise InvalidInbound("MessageSid", "MessageSid must be a Twilio message SID (SM followed by 32 hex digits)")
+    return message_sid
 
 
 def _media(form) -> list[dict]:
@@ -87,9 +92,7 @@ def parse_status_report(args, form) -> StatusReport:
     reference = args.get("ref", "")
     if not ObjectId.is_valid(reference):
         raise InvalidInbound("ref", "ref must be the message id this app gave Twilio with the message")
-    message_sid = form.get("MessageSid", "").strip()
-    if not MESSAGE_SID.match(message_sid):
-        raise InvalidInbound("MessageSid", "MessageSid must be a Twilio message SID (SM followed by 32 hex digits)")
+    message_sid = _message_sid(form)
     status = form.get("MessageStatus", "").strip()
     if not STATUS_WORD.match(status):
         raise InvalidInbound("MessageStatus", "MessageStatus must be a Twilio status such as delivered or read")
