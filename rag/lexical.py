@@ -34,6 +34,7 @@ CHAT_STOPWORDS = {
     "explicame", "explicar", "dime", "digame", "decirme", "cuentame", "contarme", "detalle", "detalles",
     "informacion", "info", "necesito", "quiero", "quisiera", "saber", "ayuda", "ayudar", "ayudame",
 }
+CORRECTIONS_CACHED = 256
 MIN_CORRECTABLE = 5  # shorter words are too ambiguous to correct ("mas", "ley")
 WORD = re.compile(r"\w+")
 
@@ -68,6 +69,8 @@ class LexicalIndex:
         self._by_length: dict[int, list[str]] = {}
         for word in words:
             self._by_length.setdefault(len(word), []).append(word)
+        # search and the relevance check correct the same question: once per snapshot is enough
+        self._corrected = lru_cache(maxsize=CORRECTIONS_CACHED)(self._correct_text)
         self._bm25 = bm25s.BM25()
         if texts:
             self._bm25.index([self.terms(text) for text in texts], show_progress=False)
@@ -92,6 +95,9 @@ class LexicalIndex:
     def correct(self, text: str) -> str:
         """Fix typos of words the documents use ("cosegruo" → "coseguro"). A word is left alone when
         the documents or the language's dictionary know it, so "carro" never becomes "cargo"."""
+        return self._corrected(text)
+
+    def _correct_text(self, text: str) -> str:
         return WORD.sub(lambda match: self._correct_word(match.group(0)), text)
 
     def unknown_terms(self, text: str) -> list[str]:

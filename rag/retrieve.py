@@ -92,11 +92,8 @@ class Retriever:
     def search(self, question: str, history: list[Turn] = ()) -> list[Hit]:
         """The best chunk of each of the k best documents, best first; `score` is the dense
         cosine similarity whichever ranker found it."""
-        text = search_text(question, list(history))
         snapshot = self.snapshot()
-        use_lexical = self._in_documents_language(text)
-        if use_lexical:
-            text = snapshot.lexical.correct(text)
+        text, use_lexical = self._query(snapshot, question, history)
         vector = self._query_vector(text)
         dense = best_per_source(self._hits(snapshot, self.index.nearest(vector, CANDIDATE_CHUNKS)))
         if not use_lexical:
@@ -109,32 +106,39 @@ class Retriever:
     def _hits(self, snapshot: Snapshot, scored: list[tuple[str, float]]) -> list[Hit]:
         """(id, score) pairs as hits. Chunks ingested since the snapshot are read from the index:
         a document being replaced must never go missing from the answers."""
-        chunks = snapshot.chunks
-        missing = [i for i, _ in scored if i not in chunks]
-        if missing:
-            chunks = {**chunks, **self.index.chunks(missing)}
-        return [Hit(i, *chunks[i], score=score) for i, score in scored if i in chunks]
+        missing = [i for i, _ in scored if i not in snapshot.chunks]
+        fetched = self.index.chunks(missing) if missing else {}
+        return [Hit(i, *(snapshot.chunks.get(i) or fetched[i]), score=score)
+                for i, score in scored if i in snapshot.chunks or i in fetched]
 
     def relevant(self, question: str, hits: list[Hit], history: list[Turn] = ()) -> list[Hit]:
         """The hits that may answer the question (asked after `history`, as for `search`); none
         when it is not answerable: nothing scores above the threshold, or the question is about
         something the documents never mention."""
         passages = [hit for hit in hits if hit.score >= self.threshold]
-        if passages and self._about_unknown_things(search_text(question, list(history))):
+        if passages and self._about_unknown_things(question, history):
             return []
         return passages
 
-    def _about_unknown_things(self, text: str) -> bool:
+    def _query(self, snapshot: Snapshot, question: str, history: list[Turn]) -> tuple[str, bool]:
+        """The text to search for, typo-corrected when it is in the documents' language, and
+        whether it is (only then does the lexical index apply)."""
+        text = search_text(question, list(history))
+        if not self._in_documents_language(text):
+            return text, False
+        return snapshot.lexical.correct(text), True
+
+    def _about_unknown_things(self, question: str, history: list[Turn]) -> bool:
         """Whether the question is about something the documents never mention ("mi perro",
         "tamales"). Its best score does not tell: the rest of its words still match some page well.
         What tells is how much of its meaning rests on the words the documents never use. Without
         them, "hay seguro para mi perro?" means something else (cosine to the original ~.95), while
         "cada cuánto me toca la mamografía?" means the same (~.99)."""
-        if not self.covered_meaning_threshold or not self._in_documents_language(text):
+        if not self.covered_meaning_threshold:
             return False
-        lexical = self.lexical()
-        text = lexical.correct(text)
-        unknown = set(lexical.unknown_terms(text))
+        snapshot = self.snapshot()
+        text, in_documents_language = self._query(snapshot, question, history)
+        unknown = set(snapshot.lexical.unknown_terms(text)) if in_documents_language else set()
         if not unknown:
             return False
         covered = WORD.sub(lambda word: "" if plain(word.group(0)) in unknown else word.group(0), text)
