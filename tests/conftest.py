@@ -100,6 +100,7 @@ def settings_overrides(mongodb_uri, sample_index_path, fake_twilio) -> dict:
         admin_token=ADMIN_TOKEN,
         company_name="Fibra Clara",
         worker_poll_seconds=0.05,
+        reply_debounce_seconds=0,  # tests that want a debounce set one
     )
 
 

@@ -2,6 +2,8 @@
 worker with the real embedder and Chroma index → fake Twilio REST server."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.conftest import SENDER, WEBHOOK, inbound_form, signed_post
@@ -137,6 +139,27 @@ def test_english_question_gets_english_framing(client, store, worker, fake_twili
     reply = store.messages.collection.find_one({"direction": "outbound"})
     assert reply["language"] == "en"
     assert reply["sources"][0] == "planes-y-precios.md"
+
+
+@pytest.fixture
+def settings_overrides(settings_overrides, request):
+    return dict(settings_overrides, **getattr(request, "param", {}))
+
+
+@pytest.mark.parametrize("settings_overrides", [{"reply_debounce_seconds": 1.0}], indirect=True)
+def test_messages_closer_than_the_debounce_wait_for_each_other(client, store, worker, fake_twilio):
+    assert signed_post(client, inbound_form("hola")).status_code == 200
+    assert worker.run_until_idle() == 0  # not due yet: more may follow
+    assert signed_post(client, inbound_form("cuánto cuesta la fibra de 1 Gb?")).status_code == 200
+    assert worker.run_until_idle() == 0  # the second message pushed the wait back
+
+    deadline = time.monotonic() + 10
+    while not worker.run_until_idle() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    (sent,) = fake_twilio.sent_messages()
+    assert "39 €" in sent["body"]
+    assert [m["status"] for m in store.messages.collection.find({"direction": "inbound"})] == ["answered"] * 2
 
 
 def test_burst_is_answered_as_one_question_in_order(client, store, worker, fake_twilio):

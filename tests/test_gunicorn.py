@@ -35,6 +35,7 @@ def process_env(mongodb_uri: str, chroma_path, twilio_base: str, **extra: str) -
         ADMIN_TOKEN=ADMIN_TOKEN,
         COMPANY_NAME="Fibra Clara",
         WORKER_POLL_SECONDS="0.05",
+        REPLY_DEBOUNCE_SECONDS="0",
     )
     env.update(extra)
     return env

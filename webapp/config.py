@@ -67,7 +67,8 @@ class Settings(BaseSettings):
     # Worker
     worker_poll_seconds: float = Field(0.2, gt=0, le=10)
     worker_lease_seconds: float = Field(60.0, ge=5, le=3600)
-    reply_debounce_seconds: float = Field(0.0, ge=0, le=30)
+    worker_threads: int = Field(4, ge=1, le=64)
+    reply_debounce_seconds: float = Field(2.0, ge=0, le=30)
 
     # HTTP surface
     admin_token: SecretStr = SecretStr("")

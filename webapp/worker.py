@@ -40,10 +40,16 @@ class ReplyWorker:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def run(self, stop: threading.Event) -> None:
-        """Process jobs until `stop` is set; the job in hand is always finished first."""
+        """Process jobs until `stop` is set; the job in hand is always finished first. A job that
+        fails is released (logged) and the loop carries on."""
         log.info("worker %s started (%s)", self.worker_id, "dry-run" if self.sender.dry_run else "sending via Twilio")
         while not stop.is_set():
-            if not self.run_once():
+            try:
+                busy = self.run_once()
+            except Exception:  # the database is unreachable, or a job failed: keep serving the rest
+                log.exception("worker %s: carrying on after an error", self.worker_id)
+                busy = False
+            if not busy:
                 stop.wait(self.settings.worker_poll_seconds)
         log.info("worker %s stopped", self.worker_id)
 
@@ -55,7 +61,7 @@ class ReplyWorker:
         try:
             retry_at = self.process(job)
         except Exception:
-            log.exception("job for conversation %s failed; it will be retried", job["_id"])
+            log.warning("job for conversation %s failed; released for a retry", job["_id"])
             self.store.jobs.release(job)
             raise
         if retry_at:
@@ -173,12 +179,23 @@ def main() -> None:
     store.ensure_indexes()
     assistant = build_assistant(settings)
     assistant.retriever.warm_up()
-    worker = ReplyWorker(store, assistant, make_sender(settings), settings)
+    sender = make_sender(settings)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    worker.run(stop)
-
+    # Threads share the store, the model and the Twilio client; each claims its own conversations.
+    # Waiting on the LLM or Twilio dominates a job, so threads multiply throughput.
+    threads = [
+        threading.Thread(target=ReplyWorker(store, assistant, sender, settings).run, args=(stop,), name=f"reply-{n}")
+        for n in range(settings.worker_threads)
+    ]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        stop.wait(0.5)  # the main thread stays free to receive signals
+    for thread in threads:
+        thread.join()
+    store.close()
 
 if __name__ == "__main__":
     main()
