@@ -3,16 +3,21 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Stoplight Prism, for the Twilio contract test (tests/test_twilio_contract.py). 5.14.2 is the newest
+# release that runs on Node 18/20 (5.15+ needs Node >= 24); the stamp names the version, so changing
+# it reinstalls.
+PRISM_VERSION := 5.14.2
+PRISM_STAMP := .prism/.installed-$(PRISM_VERSION)
 
 .PHONY: run test install clean
 
 run: $(STAMP)  ## install, then run the assistant on embedded defaults (127.0.0.1:8000)
 	$(BIN)/python scripts/run_local.py
 
-test: $(STAMP)  ## install, then run the test suite
+test: $(STAMP) $(PRISM_STAMP)  ## install, then run the test suite
 	$(BIN)/python -m pytest
 
-install: $(STAMP)
+install: $(STAMP) $(PRISM_STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,5 +25,14 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	touch $(STAMP)
 
+$(PRISM_STAMP):  ## without npm, only a note: the contract test then skips
+	@if command -v npm >/dev/null 2>&1; then \
+		echo "installing @stoplight/prism-cli@$(PRISM_VERSION) into .prism/"; \
+		npm install --prefix .prism --save-exact --no-audit --no-fund --loglevel=error \
+			@stoplight/prism-cli@$(PRISM_VERSION) && touch $@; \
+	else \
+		echo "note: npm not found, Prism not installed; the Twilio contract test will be skipped"; \
+	fi
+
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache .prism
