@@ -107,7 +107,8 @@ def test_plain_text_is_untouched(plain: str) -> None:
     [
         ("ho\u200bla", "hola"),
         ("\ufeffhola", "hola"),
-        ("a\u200cb\u200dc\u200ed\u200fe", "abcde"),
+        ("a\u200cb\u200dc\u200ed\u200fe", "a\u200cb\u200dcde"),
+        ("\U0001f469\u200d\U0001f4bb listo", "\U0001f469\u200d\U0001f4bb listo"),  # 👩‍💻 stays one emoji
         ("pago\u202e\u202a\u2066 seguro\u2069", "pago seguro"),
         ("uno\r\ndos\rtres", "uno\ndos\ntres"),
         ("col1\tcol2", "col1 col2"),

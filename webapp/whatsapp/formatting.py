@@ -44,7 +44,8 @@ _STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
 # Needs a non-space right inside each star and no word char outside: keeps `5 * 3` and `2*3*4`.
 _ITALIC_STAR = re.compile(r"(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])")
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# Zero-width (non-)joiners stay: they build emoji (👩‍💻, 🏳️‍🌈) and shape Persian and Indic text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 # Each pattern's match end is a candidate cut offset.
 _SENTENCE_END = re.compile(r"[.!?…]+[)\]\"'»”’*_~]*(?=\s)")
@@ -54,7 +55,7 @@ _WORD_BREAK = re.compile(r"(?=\s)")
 
 
 def strip_control_chars(text: str) -> str:
-    """Drop control, zero-width and bidi-override characters; normalise newlines, tabs and NFC."""
+    """Drop control, zero-width space, direction marks and bidi-override characters; normalise newlines, tabs and NFC."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
     return unicodedata.normalize("NFC", _CONTROL.sub("", text))
 
