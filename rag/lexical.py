@@ -37,6 +37,8 @@ CHAT_STOPWORDS = {
 CORRECTIONS_CACHED = 256
 MIN_CORRECTABLE = 5  # shorter words are too ambiguous to correct ("mas", "ley")
 WORD = re.compile(r"\w+")
+ACCENTED = dict(zip("aeiou", "áéíóú"))
+ACCENTED_ENDING_CHARS = 5  # verb and noun endings that carry an accent: -arían, -ción, -ía
 
 
 @lru_cache(maxsize=4)
@@ -48,6 +50,13 @@ def _dictionary_stems(language: str) -> frozenset[str]:
     except ValueError:  # no word list for this language
         return frozenset()
     return frozenset(_stemmer(language).stemWords([plain(w) for w in words]))
+
+
+def _accented_endings(word: str) -> list[str]:
+    """The word with one vowel of its ending accented: customers skip accents, and the stemmer only
+    strips an ending it recognises ("cobrarian" stems to nothing known, "cobrarían" to "cobr")."""
+    start = max(0, len(word) - ACCENTED_ENDING_CHARS)
+    return [word[:i] + ACCENTED[c] + word[i + 1:] for i, c in enumerate(word) if i >= start and c in ACCENTED]
 
 
 def _stemmer(language: str) -> Stemmer.Stemmer:
@@ -89,8 +98,11 @@ class LexicalIndex:
         return [(self.ids[i], float(scores[i])) for i in best if scores[i] > 0]
 
     def knows(self, word: str) -> bool:
-        """The documents use this word in some form ("inscribo" is known from "inscribirse")."""
-        return word in self._frequency or self._stemmer.stemWord(word) in self._stems
+        """The documents use this word in some form ("inscribo" is known from "inscribirse"), even
+        typed without the accent its ending needs ("cobrarian" from "cobrar")."""
+        if word in self._frequency or self._stemmer.stemWord(word) in self._stems:
+            return True
+        return any(self._stemmer.stemWord(form) in self._stems for form in _accented_endings(word))
 
     def correct(self, text: str) -> str:
         """Fix typos of words the documents use ("cosegruo" → "coseguro"). A word is left alone when

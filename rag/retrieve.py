@@ -23,6 +23,7 @@ CANDIDATE_CHUNKS = 50  # per ranker, before keeping one chunk per document
 LEXICAL_WEIGHT = 0.3  # of the fused rank score; dense gets the rest
 RRF_K = 60  # the usual reciprocal-rank-fusion constant: damps the difference between ranks 1 and 2
 REFRESH_SECONDS = 5.0  # how stale the lexical index may be after another process ingests
+FOLLOW_UP_MARGIN = 0.02  # below COVERED_MEANING_THRESHOLD, for a follow-up judged on its own (measured)
 QUERY_VECTORS_CACHED = 256  # search and the relevance check embed the same text: embed it once
 
 
@@ -133,16 +134,29 @@ class Retriever:
         "tamales"). Its best score does not tell: the rest of its words still match some page well.
         What tells is how much of its meaning rests on the words the documents never use. Without
         them, "hay seguro para mi perro?" means something else (cosine to the original ~.95), while
-        "cada cuánto me toca la mamografía?" means the same (~.99)."""
+        "cada cuánto me toca la mamografía?" means the same (~.99).
+
+        A follow-up is searched together with the previous message, whose words dilute the new
+        one's ("me pasas una receta de tamales?" after a question about prices), so it is also
+        judged alone, with a margin: a short text loses more meaning per word removed."""
         if not self.covered_meaning_threshold:
             return False
         snapshot = self.snapshot()
         text, in_documents_language = self._query(snapshot, question, history)
-        unknown = set(snapshot.lexical.unknown_terms(text)) if in_documents_language else set()
-        if not unknown:
+        if in_documents_language and self._covered_meaning(snapshot, text) < self.covered_meaning_threshold:
+            return True
+        if text == question or not self._in_documents_language(question):
             return False
+        alone = snapshot.lexical.correct(question)
+        return self._covered_meaning(snapshot, alone) < self.covered_meaning_threshold - FOLLOW_UP_MARGIN
+
+    def _covered_meaning(self, snapshot: Snapshot, text: str) -> float:
+        """Cosine between `text` (typo-corrected) and `text` without the words the documents never use."""
+        unknown = set(snapshot.lexical.unknown_terms(text))
+        if not unknown:
+            return 1.0
         covered = WORD.sub(lambda word: "" if plain(word.group(0)) in unknown else word.group(0), text)
-        return cosine(self._query_vector(text), self._query_vector(covered)) < self.covered_meaning_threshold
+        return cosine(self._query_vector(text), self._query_vector(covered))
 
     def warm_up(self) -> None:
         """Load the models and read the snapshot now, not on the first customer's question."""

@@ -12,7 +12,7 @@ from rag import retrieve
 from rag.answer import build_assistant, key_sentences, make_retriever
 from rag.ingest import ingest
 from rag.lexical import LexicalIndex
-from rag.retrieve import fuse
+from rag.retrieve import Turn, fuse
 from rag.store import Hit, open_index
 from webapp.config import load_settings
 
@@ -43,13 +43,14 @@ def test_fusion_weights_ranks_of_both_rankers():
 
 
 def test_typos_are_corrected_against_the_documents_but_real_words_are_kept():
-    lexical = LexicalIndex(["1", "2"], ["El coseguro es un porcentaje.", "La inscripción abierta empieza en noviembre."])
+    lexical = LexicalIndex(["1", "2"], ["El coseguro es un porcentaje que le van a cobrar.", "La inscripción abierta empieza en noviembre."])
     assert lexical.correct("q es el cosegruo??") == "q es el coseguro??"
     assert lexical.correct("cuando empiesa la inscripcion") == "cuando empieza la inscripcion"
     assert lexical.correct("cuando emp") == "cuando emp"  # too short to guess
     assert lexical.correct("seguro para mi carro") == "seguro para mi carro"  # a Spanish word, not a typo
     assert lexical.unknown_terms("seguro para mi perro") == ["seguro", "perro"]
     assert lexical.unknown_terms("cuándo empieza la inscripcion") == []  # accents and word forms known
+    assert lexical.unknown_terms("y me lo cobrarian") == []  # "cobrarían", typed without its accent
     assert lexical.search("coseguro", 5)[0][0] == "1"
     assert lexical.search("zzz", 5) == []
 
@@ -72,12 +73,22 @@ def test_question_about_something_the_documents_never_mention_is_refused(sample_
     assert max(h.score for h in answer.retrieved) >= retriever.threshold  # a cosine floor alone would answer
 
 
-@pytest.mark.parametrize("question", ["oigan, a que hora atendeis por telefono los domingos?",
+@pytest.mark.parametrize("question", ["porfis, a que hora atendeis por telefono los domingos?",
                                       "como saco un duplicado de la factura porfa"])
 def test_words_the_documents_never_use_do_not_refuse_a_question_they_do_not_change(sample_settings, retriever,
                                                                                      question):
-    assert retriever.lexical().unknown_terms(question)  # "oigan", "atendeis", "saco"…
+    assert retriever.lexical().unknown_terms(question)  # "porfis", "saco"…
     assert build_assistant(sample_settings, retriever).answer(question).outcome == "answered"
+
+
+@pytest.mark.parametrize(("follow_up", "outcome"), [("me pasas una receta de tamales?", "unknown"),
+                                                   ("y tienen seguro para mi perro?", "unknown"),
+                                                   ("y cuánto me cuesta usar datos allí?", "answered")])
+def test_a_follow_up_about_something_unknown_is_refused_though_the_previous_message_was_not(
+        sample_settings, retriever, follow_up, outcome):
+    history = [Turn("user", "cuánto cuesta la fibra de 600 megas?"), Turn("assistant", "32 € al mes.")]
+    answer = build_assistant(sample_settings, retriever).answer(follow_up, history)
+    assert answer.outcome == outcome
 
 
 def test_offline_answer_is_the_relevant_sentences_not_the_whole_chunk(sample_settings, retriever):
