@@ -2,7 +2,6 @@
 processes talking over real sockets to the MongoDB-protocol server and the fake Twilio server."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -10,104 +9,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
-from twilio.request_validator import RequestValidator
 
 from tests.conftest import (
-    ACCOUNT_SID, ADMIN_TOKEN, AUTH_TOKEN, ROOT, SENDER, WEBHOOK, free_port, inbound_form,
+    DEADLINE_SECONDS, ROOT, SENDER, WEBHOOK, inbound_form, post_signed, stop, wait_for_sent,
 )
 from tests.fakes.fake_openai import FakeOpenAI
 from webapp.db import open_store
-
-DEADLINE_SECONDS = 60
-
-
-def process_env(mongodb_uri: str, chroma_path, twilio_base: str, **extra: str) -> dict[str, str]:
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(ROOT),
-        MONGODB_URI=mongodb_uri,
-        CHROMA_PATH=str(chroma_path),
-        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-        TWILIO_WHATSAPP_FROM=SENDER,
-        TWILIO_API_BASE=twilio_base,
-        ADMIN_TOKEN=ADMIN_TOKEN,
-        COMPANY_NAME="Fibra Clara",
-        WORKER_POLL_SECONDS="0.05",
-        REPLY_DEBOUNCE_SECONDS="0",
-    )
-    env.update(extra)
-    return env
-
-
-def wait_for_http(url: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "gunicorn exited during start-up"
-        try:
-            requests.get(url, timeout=2)
-            return
-        except requests.RequestException:  # not listening yet, or a worker still booting
-            time.sleep(0.2)
-    raise TimeoutError(url)
-
-
-def stop(process: subprocess.Popen) -> str:
-    """Stop a process (once) and return what it printed."""
-    if process.returncode is not None:
-        return ""
-    process.terminate()
-    try:
-        output, _ = process.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-    return output or ""
-
-
-@pytest.fixture
-def gunicorn_server(mongodb_uri, sample_index_path, fake_twilio, tmp_path, request):
-    """gunicorn with two workers on a free port; yields (base_url, env). Runs from tmp_path so
-    a developer's own .env in the repo is not read."""
-    port = free_port()
-    extra = getattr(request, "param", {})
-    env = process_env(mongodb_uri, sample_index_path, fake_twilio.base_url, BIND=f"127.0.0.1:{port}",
-                      WEB_CONCURRENCY="2", **extra)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--access-logformat", "pid=%(p)s %(s)s",
-         "wsgi:app"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(base_url + "/", process)
-        yield {"base_url": base_url, "env": env, "process": process}
-    finally:
-        stop(process)
-    store = open_store(mongodb_uri)
-    store.client.drop_database(store.db.name)
-
-
-@pytest.fixture
-def worker_process(gunicorn_server, tmp_path):
-    process = subprocess.Popen([sys.executable, "-m", "webapp.worker"], cwd=tmp_path, env=gunicorn_server["env"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    yield process
-    stop(process)
-
-
-def post_signed(base_url: str, form: dict) -> requests.Response:
-    url = base_url + WEBHOOK
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
-    return requests.post(url, data=form, headers={"X-Twilio-Signature": signature}, timeout=10)
-
-
-def wait_for_sent(fake_twilio, count: int) -> list[dict]:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while time.monotonic() < deadline and len(fake_twilio.sent_messages()) < count:
-        time.sleep(0.1)
-    return fake_twilio.sent_messages()
 
 
 def test_message_through_gunicorn_is_answered_by_the_worker_process(gunicorn_server, worker_process, fake_twilio):

@@ -14,7 +14,10 @@ import signal
 import socket
 import threading
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+
+from pymongo.errors import PyMongoError
 
 from rag.answer import Answer, Assistant
 from rag.language import detect_language, phrase
@@ -87,7 +90,13 @@ class ReplyWorker:
         pending = self.store.messages.pending_inbound(conversation_id)
         if not pending:
             return None
-        answer = self.answer(conversation_id, pending)
+        with self.lease_kept(job):  # an LLM may take longer than a lease
+            answer = self.answer(conversation_id, pending)
+        # If the lease was lost all the same (the database was out of reach), another worker's
+        # answer covers these messages and newer ones: queueing this one would mark those
+        # answered with no reply.
+        if not self.store.jobs.renew(job, utcnow(), self.settings.worker_lease_seconds):
+            raise RuntimeError("lease lost while answering: another worker owns this conversation now")
         now = utcnow()
         self.store.messages.queue_reply(
             conversation_id, job["wa_id"], [m["_id"] for m in pending], format_reply(answer.text), now,
@@ -96,6 +105,28 @@ class ReplyWorker:
         )
         self.store.messages.mark_answered([m["_id"] for m in pending], now)
         return self.send_open_replies(job)
+
+    @contextmanager
+    def lease_kept(self, job: dict):
+        """Renew the job's lease in the background while the block runs (every third of a lease),
+        so a slow answer is not taken over by another worker while this one is alive."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self.settings.worker_lease_seconds / 3):
+                try:
+                    if not self.store.jobs.renew(job, utcnow(), self.settings.worker_lease_seconds):
+                        return
+                except PyMongoError as exc:  # try again next time; the lease outlasts two misses
+                    log.warning("could not renew the lease of conversation %s: %s", job["_id"], exc)
+
+        heartbeat = threading.Thread(target=renew, name=f"lease-{job['_id']}", daemon=True)
+        heartbeat.start()
+        try:
+            yield
+        finally:
+            done.set()
+            heartbeat.join()
 
     def answer(self, conversation_id: str, pending: list[dict]) -> Answer:
         question = "\n".join(m["body"] for m in pending if m["body"])
@@ -191,10 +222,11 @@ def main() -> None:
     ]
     for thread in threads:
         thread.start()
-    while any(thread.is_alive() for thread in threads):
-        stop.wait(0.5)  # the main thread stays free to receive signals
+    # Join in slices: the main thread stays free to run the signal handler. (Not stop.wait(), which
+    # returns at once after a stop: the loop would spin a CPU while the job in hand finishes.)
     for thread in threads:
-        thread.join()
+        while thread.is_alive():
+            thread.join(0.5)
     store.close()
 
 if __name__ == "__main__":
