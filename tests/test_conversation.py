@@ -2,11 +2,13 @@
 worker with the real embedder and Chroma index → fake Twilio REST server."""
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 
 from tests.conftest import SENDER, WEBHOOK, inbound_form, signed_post
+from webapp.worker import ReplyWorker
 
 
 def test_signed_message_gets_one_grounded_reply(client, store, worker, fake_twilio):
@@ -171,3 +173,22 @@ def test_burst_is_answered_as_one_question_in_order(client, store, worker, fake_
     assert "39 €" in sent["body"]
     statuses = [m["status"] for m in store.messages.collection.find({"direction": "inbound"})]
     assert statuses == ["answered"] * 3
+
+
+def test_idle_threads_of_a_worker_process_take_turns_to_poll(store, settings, worker, monkeypatch):
+    claims = []
+    real_claim = store.jobs.claim
+    monkeypatch.setattr(store.jobs, "claim", lambda *args: claims.append(1) or real_claim(*args))
+    stop, poll_turn = threading.Event(), threading.Lock()
+    threads = [threading.Thread(target=ReplyWorker(store, worker.assistant, worker.sender, settings).run,
+                                args=(stop, poll_turn)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert not any(thread.is_alive() for thread in threads)
+    polls_per_thread = 1.0 / settings.worker_poll_seconds  # 20 at the tests' 0.05 s
+    assert 1 <= len(claims) <= 2 * polls_per_thread  # eight threads polling on their own: ~8 × 20

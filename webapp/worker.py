@@ -42,25 +42,40 @@ class ReplyWorker:
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, poll_turn: threading.Lock | None = None) -> None:
         """Process jobs until `stop` is set; the job in hand is always finished first. A job that
-        fails is released (logged) and the loop carries on."""
+        fails is released (logged) and the loop carries on. Idle threads of one process share
+        `poll_turn`: one of them polls the database at a time, so idle polling costs one query
+        per WORKER_POLL_SECONDS per process, however many threads wait."""
+        poll_turn = poll_turn or threading.Lock()
         log.info("worker %s started (%s)", self.worker_id, "dry-run" if self.sender.dry_run else "sending via Twilio")
         while not stop.is_set():
             try:
-                busy = self.run_once()
+                with poll_turn:
+                    job = None if stop.is_set() else self.claim()
+                    if job is None:
+                        stop.wait(self.settings.worker_poll_seconds)
+                        continue
+                self.handle(job)
             except Exception:  # the database is unreachable, or a job failed: keep serving the rest
                 log.exception("worker %s: carrying on after an error", self.worker_id)
-                busy = False
-            if not busy:
                 stop.wait(self.settings.worker_poll_seconds)
         log.info("worker %s stopped", self.worker_id)
 
     def run_once(self) -> bool:
         """Claim and process one due job; False when there was none."""
-        job = self.store.jobs.claim(self.worker_id, utcnow(), self.settings.worker_lease_seconds)
+        job = self.claim()
         if job is None:
             return False
+        self.handle(job)
+        return True
+
+    def claim(self) -> dict | None:
+        return self.store.jobs.claim(self.worker_id, utcnow(), self.settings.worker_lease_seconds)
+
+    def handle(self, job: dict) -> None:
+        """Process a claimed job, then complete it, postpone it to its retry time, or (when it
+        failed) release it for another attempt."""
         try:
             retry_at = self.process(job)
         except Exception:
@@ -71,7 +86,6 @@ class ReplyWorker:
             self.store.jobs.postpone(job, retry_at)
         else:
             self.store.jobs.complete(job)
-        return True
 
     def run_until_idle(self, max_jobs: int = 100) -> int:
         """Process due jobs until none is left (bounded); how many were processed."""
@@ -216,8 +230,10 @@ def main() -> None:
         signal.signal(signum, lambda *_: stop.set())
     # Threads share the store, the model and the Twilio client; each claims its own conversations.
     # Waiting on the LLM or Twilio dominates a job, so threads multiply throughput.
+    poll_turn = threading.Lock()
     threads = [
-        threading.Thread(target=ReplyWorker(store, assistant, sender, settings).run, args=(stop,), name=f"reply-{n}")
+        threading.Thread(target=ReplyWorker(store, assistant, sender, settings).run, args=(stop, poll_turn),
+                         name=f"reply-{n}")
         for n in range(settings.worker_threads)
     ]
     for thread in threads:
