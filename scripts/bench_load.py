@@ -1,0 +1,745 @@
+"""Load benchmark: many WhatsApp customers at once, through the app as it runs in production.
+
+    python scripts/bench_load.py [--customers 200] [--messages 10] [--rate 50] [--llm-delay SECONDS]
+                                 [--workers 1] [--worker-threads 4] [--debounce 2] [--json]
+                                 [--mongodb-uri URI | --mongodb-options retryWrites=false] [--keep]
+
+Starts, all on 127.0.0.1 and in a scratch folder removed afterwards: a MongoDB-protocol server
+(SecantusDB, fresh data), a Chroma index of the sample knowledge base (sample_kb/), the fake Twilio
+REST API, gunicorn with 2 workers and `--workers` worker processes (`python -m webapp.worker`, with
+`--worker-threads` threads each). Answers are offline (no LLM), unless `--llm-delay` is given: then
+a fake OpenAI server answers every chat request after that many seconds.
+
+Each customer sends `--messages` distinct Spanish questions about the sample knowledge base, in
+order; all customers together send `--rate` messages per second, open-loop (every message leaves at
+its scheduled time from a thread pool, whatever the earlier ones are waiting for). Each request is
+signed as Twilio signs it. When all are sent, the run waits (at most `--drain-timeout`) for every
+reply to reach the fake Twilio, then reports:
+
+- acknowledged (2xx), answered (inbound status), lost (acknowledged, but no reply covering it
+  reached the fake Twilio), duplicated (an inbound message covered by more than one reply, or a send
+  at the fake Twilio beyond one per stored reply part), out of order (per customer, a send at the
+  fake Twilio that answers an earlier message than the send before it, by the parts' `reply_to`);
+- webhook latency (client-measured over every request, a timed-out one at its 15 s; and gunicorn's
+  own request time, which leaves out the wait for a free gunicorn thread), the time from a message's
+  acknowledgement to the first reply covering it at the fake Twilio, how late each request left
+  against its schedule, and the achieved send rate;
+- CPU seconds used by each process group while sending and draining.
+
+The rate limit per customer (RATE_LIMIT_PER_WA_ID) is raised (`--rate-limit`) so the limiter never
+refuses the benchmark's traffic, but it is still checked on every message. PUBLIC_BASE_URL is unset,
+so Twilio is asked for no status callbacks. Exits 1 if anything was lost, duplicated or out of
+order, 130 on Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from pymongo import MongoClient
+from twilio.request_validator import RequestValidator
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts import embedded_mongo, run_local  # noqa: E402
+from scripts.chat import WEBHOOK_PATH, twilio_form  # noqa: E402
+from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
+from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
+from webapp.config import Settings, load_settings  # noqa: E402
+from webapp.db.messages import OPEN_OUTBOUND  # noqa: E402
+
+ACCOUNT_SID = "AC" + "b" * 32
+SENDER = "whatsapp:+14155238886"
+WEB_WORKERS = 2
+REQUEST_TIMEOUT_SECONDS = 15  # what Twilio waits for a webhook
+START_TIMEOUT_SECONDS = 120
+DEFAULT_RATE_LIMIT = "1000 per minute;10000 per hour"  # the default's two windows, far above the load
+LLM_ANSWER = ("Con la Fibra 600 Mb pagas 32 € al mes, IVA incluido, con instalación y router sin coste. "
+              "Si quieres, te cuento también los packs con móvil.")
+
+# Casual WhatsApp-style questions about the sample knowledge base (sample_kb/); a customer asks
+# `--messages` consecutive ones, starting at a different place for each customer.
+QUESTIONS = [
+    "hola, cuanto cuesta la fibra de 600?",
+    "q precio tiene el pack familia",
+    "la fibra de 1 gb cuanto sale al mes?",
+    "las tarifas moviles tienen permanencia?",
+    "si me quedo sin datos en el movil q pasa",
+    "cuanto vale un bono extra de 5 gb",
+    "el pack duo que incluye exactamente?",
+    "puedo añadir otra linea al pack? cuanto cuesta",
+    "como subo de velocidad la fibra",
+    "cuantas veces puedo bajar de tarifa?",
+    "q dia me pasais el recibo?",
+    "puedo pagar la factura con tarjeta",
+    "aceptais pagos en efectivo?",
+    "como cambio la cuenta del banco para los recibos",
+    "la factura en papel cuesta algo?",
+    "como descargo un duplicado de una factura de hace un año",
+    "me devolvieron un recibo, me vais a cortar el servicio?",
+    "creo q me habeis cobrado de mas en la factura, q hago",
+    "como compruebo si tengo cobertura de fibra en mi calle",
+    "cuanto tardais en instalar la fibra",
+    "el router va incluido o lo tengo q comprar?",
+    "cuanto dura la permanencia de la fibra",
+    "puedo mantener mi numero de fijo?",
+    "no me funciona internet, que hago",
+    "el movil no tiene cobertura desde ayer",
+    "cuanto tardais en arreglar una averia?",
+    "la visita del tecnico la tengo q pagar?",
+    "me compensais si estoy dias sin internet?",
+    "como me doy de baja",
+    "cuanto tengo q pagar si me doy de baja antes de la permanencia",
+    "tengo q devolver el router cuando me de de baja?",
+    "si doy de baja la fibra del pack pierdo el movil?",
+    "me puedo pasar a otra compañia sin llamaros?",
+    "la sim me la mandais a casa o tengo q ir a la tienda",
+    "se puede tener esim?",
+    "cuanto tarda la portabilidad de mi numero",
+    "voy a estados unidos de vacaciones, cuanto me cuesta usar el movil alli",
+    "usar datos en francia me cuesta algo extra?",
+    "a q hora atendeis por telefono los domingos?",
+    "donde esta la tienda de madrid",
+    "como pongo una reclamacion",
+    "cuanto tiempo guardais mis datos personales",
+    "el asistente de whatsapp guarda mis mensajes?",
+    "como dejo de recibir publicidad vuestra",
+]
+
+
+# -- the fakes ----------------------------------------------------------------------------------
+
+
+class TimedFakeTwilio(FakeTwilio):
+    """The fake Twilio, also noting when (monotonic clock) each accepted message arrived."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.arrivals: list[tuple[float, str, str, str]] = []  # (arrived, sid, to, body)
+
+    def handle(self, method, path, headers, body):
+        arrived = time.monotonic()
+        reply = super().handle(method, path, headers, body)
+        if method == "POST" and reply.status == 201:
+            resource_ = json.loads(reply.body)
+            with self._lock:
+                self.arrivals.append((arrived, resource_["sid"], resource_["to"], resource_["body"]))
+        return reply
+
+    def sends(self) -> list[tuple[float, str, str, str]]:
+        with self._lock:
+            return sorted(self.arrivals)
+
+
+def llm_reply(messages: list[dict]) -> str:
+    """Rewrite requests get the customer's own last message back; answers get a fixed reply."""
+    if str(messages[0].get("content", "")).startswith("Rewrite"):
+        found = re.search(r"<last_message>\n(.*)\n</last_message>", str(messages[-1].get("content", "")), re.S)
+        return found.group(1) if found else str(messages[-1].get("content", ""))
+    return LLM_ANSWER
+
+
+# -- processes ----------------------------------------------------------------------------------
+
+
+def database_uri(server_uri: str, name: str, options: str = "") -> str:
+    """`server_uri` with its database replaced by `name`, its options kept and `options` added."""
+    parts = urlsplit(server_uri)
+    query = "&".join(part for part in (parts.query, options) if part)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, query, ""))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_environment() -> dict[str, str]:
+    """This environment without any of the app's settings: a developer's own must not leak in."""
+    names = {name.upper() for name in Settings.model_fields}
+    return {k: v for k, v in os.environ.items() if k not in names}
+
+
+def start_process(command: list[str], env: dict, cwd: Path, log_file: Path) -> subprocess.Popen:
+    # Own session: Ctrl-C reaches only this script, which stops them in order.
+    with log_file.open("ab") as log:
+        return subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def wait_until(check, what: str, processes: list[subprocess.Popen], timeout: float = START_TIMEOUT_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for process in processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"{what}: a process exited with code {process.returncode} during start-up")
+        if check():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{what}: not ready within {timeout:.0f} s")
+
+
+def log_count(path: Path, pattern: str) -> int:
+    try:
+        return len(re.findall(pattern, path.read_text(errors="replace")))
+    except FileNotFoundError:
+        return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and all its descendants still running."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo += children.get(current, [])
+    return total
+
+
+# -- the load -----------------------------------------------------------------------------------
+
+
+def customer_number(customer: int) -> str:
+    return f"whatsapp:+3460{customer:07d}"
+
+
+def question(customer: int, seq: int) -> str:
+    text = QUESTIONS[(customer * 7 + seq) % len(QUESTIONS)]
+    return text if seq < len(QUESTIONS) else f"{text} ({seq // len(QUESTIONS) + 1})"
+
+
+class Load:
+    """Sends the planned messages open-loop and records what happened to each request."""
+
+    def __init__(self, url: str, auth_token: str, customers: int, messages: int, rate: float, client_threads: int):
+        self.url = url
+        self.validator = RequestValidator(auth_token)
+        self.rate = rate
+        self.client_threads = client_threads
+        # interleaved: message k goes to customer k % customers, so each customer's messages are
+        # `customers / rate` seconds apart and in order
+        self.plan = [(c, j) for j in range(messages) for c in range(customers)]
+        self.records: list[dict | None] = [None] * len(self.plan)
+        self.local = threading.local()
+
+    def post(self, k: int, scheduled: float) -> None:
+        customer, seq = self.plan[k]
+        form = twilio_form(customer_number(customer), SENDER, question(customer, seq), f"Cliente {customer}",
+                           ACCOUNT_SID)
+        # a fresh connection per webhook, as Twilio's deliveries come
+        headers = {"X-Twilio-Signature": self.validator.compute_signature(self.url, form), "Connection": "close"}
+        record = {"customer": customer, "seq": seq, "sid": form["MessageSid"], "scheduled": scheduled}
+        session = getattr(self.local, "session", None) or requests.Session()
+        self.local.session = session
+        record["started"] = time.monotonic()
+        try:
+            response = session.post(self.url, data=form, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS)
+            record["status"] = response.status_code
+        except requests.RequestException as exc:
+            record["status"] = None
+            record["error"] = type(exc).__name__
+            self.local.session = None
+        record["ended"] = time.monotonic()
+        self.records[k] = record
+
+    def run(self, stop: threading.Event) -> None:
+        pool = ThreadPoolExecutor(max_workers=self.client_threads, thread_name_prefix="client")
+        try:
+            start = time.monotonic() + 0.2
+            for k in range(len(self.plan)):
+                scheduled = start + k / self.rate
+                if stop.wait(max(0.0, scheduled - time.monotonic())):
+                    break
+                pool.submit(self.post, k, scheduled)
+        except BaseException:  # Ctrl-C: what has not started yet never will
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+
+
+# -- analysis -----------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+def summary_ms(values: list[float], *ps: float) -> dict:
+    out = {f"p{p:g}": _ms(percentile(values, p)) for p in ps}
+    out["max"] = _ms(max(values) if values else None)
+    out["n"] = len(values)
+    return out
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def match_sends(outbound: list[dict], sends: list[tuple[float, str, str, str]]) -> tuple[list, list, int]:
+    """Pair each send at the fake Twilio with the stored part it delivered: by the SID the worker
+    stored, else (the worker has not stored it yet) with a part of the same customer and body that
+    has no SID, one send per part. Returns (send, part) pairs in arrival order, the sends left
+    over (duplicates), and how many were paired by body."""
+    by_sid = {m["twilio_sid"]: m for m in outbound if m.get("twilio_sid")}
+    without_sid: dict[tuple[str, str], list[dict]] = {}
+    for message in sorted((m for m in outbound if not m.get("twilio_sid")), key=lambda m: m["_id"]):
+        without_sid.setdefault((f"whatsapp:+{message['wa_id']}", message["body"]), []).append(message)
+    pairs, extra, by_body = [], [], 0
+    for send in sends:
+        _, sid, to, body = send
+        message = by_sid.get(sid)
+        if message is None and without_sid.get((to, body)):
+            message = without_sid[(to, body)].pop(0)
+            by_body += 1
+        if message is None:
+            extra.append(send)
+        else:
+            pairs.append((send, message))
+    return pairs, extra, by_body
+
+
+def out_of_order(pairs: list, rank: dict, reply_key) -> tuple[int, set]:
+    """Sends (in arrival order at the fake Twilio) that answer an earlier inbound message, by `rank`,
+    than the customer's send before them; and the customers concerned."""
+    errors, customers = 0, set()
+    last_by_customer: dict[str, dict] = {}
+    for (_, _, to, _), message in pairs:
+        previous = last_by_customer.get(to)
+        if previous is not None:
+            if reply_key(previous) == reply_key(message):
+                in_order = message.get("part", 0) > previous.get("part", 0)
+            else:
+                earlier = [rank[i] for i in previous["reply_to"] if i in rank]
+                later = [rank[i] for i in message["reply_to"] if i in rank]
+                # equal only for a message answered twice: a duplicate, counted as one
+                in_order = not earlier or not later or min(later) >= max(earlier)
+            if not in_order:
+                errors += 1
+                customers.add(to)
+        last_by_customer[to] = message
+    return errors, customers
+
+
+def analyse(load: Load, inbound: list[dict], outbound: list[dict], sends: list[tuple[float, str, str, str]]) -> dict:
+    records = [r for r in load.records if r is not None]
+    acked = [r for r in records if r.get("status") and 200 <= r["status"] < 300]
+    by_sid = {r["sid"]: r for r in records}
+    acked_sids = {r["sid"] for r in acked}
+    inbound_by_sid = {m["twilio_sid"]: m for m in inbound}
+    seq_of = {m["_id"]: by_sid[m["twilio_sid"]]["seq"] for m in inbound if m["twilio_sid"] in by_sid}
+
+    # replies: one per (kind, messages answered); a reply may have several parts
+    def reply_key(message: dict) -> tuple:
+        return message.get("kind"), tuple(message["reply_to"])
+
+    replies_covering: dict = {}
+    for message in outbound:
+        for inbound_id in message["reply_to"]:
+            replies_covering.setdefault(inbound_id, set()).add(reply_key(message))
+    covered_twice = [i for i, keys in replies_covering.items() if len(keys) > 1]
+
+    pairs, unmatched_sends, matched_by_body = match_sends(outbound, sends)
+    first_reply_at: dict = {}
+    for (arrived, _, _, _), message in pairs:
+        for inbound_id in message["reply_to"]:
+            first_reply_at.setdefault(inbound_id, arrived)
+    # in the order the customer sent them; and, to tell where a disorder comes from, in the order
+    # the webhook stored them (`created_at`: what the worker goes by)
+    order_errors, customers_out_of_order = out_of_order(pairs, seq_of, reply_key)
+    stored_rank = {m["_id"]: m["created_at"] for m in inbound}
+    order_errors_stored, _ = out_of_order(pairs, stored_rank, reply_key)
+    stored_out_of_send_order = 0
+    by_customer: dict[int, list[dict]] = {}
+    for message in inbound:
+        record = by_sid.get(message["twilio_sid"])
+        if record:
+            by_customer.setdefault(record["customer"], []).append(message)
+    for messages in by_customer.values():
+        in_store_order = sorted(messages, key=lambda m: (m["created_at"], m["_id"]))
+        seqs = [seq_of[m["_id"]] for m in in_store_order]
+        stored_out_of_send_order += sum(1 for a, b in pairwise(seqs) if b < a)
+
+    lost, reply_latency = [], []
+    for record in acked:
+        stored = inbound_by_sid.get(record["sid"])
+        replied_at = first_reply_at.get(stored["_id"]) if stored else None
+        if replied_at is None:
+            lost.append(record["sid"])
+        else:
+            reply_latency.append(replied_at - record["ended"])
+
+    statuses: dict[str, int] = {}
+    for record in records:
+        key = str(record.get("status") or record.get("error"))
+        statuses[key] = statuses.get(key, 0) + 1
+    inbound_statuses: dict[str, int] = {}
+    for message in inbound:
+        inbound_statuses[message["status"]] = inbound_statuses.get(message["status"], 0) + 1
+    outcomes: dict[str, int] = {}
+    for message in outbound:
+        if message.get("part", 0) == 0:
+            outcome = message.get("outcome") or message.get("kind", "?")
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    started = sorted(r["started"] for r in records)
+    duration = started[-1] - started[0] if len(started) > 1 else 0.0
+    return {
+        "planned": len(load.plan),
+        "sent": len(records),
+        "acknowledged": len(acked),
+        "http_statuses": statuses,
+        "stored_inbound": len(inbound),
+        "inbound_statuses": inbound_statuses,
+        "answered": inbound_statuses.get("answered", 0),
+        "rate_limited": inbound_statuses.get("rate_limited", 0),
+        "replies_queued": len({reply_key(m) for m in outbound}),
+        "reply_parts_queued": len(outbound),
+        "sends_at_twilio": len(sends),
+        "reply_outcomes": outcomes,
+        "lost": len(lost),
+        "duplicated": len(covered_twice) + len(unmatched_sends),
+        "duplicated_detail": {"inbound_covered_by_several_replies": len(covered_twice),
+                              "sends_matching_no_stored_part": len(unmatched_sends),
+                              "sends_matched_by_body_sid_not_stored_yet": matched_by_body},
+        "out_of_order": order_errors,
+        "customers_out_of_order": len(customers_out_of_order),
+        "out_of_order_detail": {"vs_stored_order": order_errors_stored,
+                                "inbound_stored_out_of_send_order": stored_out_of_send_order},
+        # every request, a timed-out one at the time it waited (Twilio gives up after 15 s too)
+        "webhook_ms": summary_ms([r["ended"] - r["started"] for r in records], 50, 99),
+        "stored_not_acknowledged": sum(1 for r in records if r["sid"] not in acked_sids and r["sid"] in inbound_by_sid),
+        "reply_after_ack_ms": summary_ms(reply_latency, 50, 95),
+        "send_lag_ms": summary_ms([r["started"] - r["scheduled"] for r in records], 50, 99),
+        "achieved_rate": round((len(started) - 1) / duration, 2) if duration else None,
+        "lost_sample": lost[:5],
+    }
+
+
+def gunicorn_request_ms(log_file: Path) -> dict:
+    """gunicorn's own time for each webhook request (access log `us=` field)."""
+    text = log_file.read_text(errors="replace") if log_file.exists() else ""
+    pattern = r"POST " + re.escape(WEBHOOK_PATH) + r"\S* \S+ status=2\d\d us=(\d+)"
+    micros = [int(m) / 1e6 for m in re.findall(pattern, text)]
+    return summary_ms(micros, 50, 99)
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def print_table(report: dict) -> None:
+    config, result = report["config"], report["result"]
+    w = result["webhook_ms"]
+    g = result["webhook_server_ms"]
+    r = result["reply_after_ack_ms"]
+    lag = result["send_lag_ms"]
+    busy = max(0.1, report["seconds"]["sending"] + report["seconds"]["drain"] + report["config"]["settle"])
+    llm = ("offline answers" if config["llm_delay"] is None
+           else f"fake LLM, {config['llm_delay']} s per chat request")
+    lines = [
+        f"load: {config['customers']} customers x {config['messages']} messages at {config['rate']} msg/s, open-loop "
+        f"({config['client_threads']} client threads)",
+        f"app: gunicorn {WEB_WORKERS} workers, {config['workers']} worker process(es) x {config['worker_threads']} "
+        f"threads, {llm}",
+        f"database: {config['mongodb']}{', options ' + config['mongodb_options'] if config['mongodb_options'] else ''}",
+        f"settings: REPLY_DEBOUNCE_SECONDS={config['debounce']}, RATE_LIMIT_PER_WA_ID={config['rate_limit']!r} "
+        "(raised so the limiter never refuses this load), PUBLIC_BASE_URL unset (no status callbacks)",
+        "",
+        f"sent                     {result['sent']:>8}   (planned {result['planned']}; HTTP {result['http_statuses']})",
+        f"acknowledged (2xx)       {result['acknowledged']:>8}   ({result['stored_not_acknowledged']} more stored, "
+        "but not acknowledged in time)",
+        f"answered (inbound)       {result['answered']:>8}   (stored {result['stored_inbound']}: "
+        f"{result['inbound_statuses']})",
+        f"replies sent / inbound   {result['sends_at_twilio']:>8} / {result['stored_inbound']}   "
+        f"({result['replies_queued']} replies in {result['reply_parts_queued']} parts queued; "
+        f"outcomes {result['reply_outcomes']})",
+        f"lost                     {result['lost']:>8}",
+        f"duplicated               {result['duplicated']:>8}   ({result['duplicated_detail']})",
+        f"out of order             {result['out_of_order']:>8}   ({result['customers_out_of_order']} customers; "
+        f"{result['out_of_order_detail']})",
+        f"rate limited             {result['rate_limited']:>8}",
+        f"twilio contract errors   {report['twilio_contract_violations']:>8}",
+        "",
+        f"webhook latency (client, all requests) p50 {w['p50']} ms  p99 {w['p99']} ms  max {w['max']} ms"
+        "   (target p99 <= 100 ms)",
+        f"webhook time (gunicorn)  p50 {g['p50']} ms  p99 {g['p99']} ms  max {g['max']} ms",
+        f"ack -> reply at Twilio   p50 {_s(r['p50'])} s  p95 {_s(r['p95'])} s  max {_s(r['max'])} s",
+        f"send lag vs schedule     p50 {lag['p50']} ms  p99 {lag['p99']} ms  max {lag['max']} ms",
+        f"achieved send rate       {result['achieved_rate']} msg/s (asked {config['rate']})",
+        "",
+        f"time: start-up {report['seconds']['startup']} s, sending {report['seconds']['sending']} s, "
+        f"drain {report['seconds']['drain']} s{' (DEADLINE HIT)' if report['drain_deadline_hit'] else ''}, "
+        f"total {report['seconds']['total']} s",
+        "CPU seconds while sending and draining: " + ", ".join(
+            f"{name} {value} ({value / busy:.0%} of a core)" for name, value in report["cpu_seconds"].items()
+            if value is not None),
+    ]
+    print("\n".join(lines))
+
+
+def _s(ms: float | None) -> str:
+    return "-" if ms is None else f"{ms / 1000:.2f}"
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def drain(store_db, deadline: float, stop: threading.Event) -> bool:
+    """Wait until no job is queued and no message waits for an answer or a send; False on timeout."""
+    while time.monotonic() < deadline and not stop.is_set():
+        messages = store_db.messages
+        if (store_db.reply_jobs.count_documents({}) == 0
+                and messages.count_documents({"direction": "inbound", "status": "received"}) == 0
+                and messages.count_documents({"direction": "outbound", "status": {"$in": list(OPEN_OUTBOUND)}}) == 0):
+            return True
+        stop.wait(1.0)
+    return False
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=200)
+    parser.add_argument("--messages", type=int, default=10, help="per customer")
+    parser.add_argument("--rate", type=float, default=50.0, help="messages per second, all customers together")
+    parser.add_argument("--llm-delay", type=float, default=None, metavar="SECONDS",
+                        help="answer with a fake OpenAI that takes this long on every chat request")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--worker-threads", type=int, default=4, help="WORKER_THREADS of each worker process")
+    parser.add_argument("--debounce", type=float, default=2.0, help="REPLY_DEBOUNCE_SECONDS")
+    parser.add_argument("--rate-limit", default=DEFAULT_RATE_LIMIT, help="RATE_LIMIT_PER_WA_ID")
+    parser.add_argument("--client-threads", type=int, default=None,
+                        help="threads sending the webhooks (default: enough for every request to wait its full "
+                             f"{REQUEST_TIMEOUT_SECONDS} s timeout without delaying the next ones)")
+    parser.add_argument("--mongodb-uri", default="",
+                        help="use this MongoDB server (a fresh database on it, dropped afterwards) instead of "
+                             "starting SecantusDB")
+    parser.add_argument("--mongodb-options", default="", metavar="OPTIONS",
+                        help="extra MONGODB_URI options for the app, e.g. retryWrites=false")
+    parser.add_argument("--drain-timeout", type=float, default=600.0, help="seconds to wait for the last replies")
+    parser.add_argument("--settle", type=float, default=2.0,
+                        help="seconds to watch for late duplicates after the drain")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs, data) and print its path")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    args = parser.parse_args(argv)
+    if args.client_threads is None:
+        args.client_threads = int(args.rate * REQUEST_TIMEOUT_SECONDS) + 16
+    if min(args.customers, args.messages, args.workers, args.worker_threads, args.client_threads) < 1 or args.rate <= 0:
+        parser.error("counts and the rate must be positive")
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
+    began = time.monotonic()
+    scratch = Path(tempfile.mkdtemp(prefix="bench_load_"))
+    processes: list[subprocess.Popen] = []
+    database: subprocess.Popen | None = None
+    client: MongoClient | None = None
+    stop = threading.Event()
+    fakes: list = []
+    database_name = f"bench_{secrets.token_hex(4)}"
+    interrupted = False
+    try:
+        def note(text: str) -> None:
+            print(text, file=sys.stderr, flush=True)
+
+        # a fresh database: on our own SecantusDB, or a new name on the server given
+        if args.mongodb_uri:
+            mongodb_uri = database_uri(args.mongodb_uri, database_name, args.mongodb_options)
+            embedded_mongo.wait_until_up(mongodb_uri, timeout_seconds=10)
+        else:
+            mongo_port = free_port()
+            mongodb_uri = database_uri(f"mongodb://127.0.0.1:{mongo_port}/?directConnection=true", database_name,
+                                       args.mongodb_options)
+            note(f"starting SecantusDB on 127.0.0.1:{mongo_port} (data in {scratch / 'mongo'})")
+            database = embedded_mongo.start(mongo_port, scratch / "mongo", scratch / "mongo.log")
+            embedded_mongo.wait_until_up(mongodb_uri, database)
+        client = MongoClient(mongodb_uri, tz_aware=True)
+        db = client.get_default_database()
+
+        # knowledge index of sample_kb/
+        auth_token = secrets.token_hex(16)
+        settings = load_settings(_env_file=None, chroma_path=scratch / "chroma", mongodb_uri=mongodb_uri,
+                                 validate_twilio_signature=False)
+        with contextlib.redirect_stdout(sys.stderr):
+            run_local.load_sample_if_empty(settings)
+
+        twilio = TimedFakeTwilio(ACCOUNT_SID, auth_token).start()
+        fakes.append(twilio)
+        llm = None
+        if args.llm_delay is not None:
+            llm = FakeOpenAI(reply=llm_reply, api_key="sk-bench").start()
+            fakes.append(llm)
+            # every chat request (a rewrite of a follow-up, or an answer) waits; at most two per message
+            llm.delay_next(args.llm_delay, times=2 * args.customers * args.messages + 100)
+
+        port = free_port()
+        env = dict(
+            clean_environment(),
+            PYTHONPATH=str(ROOT),
+            MONGODB_URI=mongodb_uri,
+            CHROMA_PATH=str(scratch / "chroma"),
+            TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+            TWILIO_AUTH_TOKEN=auth_token,
+            TWILIO_WHATSAPP_FROM=SENDER,
+            TWILIO_API_BASE=twilio.base_url,
+            COMPANY_NAME="Fibra Clara",
+            REPLY_DEBOUNCE_SECONDS=str(args.debounce),
+            RATE_LIMIT_PER_WA_ID=args.rate_limit,
+            BIND=f"127.0.0.1:{port}",
+            WEB_CONCURRENCY=str(WEB_WORKERS),
+            WORKER_THREADS=str(args.worker_threads),
+        )
+        worker_env = dict(env)
+        if llm is not None:
+            worker_env.update(OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=llm.api_base,
+                              OPENAI_TIMEOUT_SECONDS=str(min(120, args.llm_delay + 15)))
+        # cwd is the scratch folder, so the repository's own .env is not read
+        gunicorn_log = scratch / "gunicorn.log"
+        gunicorn = start_process(
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+             "--access-logformat", "pid=%(p)s %(r)s status=%(s)s us=%(D)s", "wsgi:app"],
+            env, scratch, gunicorn_log)
+        processes.append(gunicorn)
+        worker_logs = [scratch / f"worker-{n}.log" for n in range(args.workers)]
+        workers = [start_process([sys.executable, "-m", "webapp.worker"], worker_env, scratch, log)
+                   for log in worker_logs]
+        processes += workers
+        note(f"starting gunicorn ({WEB_WORKERS} workers) on 127.0.0.1:{port} and {args.workers} worker process(es)"
+             f" x {args.worker_threads} threads")
+        wait_until(lambda: log_count(gunicorn_log, r"Booting worker with pid") >= WEB_WORKERS
+                   and _answers(f"http://127.0.0.1:{port}/"), "gunicorn", processes)
+        wait_until(lambda: all(log_count(log, r"worker \S+ started") >= args.worker_threads for log in worker_logs),
+                   "worker processes", processes)
+        startup_seconds = time.monotonic() - began
+
+        load = Load(f"http://127.0.0.1:{port}{WEBHOOK_PATH}", auth_token, args.customers, args.messages, args.rate,
+                    args.client_threads)
+        note(f"sending {len(load.plan)} messages at {args.rate} msg/s")
+        cpu_before = {"secantusdb": cpu_seconds(database.pid) if database else 0.0,
+                      "gunicorn": cpu_seconds(gunicorn.pid),
+                      "workers": sum(cpu_seconds(w.pid) for w in workers), "bench": _own_cpu()}
+        sending_started = time.monotonic()
+        load.run(stop)
+        sending_seconds = time.monotonic() - sending_started
+        note(f"sent in {sending_seconds:.1f} s; waiting for the replies (at most {args.drain_timeout:.0f} s)")
+        drained = drain(db, time.monotonic() + args.drain_timeout, stop)
+        drain_seconds = time.monotonic() - sending_started - sending_seconds
+        stop.wait(args.settle)  # room for a late duplicate, were there one
+
+        cpu = {
+            "secantusdb": round(cpu_seconds(database.pid) - cpu_before["secantusdb"], 1) if database else None,
+            "gunicorn": round(cpu_seconds(gunicorn.pid) - cpu_before["gunicorn"], 1),
+            "workers": round(sum(cpu_seconds(w.pid) for w in workers) - cpu_before["workers"], 1),
+            "bench (client + fakes)": round(_own_cpu() - cpu_before["bench"], 1),
+        }
+        inbound = list(db.messages.find({"direction": "inbound"}, {"twilio_sid": 1, "status": 1, "created_at": 1}))
+        outbound = list(db.messages.find({"direction": "outbound"},
+                                         {"reply_to": 1, "part": 1, "kind": 1, "twilio_sid": 1, "status": 1,
+                                          "outcome": 1, "wa_id": 1, "body": 1}))
+        result = analyse(load, inbound, outbound, twilio.sends())
+        result["webhook_server_ms"] = gunicorn_request_ms(gunicorn_log)
+        report = {
+            "config": {
+                "customers": args.customers, "messages": args.messages, "rate": args.rate,
+                "llm_delay": args.llm_delay, "workers": args.workers, "worker_threads": args.worker_threads,
+                "web_workers": WEB_WORKERS, "debounce": args.debounce, "rate_limit": args.rate_limit,
+                "client_threads": args.client_threads, "drain_timeout": args.drain_timeout, "settle": args.settle,
+                "mongodb": "given server" if args.mongodb_uri else "SecantusDB (own, fresh)",
+                "mongodb_options": args.mongodb_options,
+            },
+            "result": result,
+            "drain_deadline_hit": not drained,
+            "twilio_contract_violations": len(twilio.contract_violations),
+            "llm_chat_requests": len(llm.chat_requests()) if llm else None,
+            "seconds": {
+                "startup": round(startup_seconds, 1), "sending": round(sending_seconds, 1),
+                "drain": round(drain_seconds, 1), "total": round(time.monotonic() - began, 1),
+            },
+            "cpu_seconds": cpu,
+            "scratch": str(scratch) if args.keep else None,
+        }
+        if args.json:
+            print(json.dumps(report, ensure_ascii=False))
+        else:
+            print_table(report)
+            if llm is not None:
+                print(f"fake LLM chat requests: {report['llm_chat_requests']}")
+            if args.keep:
+                print(f"logs and data kept in {scratch}")
+        failed = result["lost"] or result["duplicated"] or result["out_of_order"]
+        return 1 if failed else 0
+    except KeyboardInterrupt:
+        interrupted = True
+        print("interrupted: stopping everything", file=sys.stderr)
+        return 130
+    finally:
+        stop.set()
+        # ignore further Ctrl-C while stopping, so nothing is left running
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        run_local.stop_all(processes)
+        for fake in fakes:
+            fake.stop()
+        if client is not None:
+            with contextlib.suppress(Exception):
+                if not args.keep:
+                    client.drop_database(database_name)
+                    client.drop_database(f"{database_name}_ratelimits")
+            client.close()
+        if database is not None:
+            run_local.stop_all([database])
+        if not args.keep or interrupted:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _answers(url: str) -> bool:
+    try:
+        requests.get(url, timeout=2)
+        return True
+    except requests.RequestException:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
