@@ -55,7 +55,8 @@ _WORD_BREAK = re.compile(r"(?=\s)")
 
 
 def strip_control_chars(text: str) -> str:
-    """Drop control, zero-width space, direction marks and bidi-override characters; normalise newlines, tabs and NFC."""
+    """Drop control, zero-width space, direction-mark and bidi-override characters; normalise
+    newlines, tabs and NFC."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
     return unicodedata.normalize("NFC", _CONTROL.sub("", text))
 
