@@ -42,16 +42,19 @@ def ensure_local_env(env_file: Path) -> None:
         print(f"wrote generated {', '.join(missing)} to {env_file.name}")
 
 
-def start_database_if_needed(uri: str) -> subprocess.Popen | None:
+def start_database_if_needed(uri: str) -> tuple[subprocess.Popen | None, str]:
+    """The database server we started (None if one already answers) and the URI to reach it."""
     if embedded_mongo.is_up(uri, timeout_seconds=1):
-        return None
+        return None, uri
     parts = urlsplit(uri)
     if parts.hostname not in ("127.0.0.1", "localhost"):
         raise SystemExit(f"MONGODB_URI {parts.hostname}:{parts.port} does not answer")
-    print(f"starting the embedded database (SecantusDB) on 127.0.0.1:{parts.port or 27017}, data in var/mongo")
-    process = embedded_mongo.start(parts.port or 27017, ROOT / "var" / "mongo", ROOT / "var" / "mongo.log")
-    embedded_mongo.wait_until_up(uri, process)
-    return process
+    port = parts.port or 27017
+    print(f"starting the embedded database (SecantusDB) on 127.0.0.1:{port}, data in var/mongo")
+    process = embedded_mongo.start(port, ROOT / "var" / "mongo", ROOT / "var" / "mongo.log")
+    local_uri = embedded_mongo.client_uri(port, parts.path.lstrip("/"))
+    embedded_mongo.wait_until_up(local_uri, process)
+    return process, local_uri
 
 
 def load_sample_if_empty(settings) -> None:
@@ -97,10 +100,10 @@ def main() -> int:
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
     processes: list[subprocess.Popen] = []
-    database = start_database_if_needed(settings.mongodb_uri)
+    database, mongodb_uri = start_database_if_needed(settings.mongodb_uri)
     try:
         load_sample_if_empty(settings)
-        env = dict(os.environ, BIND=f"127.0.0.1:{args.port}")
+        env = dict(os.environ, BIND=f"127.0.0.1:{args.port}", MONGODB_URI=mongodb_uri)
         # Own sessions: Ctrl-C reaches only this launcher, which stops them before the database they
         # need to close cleanly (stopped together, gunicorn workers hung closing their clients).
         processes.append(subprocess.Popen([sys.executable, "-m", "webapp.worker"], env=env, start_new_session=True))

@@ -3,7 +3,6 @@ index built with the real embedder from the bundled sample knowledge base, and t
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from rag.store import open_index  # noqa: E402
 from scripts import embedded_mongo  # noqa: E402
 from scripts.chat import twilio_form  # noqa: E402
 from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
+from tests.processes import free_port  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.config import Settings, load_settings  # noqa: E402
 from webapp.db import open_store  # noqa: E402
@@ -41,21 +41,14 @@ for _name in Settings.model_fields:
     os.environ.pop(_name.upper(), None)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
-def mongo_base_uri(tmp_path_factory) -> str:
+def mongo_port(tmp_path_factory) -> int:
     """One MongoDB-protocol server (SecantusDB) for the session; each test gets its own database."""
     port = free_port()
     data = tmp_path_factory.mktemp("mongo")
     process = embedded_mongo.start(port, data / "db", data / "server.log")
-    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    embedded_mongo.wait_until_up(uri, process)
-    yield f"mongodb://127.0.0.1:{port}"
+    embedded_mongo.wait_until_up(embedded_mongo.client_uri(port), process)
+    yield port
     process.terminate()
     try:
         process.wait(timeout=10)
@@ -64,8 +57,8 @@ def mongo_base_uri(tmp_path_factory) -> str:
 
 
 @pytest.fixture
-def mongodb_uri(mongo_base_uri) -> str:
-    return f"{mongo_base_uri}/t_{uuid.uuid4().hex[:12]}?directConnection=true"
+def mongodb_uri(mongo_port) -> str:
+    return embedded_mongo.client_uri(mongo_port, f"t_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(scope="session")

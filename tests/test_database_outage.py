@@ -7,14 +7,15 @@ import subprocess
 import pytest
 
 from scripts import embedded_mongo
-from tests.conftest import free_port, inbound_form, signed_post
+from tests.conftest import inbound_form, signed_post
+from tests.processes import free_port
 
 
 @pytest.fixture
 def database(tmp_path):
     """A MongoDB-protocol server of this test's own, which the test stops and restarts."""
     port = free_port()
-    uri = f"mongodb://127.0.0.1:{port}/outage?directConnection=true"
+    uri = embedded_mongo.client_uri(port, "outage")
 
     def start() -> subprocess.Popen:
         process = embedded_mongo.start(port, tmp_path / "db", tmp_path / "server.log")
