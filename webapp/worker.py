@@ -98,10 +98,15 @@ class ReplyWorker:
         """Send what is queued, answer what is new, send that. Returns when to come back if a
         part must wait for a retry: nothing later in the conversation goes out before it."""
         conversation_id = job["_id"]
-        retry_at = self.send_open_replies(job)  # left by an earlier attempt
-        if retry_at:
-            return retry_at
-        pending = self.store.messages.pending_inbound(conversation_id)
+        left, pending = self.store.messages.open_work(conversation_id)
+        if left:  # queued by an earlier attempt
+            # Queued means answered, even if the attempt that queued it died before saying so.
+            covered = {i for m in left for i in m["reply_to"]}
+            self.store.messages.mark_answered(list(covered), utcnow())
+            retry_at = self.send_replies(job, left)
+            if retry_at:
+                return retry_at
+            pending = [m for m in pending if m["_id"] not in covered]
         if not pending:
             return None
         with self.lease_kept(job):  # an LLM may take longer than a lease
@@ -109,8 +114,7 @@ class ReplyWorker:
         # If the lease was lost all the same (the database was out of reach), another worker's
         # answer covers these messages and newer ones: queueing this one would mark those
         # answered with no reply.
-        if not self.store.jobs.renew(job, utcnow(), self.settings.worker_lease_seconds):
-            raise RuntimeError("lease lost while answering: another worker owns this conversation now")
+        self.hold_lease(job)
         now = utcnow()
         self.store.messages.queue_reply(
             conversation_id, job["wa_id"], [m["_id"] for m in pending], format_reply(answer.text), now,
@@ -118,7 +122,17 @@ class ReplyWorker:
             language=answer.language,
         )
         self.store.messages.mark_answered([m["_id"] for m in pending], now)
-        return self.send_open_replies(job)
+        return self.send_replies(job, self.store.messages.open_outbound(conversation_id))
+
+    def hold_lease(self, job: dict) -> None:
+        """Make sure the job's lease has at least half of its length left (renewing it if not),
+        or raise: another worker may own the conversation now. No other worker can take a job
+        before its lease ends, so a lease known to have time left needs no database call."""
+        lease_seconds = self.settings.worker_lease_seconds
+        if job["lease_until"] - utcnow() > timedelta(seconds=lease_seconds / 2):
+            return
+        if not self.store.jobs.renew(job, utcnow(), lease_seconds):
+            raise RuntimeError("lease lost: another worker owns this conversation now")
 
     @contextmanager
     def lease_kept(self, job: dict):
@@ -153,18 +167,12 @@ class ReplyWorker:
             return Answer(phrase("send_text", language), language, "unreadable")
         return self.assistant.answer(question, history)
 
-    def send_open_replies(self, job: dict) -> datetime | None:
-        """Send the conversation's queued parts in order; a failed part fails the rest of its reply.
-        Stops at a part that must wait for a retry, and returns when it is due."""
-        open_replies = self.store.messages.open_outbound(job["_id"])
-        if not open_replies:
-            return None
-        # Queued means answered, even if the attempt that queued it died before saying so.
-        self.store.messages.mark_answered([i for m in open_replies for i in m["reply_to"]], utcnow())
+    def send_replies(self, job: dict, replies: list[dict]) -> datetime | None:
+        """Send queued parts in order; a failed part fails the rest of its reply. Stops at a part
+        that must wait for a retry, and returns when it is due."""
         failed_reply = None
-        for message in open_replies:
-            if not self.store.jobs.renew(job, utcnow(), self.settings.worker_lease_seconds):
-                raise RuntimeError("lease lost: another worker owns this conversation now")
+        for message in replies:
+            self.hold_lease(job)
             if failed_reply == message["reply_to"]:
                 self.store.messages.record_send(message["_id"], "failed", utcnow(), error_message="an earlier part failed")
                 continue

@@ -44,11 +44,13 @@ class ReplyJobs:
         )
 
     def renew(self, job: dict, now: datetime, lease_seconds: float) -> bool:
-        """Extend our lease; False if it was lost (expired and taken by another worker)."""
+        """Extend our lease and note its end in `job["lease_until"]`; False if it was lost (expired
+        and taken by another worker)."""
+        lease_until = now + timedelta(seconds=lease_seconds)
         result = self.collection.update_one(
-            {"_id": job["_id"], "worker": job["worker"]},
-            {"$set": {"lease_until": now + timedelta(seconds=lease_seconds)}},
+            {"_id": job["_id"], "worker": job["worker"]}, {"$set": {"lease_until": lease_until}}
         )
+        job["lease_until"] = lease_until if result.matched_count == 1 else NEVER_LEASED
         return result.matched_count == 1
 
     def complete(self, job: dict) -> None:

@@ -53,32 +53,40 @@ class Messages:
     def mark_inbound(self, message_id: ObjectId, status: str, now: datetime) -> None:
         self.collection.update_one({"_id": message_id}, {"$set": {"status": status, "updated_at": now}})
 
-    def pending_inbound(self, conversation_id: str) -> list[dict]:
-        return self._in_order({"conversation_id": conversation_id, "direction": "inbound", "status": "received"})
+    def open_work(self, conversation_id: str) -> tuple[list[dict], list[dict]]:
+        """In one query, in order: the replies queued but not yet handed to Twilio (or interrupted
+        while sending), and the customer's messages not answered yet."""
+        found = self._in_order(
+            {"conversation_id": conversation_id, "status": {"$in": ["received", *OPEN_OUTBOUND]}}
+        )
+        return [m for m in found if m["direction"] == "outbound"], [m for m in found if m["direction"] == "inbound"]
 
     def open_outbound(self, conversation_id: str) -> list[dict]:
-        """Replies queued but not yet handed to Twilio (or interrupted while sending), in order."""
         return self._in_order(
             {"conversation_id": conversation_id, "direction": "outbound", "status": {"$in": list(OPEN_OUTBOUND)}}
         )
 
     def history(self, conversation_id: str, before: datetime, limit: int) -> list[dict]:
         """The last `limit` turns before `before`, oldest first: answered customer messages and
-        the first part of each answer (which carries the whole answer text)."""
+        the first part of each answer (which carries the whole answer text).
+
+        Read newest first on the (conversation_id, created_at) index, skipping other messages here:
+        a filter on direction/status/kind would not narrow the index scan."""
         if limit <= 0:
             return []
         cursor = (
-            self.collection.find(
-                {
-                    "conversation_id": conversation_id,
-                    "created_at": {"$lt": before},
-                    "$or": [{"direction": "inbound", "status": "answered"}, {"kind": "answer", "part": 0}],
-                }
-            )
+            self.collection.find({"conversation_id": conversation_id, "created_at": {"$lt": before}})
             .sort("created_at", DESCENDING)
-            .limit(limit)
+            .batch_size(4 * limit)
         )
-        return list(reversed(list(cursor)))
+        turns = []
+        with cursor:
+            for message in cursor:
+                if _is_turn(message):
+                    turns.append(message)
+                    if len(turns) == limit:
+                        break
+        return turns[::-1]
 
     def queue_reply(self, conversation_id: str, wa_id: str, reply_to: list[ObjectId], parts: list[str],
                     now: datetime, kind: str, **details) -> None:
@@ -113,10 +121,10 @@ class Messages:
         )
 
     def record_send(self, message_id: ObjectId, status: str, now: datetime, **fields) -> None:
-        """Record a send attempt's outcome, unless a status report got further already."""
-        if fields:
+        """Record a send attempt's outcome: the fields always, the status unless a status report
+        got further already."""
+        if not self._advance({"_id": message_id}, status, {"updated_at": now, **fields}) and fields:
             self.collection.update_one({"_id": message_id}, {"$set": {"updated_at": now, **fields}})
-        self._advance({"_id": message_id}, status, {"updated_at": now})
 
     def defer_send(self, message_id: ObjectId, attempts: int, retry_at: datetime, now: datetime, **error) -> None:
         """Put a part whose send attempt failed for a passing reason back in the queue, due again at
@@ -139,12 +147,13 @@ class Messages:
         self.collection.update_one({"_id": message_id, "twilio_sid": None}, {"$set": {"twilio_sid": twilio_sid}})
         return True
 
-    def _advance(self, match: dict, status: str, fields: dict) -> None:
-        """Set `status` where the message is not already as far along (a status we do not rank,
-        such as "dry_run", only replaces our own open ones)."""
+    def _advance(self, match: dict, status: str, fields: dict) -> bool:
+        """Set `status` and `fields` where the message is not already as far along (a status we do
+        not rank, such as "dry_run", only replaces our own open ones); False if it was."""
         step = PROGRESS.get(status, 0)
         behind = sorted({*OPEN_OUTBOUND, *(name for name, known in PROGRESS.items() if known < step)})
-        self.collection.update_one(dict(match, status={"$in": behind}), {"$set": {"status": status, **fields}})
+        result = self.collection.update_one(dict(match, status={"$in": behind}), {"$set": {"status": status, **fields}})
+        return result.matched_count == 1
 
     def insert_outbound(self, document: dict) -> ObjectId:
         return self.collection.insert_one(dict(document, direction="outbound")).inserted_id
@@ -157,3 +166,9 @@ class Messages:
 
     def _in_order(self, query: dict) -> list[dict]:
         return list(self.collection.find(query).sort([("created_at", ASCENDING), ("part", ASCENDING)]))
+
+
+def _is_turn(message: dict) -> bool:
+    if message["direction"] == "inbound":
+        return message["status"] == "answered"
+    return message.get("kind") == "answer" and message.get("part") == 0

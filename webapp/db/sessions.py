@@ -1,34 +1,56 @@
 """`whatsapp_sessions`: one document per customer (`wa_id`) pointing at their conversation."""
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import datetime
 
 from pymongo import ASCENDING
 from pymongo.database import Database
 
+CACHED_CONVERSATIONS = 10_000
+
 
 class Sessions:
     def __init__(self, db: Database):
         self.collection = db.whatsapp_sessions
+        # A customer's conversation id never changes once created, so each process remembers it:
+        # the webhook then reads nothing from this collection for a customer it has seen.
+        self._conversation_ids: dict[str, str] = {}
+        self._cache_lock = threading.Lock()
 
     def ensure_indexes(self) -> None:
         self.collection.create_index([("wa_id", ASCENDING)], unique=True, name="wa_id_unique")
         self.collection.create_index([("updated_at", ASCENDING)], name="updated_at")
 
-    def get_or_create(self, wa_id: str, now: datetime) -> dict:
-        """The customer's session; the first message creates it with a new conversation id.
-        An upsert on the unique `wa_id`, so two concurrent first messages get the same one."""
+    def conversation_id(self, wa_id: str, now: datetime) -> str:
+        """The customer's conversation id; their first message creates the session. An upsert on
+        the unique `wa_id`, so two concurrent first messages get the same one."""
+        with self._cache_lock:
+            known = self._conversation_ids.get(wa_id)
+        if known:
+            return known
         self.collection.update_one(
             {"wa_id": wa_id},
             {"$setOnInsert": {"wa_id": wa_id, "conversation_id": uuid.uuid4().hex, "created_at": now, "updated_at": now}},
             upsert=True,
         )
-        return self.collection.find_one({"wa_id": wa_id})
+        conversation_id = self.collection.find_one({"wa_id": wa_id}, {"conversation_id": 1})["conversation_id"]
+        with self._cache_lock:
+            if len(self._conversation_ids) >= CACHED_CONVERSATIONS:
+                del self._conversation_ids[next(iter(self._conversation_ids))]  # the longest remembered
+            self._conversation_ids[wa_id] = conversation_id
+        return conversation_id
 
-    def touch(self, wa_id: str, now: datetime, profile_name: str = "") -> None:
-        """Record activity; `last_inbound_at` opens WhatsApp's 24-hour reply window."""
+    def touch(self, wa_id: str, conversation_id: str, now: datetime, profile_name: str = "") -> None:
+        """Record a new inbound message; `last_inbound_at` opens WhatsApp's 24-hour reply window.
+        An upsert, so a session deleted since its id was cached comes back with that id."""
         fields = {"updated_at": now, "last_inbound_at": now}
         if profile_name:
             fields["profile_name"] = profile_name
-        self.collection.update_one({"wa_id": wa_id}, {"$set": fields, "$inc": {"inbound_count": 1}})
+        self.collection.update_one(
+            {"wa_id": wa_id},
+            {"$set": fields, "$inc": {"inbound_count": 1},
+             "$setOnInsert": {"conversation_id": conversation_id, "created_at": now}},
+            upsert=True,
+        )

@@ -32,8 +32,7 @@ def receive():
         return jsonify(error=exc.message, field=exc.field), 400
 
     now = datetime.now(timezone.utc)
-    session = app.store.sessions.get_or_create(inbound.wa_id, now)
-    conversation_id = session["conversation_id"]
+    conversation_id = app.store.sessions.conversation_id(inbound.wa_id, now)
     message_id = app.store.messages.insert_inbound(
         {
             "twilio_sid": inbound.message_sid,
@@ -49,7 +48,7 @@ def receive():
     if message_id is None:
         log.info("duplicate webhook for %s ignored", inbound.message_sid)
         return _twiml_ok()
-    app.store.sessions.touch(inbound.wa_id, now, inbound.profile_name)
+    app.store.sessions.touch(inbound.wa_id, conversation_id, now, inbound.profile_name)
 
     broken = app.hit_customer_limit(inbound.wa_id)
     if broken is not None:

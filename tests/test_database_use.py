@@ -1,0 +1,140 @@
+"""What the webhook and the worker ask of MongoDB: which commands each step sends (the load
+benchmark showed the database is the bottleneck, so a step that grows a round trip should fail
+here, not only in a benchmark), and what the less obvious queries return."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from pymongo import monitoring
+
+from tests.conftest import inbound_form, signed_post
+from webapp.db.jobs import NEVER_LEASED
+
+
+class CommandLog(monitoring.CommandListener):
+    """Commands sent to databases whose name starts with `prefix`, while recording."""
+
+    def __init__(self):
+        self.prefix = None
+        self.commands: list[tuple[str, str]] = []
+
+    def started(self, event):
+        if self.prefix and event.database_name.startswith(self.prefix):
+            name = event.command_name
+            self.commands.append((name, str(event.command.get(name))))
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+_command_log = CommandLog()
+monitoring.register(_command_log)  # global: applies to clients created afterwards, i.e. each test's app
+
+
+@pytest.fixture
+def commands(store):
+    _command_log.commands = []
+    _command_log.prefix = store.db.name
+    yield _command_log.commands
+    _command_log.prefix = None
+
+
+def test_webhook_from_a_known_customer_makes_five_database_calls(client, store, commands):
+    signed_post(client, inbound_form("hola"))  # the first message creates the session
+    assert commands[:2] == [("update", "whatsapp_sessions"), ("find", "whatsapp_sessions")]
+    commands.clear()
+
+    assert signed_post(client, inbound_form("cuánto cuesta la fibra?")).status_code == 200
+
+    assert commands == [
+        ("insert", "messages"),
+        ("update", "whatsapp_sessions"),  # touch: last_inbound_at, inbound_count
+        ("update", "windows"),  # RATE_LIMIT_PER_WA_ID, per minute
+        ("update", "windows"),  # and per hour
+        ("update", "reply_jobs"),
+    ]
+
+
+def test_a_job_answered_in_one_part_makes_nine_database_calls_and_the_next_claim(client, store, worker, fake_twilio, commands):
+    signed_post(client, inbound_form("cuánto cuesta la fibra de 600 megas?"))
+    commands.clear()
+
+    assert worker.run_until_idle() == 1
+
+    assert len(fake_twilio.sent_messages()) == 1
+    assert commands == [
+        ("findAndModify", "reply_jobs"),  # claim
+        ("find", "messages"),  # replies left by an earlier attempt, and messages to answer
+        ("find", "messages"),  # history
+        ("insert", "messages"),  # the reply
+        ("update", "messages"),  # the question is answered
+        ("find", "messages"),  # the reply's parts, with their ids
+        ("update", "messages"),  # submitting
+        ("update", "messages"),  # Twilio's status and SID
+        ("delete", "reply_jobs"),  # done
+        ("findAndModify", "reply_jobs"),  # the next claim finds nothing
+    ]
+
+
+def test_a_session_deleted_while_cached_comes_back_with_its_conversation(client, store):
+    signed_post(client, inbound_form("hola"))
+    conversation_id = store.sessions.collection.find_one()["conversation_id"]
+    store.sessions.collection.delete_many({})
+
+    signed_post(client, inbound_form("sigo aquí"))
+
+    session = store.sessions.collection.find_one()
+    assert session["conversation_id"] == conversation_id
+    assert session["wa_id"] == "34600111222" and session["inbound_count"] == 1
+    assert {m["conversation_id"] for m in store.messages.collection.find()} == {conversation_id}
+
+
+def test_history_is_the_last_turns_skipping_what_is_not_a_turn(store):
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    at = [start + timedelta(seconds=n) for n in range(20)]
+    base = {"conversation_id": "c1", "wa_id": "34600111222"}
+    store.messages.collection.insert_many([dict(m, dedup_key=f"k{n}") for n, m in enumerate([
+        dict(base, direction="inbound", status="answered", body="q1", created_at=at[0]),
+        dict(base, direction="outbound", kind="answer", part=0, body="a1 (1/2)", answer_text="a1", created_at=at[1]),
+        dict(base, direction="outbound", kind="answer", part=1, body="a1 (2/2)", created_at=at[2]),
+        dict(base, direction="inbound", status="rate_limited", body="spam", created_at=at[3]),
+        dict(base, direction="outbound", kind="notice", part=0, body="slow down", created_at=at[4]),
+        dict(base, direction="inbound", status="answered", body="q2", created_at=at[5]),
+        dict(base, direction="outbound", kind="answer", part=0, body="a2", answer_text="a2", created_at=at[6]),
+        dict(base, direction="inbound", status="received", body="q3 (being answered)", created_at=at[7]),
+        dict(base, conversation_id="c2", direction="inbound", status="answered", body="other", created_at=at[6]),
+    ])])
+
+    def bodies(limit: int, before: datetime = at[7]) -> list[str]:
+        return [m["body"] for m in store.messages.history("c1", before, limit)]
+
+    assert bodies(10) == ["q1", "a1 (1/2)", "q2", "a2"]
+    assert bodies(3) == ["a1 (1/2)", "q2", "a2"]
+    assert bodies(2, before=at[6]) == ["a1 (1/2)", "q2"]
+    assert bodies(0) == []
+
+
+def test_a_lost_lease_is_noticed_before_anything_is_queued(client, store, worker, fake_twilio, monkeypatch):
+    signed_post(client, inbound_form("cuánto cuesta la fibra de 600 megas?"))
+    job = worker.claim()
+    other = worker.store.jobs.collection
+    taken = datetime.now(timezone.utc) + timedelta(minutes=5)
+
+    def answer_while_the_lease_is_taken(*args):
+        # as if this worker stalled past its lease and another one claimed the conversation
+        job["lease_until"] = NEVER_LEASED
+        other.update_one({"_id": job["_id"]}, {"$set": {"worker": "another", "lease_until": taken}})
+        return original(*args)
+
+    original = worker.answer
+    monkeypatch.setattr(worker, "answer", answer_while_the_lease_is_taken)
+
+    with pytest.raises(RuntimeError, match="lease lost"):
+        worker.handle(job)
+    assert store.messages.collection.count_documents({"direction": "outbound"}) == 0
+    assert store.messages.collection.find_one({"direction": "inbound"})["status"] == "received"
+    assert fake_twilio.sent_messages() == []
