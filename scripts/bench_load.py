@@ -2,7 +2,7 @@
 
     python scripts/bench_load.py [--customers 200] [--messages 10] [--rate 50] [--llm-delay SECONDS]
                                  [--workers 1] [--worker-threads 4] [--debounce 2] [--json]
-                                 [--mongodb-uri URI | --mongodb-options retryWrites=false] [--keep]
+                                 [--mongodb-uri URI] [--mongodb-options OPTIONS] [--keep]
 
 Starts, all on 127.0.0.1 and in a scratch folder removed afterwards: a MongoDB-protocol server
 (SecantusDB, fresh data), a Chroma index of the sample knowledge base (sample_kb/), the fake Twilio
@@ -42,7 +42,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -64,6 +63,7 @@ from scripts import embedded_mongo, run_local  # noqa: E402
 from scripts.chat import WEBHOOK_PATH, twilio_form  # noqa: E402
 from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
 from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
+from tests.processes import cpu_seconds, free_port, wait_until  # noqa: E402
 from webapp.config import Settings, load_settings  # noqa: E402
 from webapp.db.messages import OPEN_OUTBOUND  # noqa: E402
 
@@ -168,12 +168,6 @@ def database_uri(server_uri: str, name: str, options: str = "") -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, query, ""))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def clean_environment() -> dict[str, str]:
     """This environment without any of the app's settings: a developer's own must not leak in."""
     names = {name.upper() for name in Settings.model_fields}
@@ -187,45 +181,11 @@ def start_process(command: list[str], env: dict, cwd: Path, log_file: Path) -> s
                                 start_new_session=True)
 
 
-def wait_until(check, what: str, processes: list[subprocess.Popen], timeout: float = START_TIMEOUT_SECONDS) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for process in processes:
-            if process.poll() is not None:
-                raise RuntimeError(f"{what}: a process exited with code {process.returncode} during start-up")
-        if check():
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"{what}: not ready within {timeout:.0f} s")
-
-
 def log_count(path: Path, pattern: str) -> int:
     try:
         return len(re.findall(pattern, path.read_text(errors="replace")))
     except FileNotFoundError:
         return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and all its descendants still running."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    times: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        total += times.get(current, 0.0)
-        todo += children.get(current, [])
-    return total
 
 
 # -- the load -----------------------------------------------------------------------------------
@@ -551,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="use this MongoDB server (a fresh database on it, dropped afterwards) instead of "
                              "starting SecantusDB")
     parser.add_argument("--mongodb-options", default="", metavar="OPTIONS",
-                        help="extra MONGODB_URI options for the app, e.g. retryWrites=false")
+                        help="extra MONGODB_URI options for the app, e.g. w=majority")
     parser.add_argument("--drain-timeout", type=float, default=600.0, help="seconds to wait for the last replies")
     parser.add_argument("--settle", type=float, default=2.0,
                         help="seconds to watch for late duplicates after the drain")
@@ -584,8 +544,7 @@ def main(argv: list[str] | None = None) -> int:
             embedded_mongo.wait_until_up(mongodb_uri, timeout_seconds=10)
         else:
             mongo_port = free_port()
-            mongodb_uri = database_uri(f"mongodb://127.0.0.1:{mongo_port}/?directConnection=true", database_name,
-                                       args.mongodb_options)
+            mongodb_uri = database_uri(embedded_mongo.client_uri(mongo_port), database_name, args.mongodb_options)
             note(f"starting SecantusDB on 127.0.0.1:{mongo_port} (data in {scratch / 'mongo'})")
             database = embedded_mongo.start(mongo_port, scratch / "mongo", scratch / "mongo.log")
             embedded_mongo.wait_until_up(mongodb_uri, database)
@@ -643,9 +602,9 @@ def main(argv: list[str] | None = None) -> int:
         note(f"starting gunicorn ({WEB_WORKERS} workers) on 127.0.0.1:{port} and {args.workers} worker process(es)"
              f" x {args.worker_threads} threads")
         wait_until(lambda: log_count(gunicorn_log, r"Booting worker with pid") >= WEB_WORKERS
-                   and _answers(f"http://127.0.0.1:{port}/"), "gunicorn", processes)
+                   and _answers(f"http://127.0.0.1:{port}/"), "gunicorn", START_TIMEOUT_SECONDS, 0.2, processes)
         wait_until(lambda: all(log_count(log, r"worker \S+ started") >= args.worker_threads for log in worker_logs),
-                   "worker processes", processes)
+                   "worker processes", START_TIMEOUT_SECONDS, 0.2, processes)
         startup_seconds = time.monotonic() - began
 
         load = Load(f"http://127.0.0.1:{port}{WEBHOOK_PATH}", auth_token, args.customers, args.messages, args.rate,

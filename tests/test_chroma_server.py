@@ -15,7 +15,8 @@ import requests
 from rag.ingest import ingest
 from rag.retrieve import Retriever
 from rag.store import EmbedderMismatch, open_index
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT
+from tests.processes import free_port
 from webapp.config import load_settings
 
 CHROMA = Path(sys.executable).parent / "chroma"

@@ -7,7 +7,6 @@ chunks per second); one module-scoped ingest is shared by the per-format asserti
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import zipfile

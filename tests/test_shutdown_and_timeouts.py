@@ -3,14 +3,12 @@ worker process or of gunicorn while they are busy. Each test checks the end stat
 at the fake Twilio: what was acknowledged is answered, once, in order."""
 from __future__ import annotations
 
-import os
 import runpy
 import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,6 +18,7 @@ from tests.conftest import (
     DEADLINE_SECONDS, ROOT, inbound_form, post_signed, start_worker, stop, wait_for_sent,
 )
 from tests.fakes.fake_openai import FakeOpenAI
+from tests.processes import cpu_seconds, wait_until
 from webapp.db import open_store
 
 LLM_REPLY = "La fibra de 600 Mb cuesta 32 € al mes."
@@ -38,25 +37,8 @@ def llm_env(gunicorn_server, llm: FakeOpenAI, **extra: str) -> dict[str, str]:
     return dict(gunicorn_server["env"], OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=llm.api_base, **extra)
 
 
-def wait_until(condition, what: str, seconds: float = DEADLINE_SECONDS, every: float = 0.05):
-    """Poll `condition` until it is truthy (returned) or `seconds` pass (AssertionError)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def sent_to(fake_twilio, wa_id: str) -> list[dict]:
     return [m for m in fake_twilio.sent_messages() if m["to"] == f"whatsapp:+{wa_id}"]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a running process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in clock ticks
 
 
 # -- 1. The LLM times out -------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, ROOT, SENDER, free_port
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, ROOT, SENDER
+from tests.processes import free_port
 from webapp.config import load_settings
 from webapp.whatsapp.formatting import MAX_PART_CHARS, format_reply
 from webapp.whatsapp.outbound import SendError, SendResult, TwilioSender, make_sender
