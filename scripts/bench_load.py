@@ -24,7 +24,10 @@ reply to reach the fake Twilio, then reports:
   own request time, which leaves out the wait for a free gunicorn thread), the time from a message's
   acknowledgement to the first reply covering it at the fake Twilio, how late each request left
   against its schedule, and the achieved send rate;
-- CPU seconds used by each process group while sending and draining.
+- CPU seconds used by each process group while sending and draining;
+- a baseline measured first, in the same run: the webhook alone (Flask's test client in this
+  process, 1 and 8 requests at a time, against the same database server), and the asked rate as
+  a share of what it sustains.
 
 The rate limit per customer (RATE_LIMIT_PER_WA_ID) is raised (`--rate-limit`) so the limiter never
 refuses the benchmark's traffic, but it is still checked on every message. PUBLIC_BASE_URL is unset,
@@ -70,6 +73,8 @@ from webapp.db.messages import OPEN_OUTBOUND  # noqa: E402
 ACCOUNT_SID = "AC" + "b" * 32
 SENDER = "whatsapp:+14155238886"
 WEB_WORKERS = 2
+WEB_THREADS = 4
+BASELINE_REQUESTS = 400
 REQUEST_TIMEOUT_SECONDS = 15  # what Twilio waits for a webhook
 START_TIMEOUT_SECONDS = 120
 DEFAULT_RATE_LIMIT = "1000 per minute;10000 per hour"  # the default's two windows, far above the load
@@ -247,6 +252,44 @@ class Load:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
+
+
+def webhook_baseline(env: dict[str, str], mongodb_uri: str, auth_token: str, concurrency: int) -> dict:
+    """The webhook alone, before the load: BASELINE_REQUESTS signed messages through Flask's test
+    client in this process, `concurrency` at a time, against the same database server (a database
+    of its own, dropped afterwards), with nothing else running. What the app and the database can
+    do without gunicorn, the network, the worker or the load generator."""
+    from webapp import create_app  # imported here: the app logs its start-up warnings
+
+    settings = load_settings(_env_file=None, **{
+        **{name.lower(): value for name, value in env.items() if name.lower() in Settings.model_fields},
+        "mongodb_uri": mongodb_uri,
+    })
+    app = create_app(settings)
+    url = "http://localhost" + WEBHOOK_PATH
+    validator = RequestValidator(auth_token)
+    seconds: list[float] = []
+
+    def post(k: int) -> None:
+        form = twilio_form(customer_number(10_000 + k), SENDER, question(k, 0), "Base", ACCOUNT_SID)
+        headers = {"X-Twilio-Signature": validator.compute_signature(url, form)}
+        started = time.perf_counter()
+        response = app.test_client().post(WEBHOOK_PATH, data=form, headers=headers)
+        seconds.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            raise RuntimeError(f"baseline webhook answered {response.status_code}: {response.get_data(as_text=True)}")
+
+    began = time.perf_counter()
+    try:
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            list(pool.map(post, range(BASELINE_REQUESTS)))
+        elapsed = time.perf_counter() - began
+    finally:
+        store = app.extensions["whatsapp_assistant"].store
+        store.client.drop_database(store.db.name)
+        store.client.drop_database(f"{store.db.name}_ratelimits")
+        app.extensions["whatsapp_assistant"].close()
+    return {"concurrency": concurrency, "per_second": round(len(seconds) / elapsed, 1), **summary_ms(seconds, 50, 99)}
 
 
 # -- analysis -----------------------------------------------------------------------------------
@@ -456,6 +499,9 @@ def print_table(report: dict) -> None:
         f"webhook latency (client, all requests) p50 {w['p50']} ms  p99 {w['p99']} ms  max {w['max']} ms"
         "   (target p99 <= 100 ms)",
         f"webhook time (gunicorn)  p50 {g['p50']} ms  p99 {g['p99']} ms  max {g['max']} ms",
+        *(f"baseline, webhook alone {b['concurrency']} at a time: {b['per_second']} msg/s, p50 {b['p50']} ms  "
+          f"p99 {b['p99']} ms  (asked rate / this: {config['rate'] / b['per_second']:.2f})"
+          for b in report["webhook_baseline"]),
         f"ack -> reply at Twilio   p50 {_s(r['p50'])} s  p95 {_s(r['p95'])} s  max {_s(r['max'])} s",
         f"send lag vs schedule     p50 {lag['p50']} ms  p99 {lag['p99']} ms  max {lag['max']} ms",
         f"achieved send rate       {result['achieved_rate']} msg/s (asked {config['rate']})",
@@ -582,12 +628,17 @@ def main(argv: list[str] | None = None) -> int:
             RATE_LIMIT_PER_WA_ID=args.rate_limit,
             BIND=f"127.0.0.1:{port}",
             WEB_CONCURRENCY=str(WEB_WORKERS),
+            WEB_THREADS=str(WEB_THREADS),
             WORKER_THREADS=str(args.worker_threads),
         )
         worker_env = dict(env)
         if llm is not None:
             worker_env.update(OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=llm.api_base,
                               OPENAI_TIMEOUT_SECONDS=str(min(120, args.llm_delay + 15)))
+        note(f"baseline: the webhook alone, {BASELINE_REQUESTS} requests in this process, 1 and "
+             f"{WEB_WORKERS * WEB_THREADS} at a time")
+        baseline = [webhook_baseline(env, database_uri(mongodb_uri, f"{database_name}_baseline"), auth_token, n)
+                    for n in (1, WEB_WORKERS * WEB_THREADS)]
         # cwd is the scratch folder, so the repository's own .env is not read
         gunicorn_log = scratch / "gunicorn.log"
         gunicorn = start_process(
@@ -643,6 +694,7 @@ def main(argv: list[str] | None = None) -> int:
                 "mongodb_options": args.mongodb_options,
             },
             "result": result,
+            "webhook_baseline": baseline,
             "drain_deadline_hit": not drained,
             "twilio_contract_violations": len(twilio.contract_violations),
             "llm_chat_requests": len(llm.chat_requests()) if llm else None,
