@@ -43,7 +43,7 @@ def commands(store):
     _command_log.prefix = None
 
 
-def test_webhook_from_a_known_customer_makes_five_database_calls(client, store, commands):
+def test_webhook_from_a_known_customer_makes_four_database_calls(client, store, commands):
     signed_post(client, inbound_form("hola"))  # the first message creates the session
     assert commands[:2] == [("update", "whatsapp_sessions"), ("find", "whatsapp_sessions")]
     commands.clear()
@@ -52,14 +52,13 @@ def test_webhook_from_a_known_customer_makes_five_database_calls(client, store, 
 
     assert commands == [
         ("insert", "messages"),
-        ("update", "whatsapp_sessions"),  # touch: last_inbound_at, inbound_count
         ("update", "windows"),  # RATE_LIMIT_PER_WA_ID, per minute
         ("update", "windows"),  # and per hour
         ("update", "reply_jobs"),
     ]
 
 
-def test_a_job_answered_in_one_part_makes_nine_database_calls_and_the_next_claim(client, store, worker, fake_twilio, commands):
+def test_a_job_answered_in_one_part_makes_ten_database_calls_and_the_next_claim(client, store, worker, fake_twilio, commands):
     signed_post(client, inbound_form("cuánto cuesta la fibra de 600 megas?"))
     commands.clear()
 
@@ -69,6 +68,7 @@ def test_a_job_answered_in_one_part_makes_nine_database_calls_and_the_next_claim
     assert commands == [
         ("findAndModify", "reply_jobs"),  # claim
         ("find", "messages"),  # replies left by an earlier attempt, and messages to answer
+        ("update", "whatsapp_sessions"),  # touch: last_inbound_at, profile name
         ("find", "messages"),  # history
         ("insert", "messages"),  # the reply
         ("update", "messages"),  # the question is answered
@@ -80,16 +80,18 @@ def test_a_job_answered_in_one_part_makes_nine_database_calls_and_the_next_claim
     ]
 
 
-def test_a_session_deleted_while_cached_comes_back_with_its_conversation(client, store):
+def test_a_session_deleted_while_cached_comes_back_with_its_conversation(client, store, worker, fake_twilio):
     signed_post(client, inbound_form("hola"))
+    worker.run_until_idle()
     conversation_id = store.sessions.collection.find_one()["conversation_id"]
     store.sessions.collection.delete_many({})
 
     signed_post(client, inbound_form("sigo aquí"))
+    worker.run_until_idle()
 
     session = store.sessions.collection.find_one()
     assert session["conversation_id"] == conversation_id
-    assert session["wa_id"] == "34600111222" and session["inbound_count"] == 1
+    assert session["wa_id"] == "34600111222" and session["profile_name"] == "Ana"
     assert {m["conversation_id"] for m in store.messages.collection.find()} == {conversation_id}
 
 
@@ -138,3 +140,15 @@ def test_a_lost_lease_is_noticed_before_anything_is_queued(client, store, worker
     assert store.messages.collection.count_documents({"direction": "outbound"}) == 0
     assert store.messages.collection.find_one({"direction": "inbound"})["status"] == "received"
     assert fake_twilio.sent_messages() == []
+
+
+def test_a_late_touch_never_moves_the_session_back(store):
+    earlier, later = datetime(2026, 1, 1, 9, tzinfo=timezone.utc), datetime(2026, 1, 1, 10, tzinfo=timezone.utc)
+    conversation_id = store.sessions.conversation_id("34600111222", earlier)
+
+    store.sessions.touch("34600111222", conversation_id, later, "Ana")
+    store.sessions.touch("34600111222", conversation_id, earlier)  # a batch applied late
+
+    session = store.sessions.collection.find_one()
+    assert session["last_inbound_at"] == later and session["profile_name"] == "Ana"
+    assert session["conversation_id"] == conversation_id

@@ -21,6 +21,9 @@ def test_limited_messages_are_recorded_and_get_one_notice(client, store, worker,
 
     statuses = [m["status"] for m in store.messages.collection.find({"direction": "inbound", "wa_id": "34600111222"})]
     assert statuses == ["answered"] * 3 + ["rate_limited"] * 3
+    last_limited = store.messages.collection.find_one({"status": "rate_limited"}, sort=[("created_at", -1)])
+    # a limited message is never seen by the worker: the webhook itself records it on the session
+    assert store.sessions.collection.find_one({"wa_id": "34600111222"})["last_inbound_at"] == last_limited["created_at"]
     to_customer = [m["body"] for m in fake_twilio.sent_messages() if m["to"] == "whatsapp:+34600111222"]
     notices = [body for body in to_customer if "muchos mensajes" in body]
     assert len(notices) == 1

@@ -109,6 +109,10 @@ class ReplyWorker:
             pending = [m for m in pending if m["_id"] not in covered]
         if not pending:
             return None
+        # The session is touched here, once per batch, not by the webhook: one database call
+        # less on the path Twilio waits for.
+        profile_name = next((m["profile_name"] for m in reversed(pending) if m.get("profile_name")), "")
+        self.store.sessions.touch(job["wa_id"], conversation_id, pending[-1]["created_at"], profile_name)
         with self.lease_kept(job):  # an LLM may take longer than a lease
             answer = self.answer(conversation_id, pending)
         # If the lease was lost all the same (the database was out of reach), another worker's

@@ -42,15 +42,14 @@ class Sessions:
             self._conversation_ids[wa_id] = conversation_id
         return conversation_id
 
-    def touch(self, wa_id: str, conversation_id: str, now: datetime, profile_name: str = "") -> None:
-        """Record a new inbound message; `last_inbound_at` opens WhatsApp's 24-hour reply window.
+    def touch(self, wa_id: str, conversation_id: str, inbound_at: datetime, profile_name: str = "") -> None:
+        """Record the customer's latest message; `last_inbound_at` is when WhatsApp's 24-hour
+        reply window opened. Only moves forward, so it may be applied late and more than once.
         An upsert, so a session deleted since its id was cached comes back with that id."""
-        fields = {"updated_at": now, "last_inbound_at": now}
-        if profile_name:
-            fields["profile_name"] = profile_name
         self.collection.update_one(
             {"wa_id": wa_id},
-            {"$set": fields, "$inc": {"inbound_count": 1},
-             "$setOnInsert": {"conversation_id": conversation_id, "created_at": now}},
+            {"$max": {"last_inbound_at": inbound_at, "updated_at": inbound_at},
+             **({"$set": {"profile_name": profile_name}} if profile_name else {}),
+             "$setOnInsert": {"conversation_id": conversation_id, "created_at": inbound_at}},
             upsert=True,
         )

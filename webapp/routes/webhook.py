@@ -48,11 +48,11 @@ def receive():
     if message_id is None:
         log.info("duplicate webhook for %s ignored", inbound.message_sid)
         return _twiml_ok()
-    app.store.sessions.touch(inbound.wa_id, conversation_id, now, inbound.profile_name)
 
     broken = app.hit_customer_limit(inbound.wa_id)
     if broken is not None:
         app.store.messages.mark_inbound(message_id, "rate_limited", now)
+        app.store.sessions.touch(inbound.wa_id, conversation_id, now, inbound.profile_name)
         log.info("customer %s rate limited (%s)", mask_phone(inbound.wa_id), broken)
         if not app.may_send_notice(inbound.wa_id, broken):
             return _twiml_ok()
