@@ -31,16 +31,25 @@ class CommandLog(monitoring.CommandListener):
         pass
 
 
-_command_log = CommandLog()
-monitoring.register(_command_log)  # global: applies to clients created afterwards, i.e. each test's app
+@pytest.fixture(scope="module")
+def command_log() -> CommandLog:
+    log = CommandLog()
+    monitoring.register(log)  # for the clients created from now on; pymongo has no unregister
+    return log
 
 
 @pytest.fixture
-def commands(store):
-    _command_log.commands = []
-    _command_log.prefix = store.db.name
-    yield _command_log.commands
-    _command_log.prefix = None
+def settings_overrides(settings_overrides, command_log):
+    """Listen before the app (and its MongoDB clients) is built."""
+    return settings_overrides
+
+
+@pytest.fixture
+def commands(store, command_log):
+    command_log.commands = []
+    command_log.prefix = store.db.name
+    yield command_log.commands
+    command_log.prefix = None
 
 
 def test_webhook_from_a_known_customer_makes_four_database_calls(client, store, commands):
