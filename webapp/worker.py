@@ -120,13 +120,13 @@ class ReplyWorker:
         # answered with no reply.
         self.hold_lease(job)
         now = utcnow()
-        self.store.messages.queue_reply(
+        parts = self.store.messages.queue_reply(
             conversation_id, job["wa_id"], [m["_id"] for m in pending], format_reply(answer.text), now,
             kind="answer", answer_text=answer.text, outcome=answer.outcome, sources=answer.sources,
             language=answer.language,
         )
         self.store.messages.mark_answered([m["_id"] for m in pending], now)
-        return self.send_replies(job, self.store.messages.open_outbound(conversation_id))
+        return self.send_replies(job, parts)
 
     def hold_lease(self, job: dict) -> None:
         """Make sure the job's lease has at least half of its length left (renewing it if not),

@@ -61,11 +61,6 @@ class Messages:
         )
         return [m for m in found if m["direction"] == "outbound"], [m for m in found if m["direction"] == "inbound"]
 
-    def open_outbound(self, conversation_id: str) -> list[dict]:
-        return self._in_order(
-            {"conversation_id": conversation_id, "direction": "outbound", "status": {"$in": list(OPEN_OUTBOUND)}}
-        )
-
     def history(self, conversation_id: str, before: datetime, limit: int) -> list[dict]:
         """The last `limit` turns before `before`, oldest first: answered customer messages and
         the first part of each answer (which carries the whole answer text).
@@ -89,8 +84,8 @@ class Messages:
         return turns[::-1]
 
     def queue_reply(self, conversation_id: str, wa_id: str, reply_to: list[ObjectId], parts: list[str],
-                    now: datetime, kind: str, **details) -> None:
-        """Queue a reply's parts for sending and mark the messages it answers; idempotent."""
+                    now: datetime, kind: str, **details) -> list[dict]:
+        """Queue a reply's parts for sending; idempotent. Returns the parts still to send, as stored."""
         documents = [
             {
                 "dedup_key": f"reply:{reply_to[0]}:{kind}:{number}",
@@ -110,10 +105,15 @@ class Messages:
             for number, body in enumerate(parts)
         ]
         try:
-            self.collection.insert_many(documents, ordered=True)
+            self.collection.insert_many(documents, ordered=True)  # sets each document's _id
         except BulkWriteError as exc:
             if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
                 raise
+            # queued before: what of it is still to send
+            return self._in_order(
+                {"dedup_key": {"$in": [d["dedup_key"] for d in documents]}, "status": {"$in": list(OPEN_OUTBOUND)}}
+            )
+        return documents
 
     def mark_answered(self, message_ids: list[ObjectId], now: datetime) -> None:
         self.collection.update_many(
