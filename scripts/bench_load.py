@@ -64,9 +64,10 @@ sys.path.insert(0, str(ROOT))
 
 from scripts import embedded_mongo, run_local  # noqa: E402
 from scripts.chat import WEBHOOK_PATH, twilio_form  # noqa: E402
+from scripts.eval_rag import percentile  # noqa: E402
 from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
 from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
-from tests.processes import cpu_seconds, free_port, wait_until  # noqa: E402
+from tests.processes import answers_http, cpu_seconds, free_port, wait_until  # noqa: E402
 from webapp.config import Settings, load_settings  # noqa: E402
 from webapp.db.messages import OPEN_OUTBOUND  # noqa: E402
 
@@ -295,15 +296,8 @@ def webhook_baseline(env: dict[str, str], mongodb_uri: str, auth_token: str, con
 # -- analysis -----------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
-
-
 def summary_ms(values: list[float], *ps: float) -> dict:
-    out = {f"p{p:g}": _ms(percentile(values, p)) for p in ps}
+    out = {f"p{p:g}": percentile(values, p) if values else None for p in ps}
     out["max"] = _ms(max(values) if values else None)
     out["n"] = len(values)
     return out
@@ -653,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
         note(f"starting gunicorn ({WEB_WORKERS} workers) on 127.0.0.1:{port} and {args.workers} worker process(es)"
              f" x {args.worker_threads} threads")
         wait_until(lambda: log_count(gunicorn_log, r"Booting worker with pid") >= WEB_WORKERS
-                   and _answers(f"http://127.0.0.1:{port}/"), "gunicorn", START_TIMEOUT_SECONDS, 0.2, processes)
+                   and answers_http(f"http://127.0.0.1:{port}/"), "gunicorn", START_TIMEOUT_SECONDS, 0.2, processes)
         wait_until(lambda: all(log_count(log, r"worker \S+ started") >= args.worker_threads for log in worker_logs),
                    "worker processes", START_TIMEOUT_SECONDS, 0.2, processes)
         startup_seconds = time.monotonic() - began
@@ -742,14 +736,6 @@ def main(argv: list[str] | None = None) -> int:
 def _own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _answers(url: str) -> bool:
-    try:
-        requests.get(url, timeout=2)
-        return True
-    except requests.RequestException:
-        return False
 
 
 if __name__ == "__main__":
