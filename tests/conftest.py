@@ -23,7 +23,7 @@ from rag.store import open_index  # noqa: E402
 from scripts import embedded_mongo  # noqa: E402
 from scripts.chat import twilio_form  # noqa: E402
 from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
-from tests.processes import free_port  # noqa: E402
+from tests.processes import answers_http, free_port, wait_until  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.config import Settings, load_settings  # noqa: E402
 from webapp.db import open_store  # noqa: E402
@@ -174,18 +174,6 @@ def process_env(mongodb_uri: str, chroma_path, twilio_base: str, **extra: str) -
     return env
 
 
-def wait_for_http(url: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "gunicorn exited during start-up"
-        try:
-            requests.get(url, timeout=2)
-            return
-        except requests.RequestException:  # not listening yet, or a worker still booting
-            time.sleep(0.2)
-    raise TimeoutError(url)
-
-
 def stop(process: subprocess.Popen) -> str:
     """Stop a process (once) and return what it printed."""
     if process.returncode is not None:
@@ -214,7 +202,7 @@ def gunicorn_server(mongodb_uri, sample_index_path, fake_twilio, tmp_path, reque
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(base_url + "/", process)
+        wait_until(lambda: answers_http(base_url + "/"), "gunicorn to answer", DEADLINE_SECONDS, 0.2, (process,))
         yield {"base_url": base_url, "env": env, "process": process}
     finally:
         stop(process)

@@ -8,11 +8,22 @@ import subprocess
 import time
 from pathlib import Path
 
+import requests
+
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def answers_http(url: str) -> bool:
+    """Whether something listening at `url` answers at all (any status)."""
+    try:
+        requests.get(url, timeout=2)
+        return True
+    except requests.RequestException:  # not listening yet, or a worker still booting
+        return False
 
 
 def wait_until(condition, what: str, seconds: float = 60, every: float = 0.05,
