@@ -7,6 +7,7 @@ get dense retrieval alone.
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ RRF_K = 60  # the usual reciprocal-rank-fusion constant: damps the difference be
 REFRESH_SECONDS = 5.0  # how stale the lexical index may be after another process ingests
 FOLLOW_UP_MARGIN = 0.02  # below COVERED_MEANING_THRESHOLD, for a follow-up judged on its own (measured)
 QUERY_VECTORS_CACHED = 256  # search and the relevance check embed the same text: embed it once
+# How customers announce that a short message is not a follow-up ("otra cosa, ¿cómo pago la factura?")
+TOPIC_CHANGE = re.compile(r"\b(otra cosa|otra pregunta|otra duda|otro tema|cambiando de tema|por cierto|"
+                          r"another question|something else|different question|by the way|btw)\b")
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,10 @@ class Turn:
 
 def search_text(question: str, history: list[Turn]) -> str:
     """What to search for. A short message after earlier ones ("y eso cuánto cuesta?") is usually
-    a follow-up, so it is searched together with the customer's previous message."""
+    a follow-up, so it is searched together with the customer's previous message, unless it says
+    it changes the subject."""
     earlier = [t.text for t in history if t.role == "user"]
-    if earlier and len(question.split()) <= FOLLOW_UP_MAX_WORDS:
+    if earlier and len(question.split()) <= FOLLOW_UP_MAX_WORDS and not TOPIC_CHANGE.search(plain(question)):
         return f"{earlier[-1]}\n{question}"
     return question
 

@@ -11,7 +11,7 @@ from rag import retrieve
 from rag.answer import build_assistant, key_sentences, make_retriever
 from rag.ingest import ingest
 from rag.lexical import LexicalIndex
-from rag.retrieve import Turn, fuse
+from rag.retrieve import Turn, fuse, search_text
 from rag.store import Hit, open_index
 from webapp.config import load_settings
 
@@ -88,6 +88,15 @@ def test_a_follow_up_about_something_unknown_is_refused_though_the_previous_mess
     history = [Turn("user", "cuánto cuesta la fibra de 600 megas?"), Turn("assistant", "32 € al mes.")]
     answer = build_assistant(sample_settings, retriever).answer(follow_up, history)
     assert answer.outcome == outcome
+
+
+def test_a_short_message_that_changes_the_subject_is_searched_alone(retriever):
+    history = [Turn("user", "cuanto tardan en instalar la fibra?"), Turn("assistant", "5 días laborables.")]
+    assert search_text("y eso cuanto cuesta?", history) == "cuanto tardan en instalar la fibra?\ny eso cuanto cuesta?"
+    assert search_text("Otra cosa, ¿puedo pagar con tarjeta?", history) == "Otra cosa, ¿puedo pagar con tarjeta?"
+    assert search_text("by the way, can I pay by card?", history) == "by the way, can I pay by card?"
+    # searched together with the installation question, the billing page falls out of the top 3
+    assert "facturacion-y-pagos.md" in [h.source for h in retriever.search("otra cosa, puedo pagar con tarjeta?", history)[:3]]
 
 
 def test_offline_answer_is_the_relevant_sentences_not_the_whole_chunk(sample_settings, retriever):
