@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from rag.language import detect_language, phrase, small_talk
 from rag.prompt import build_messages, build_rewrite_messages
-from rag.retrieve import Retriever, Turn
+from rag.retrieve import Retriever, Turn, search_text
 from rag.store import Hit
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,8 @@ class Assistant:
         if self.chat_model is None:
             best = passages[0]
             context = {best.metadata.get("title", ""), *best.metadata.get("headings", "").split(" > ")}
-            sentences = key_sentences(best.text, standalone, self.retriever.lexical().terms, skip=context)
+            asked = search_text(standalone, history)  # offline, a follow-up also means the message before it
+            sentences = key_sentences(best.text, asked, self.retriever.lexical().terms, skip=context)
             return f"{phrase('found', language)}\n\n{sentences}"
         reply = self.chat_model.invoke(build_messages(self.company, passages, history, question))
         return str(reply.content).strip() or phrase("dont_know", language)

@@ -107,6 +107,12 @@ def test_offline_answer_is_the_relevant_sentences_not_the_whole_chunk(sample_set
     assert "Fuente" not in answer.text
 
 
+def test_offline_answer_to_a_follow_up_quotes_what_the_conversation_is_about(sample_settings, retriever):
+    history = [Turn("user", "teneis tienda en valencia?"), Turn("assistant", "Sí, en Valencia.")]
+    answer = build_assistant(sample_settings, retriever).answer("y a q hora abre", history)
+    assert "Valencia" in answer.text  # not the shops of Madrid and Barcelona, which match "abre" as well
+
+
 def test_source_line_when_configured(sample_settings, retriever):
     settings = sample_settings.model_copy(update={"cite_sources": True})
     answer = build_assistant(settings, retriever).answer("cuánto cuesta la fibra de 600?")
