@@ -33,6 +33,6 @@ def test_json_output_over_the_sample_set(sample_index_path, tmp_path):
     figures = json.loads(result.stdout)
     assert list(figures) == KEYS + ["answer_p50_ms", "answer_p95_ms"]
     assert 0 < figures["p95_ms"] <= figures["answer_p95_ms"]
-    assert figures["n"] == 30
+    assert figures["n"] == 34
     assert figures["recall_at_5"] >= 0.9 and figures["mrr"] >= 0.8
     assert all(0 <= figures[key] <= 1 for key in KEYS[1:8])
