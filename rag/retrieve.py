@@ -28,7 +28,7 @@ FOLLOW_UP_MARGIN = 0.02  # below COVERED_MEANING_THRESHOLD, for a follow-up judg
 QUERY_VECTORS_CACHED = 256  # search and the relevance check embed the same text: embed it once
 # How customers announce that a short message is not a follow-up ("otra cosa, ¿cómo pago la factura?")
 TOPIC_CHANGE = re.compile(r"\b(otra cosa|otra pregunta|otra duda|otro tema|cambiando de tema|por cierto|"
-                          r"another question|something else|different question|by the way|btw)\b")
+                          r"another question|different question|by the way|btw)\b")
 
 
 @dataclass(frozen=True)
