@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -230,7 +229,6 @@ def post_signed(base_url: str, form: dict) -> requests.Response:
 
 
 def wait_for_sent(fake_twilio, count: int) -> list[dict]:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while time.monotonic() < deadline and len(fake_twilio.sent_messages()) < count:
-        time.sleep(0.1)
+    """The messages sent once there are at least `count` (TimeoutError after DEADLINE_SECONDS)."""
+    wait_until(lambda: len(fake_twilio.sent_messages()) >= count, f"{count} messages sent", DEADLINE_SECONDS, 0.1)
     return fake_twilio.sent_messages()

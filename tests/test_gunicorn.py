@@ -14,6 +14,7 @@ from tests.conftest import (
     DEADLINE_SECONDS, ROOT, SENDER, WEBHOOK, inbound_form, post_signed, stop, wait_for_sent,
 )
 from tests.fakes.fake_openai import FakeOpenAI
+from tests.processes import wait_until
 from webapp.db import open_store
 
 
@@ -88,10 +89,7 @@ def test_a_worker_killed_mid_job_is_taken_over_after_its_lease(gunicorn_server, 
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert post_signed(gunicorn_server["base_url"], inbound_form("¿cuánto cuesta la fibra de 600?")).status_code == 200
-        deadline = time.monotonic() + DEADLINE_SECONDS
-        while not slow_llm.chat_requests() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert slow_llm.chat_requests(), "the first worker never asked the LLM"
+        wait_until(slow_llm.chat_requests, "the first worker to ask the LLM", DEADLINE_SECONDS, 0.1, (first,))
         first.kill()  # SIGKILL: no chance to release its claim
         first.wait(timeout=10)
 
