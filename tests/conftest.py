@@ -62,7 +62,7 @@ def mongodb_uri(mongo_port) -> str:
 
 @pytest.fixture(scope="session")
 def embedder() -> E5Embeddings:
-    return E5Embeddings(threads=2)
+    return E5Embeddings(engines=2)
 
 
 @pytest.fixture(scope="session")

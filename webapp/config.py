@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     cite_sources: bool = False
     history_turns: int = Field(6, ge=0, le=50)
     embedder_threads: int = Field(0, ge=0, le=64)
+    embedder_engines: int = Field(2, ge=1, le=8)  # local embedder: texts embedded at once, ~90 MB each
 
     # Worker
     worker_poll_seconds: float = Field(0.2, gt=0, le=10)
