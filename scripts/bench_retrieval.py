@@ -6,10 +6,11 @@ Answering a question embeds up to four short texts: the search text and, for the
 the same without the words the documents never use (and a follow-up alone). With several embedder
 engines (EMBEDDER_ENGINES) they are embedded side by side. This asks every question (with its
 history) of two retrievers over the same index, taking turns at going first:
-1. baseline: one engine, texts embedded one after another;
-2. configured: EMBEDDER_ENGINES engines, EMBEDDER_THREADS threads each.
+1. baseline: one engine (EMBEDDER_THREADS threads, or every core when 0), texts embedded in turn;
+2. configured: EMBEDDER_ENGINES engines, EMBEDDER_THREADS threads each (0: the cores shared out).
 and prints p50 / p95 / mean milliseconds of retrieval (search and relevance check, as `eval_rag.py`
-times it) for both, with their ratios. Build the index first (`eval_rag.py --index DIR` does).
+times it) for both, with their ratios, and of embedding each search text alone: the floor of any
+retrieval with this embedder on this machine. Build the index first (`eval_rag.py --index DIR` does).
 Needs the local embedder (EMBEDDER=e5).
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag.answer import make_retriever  # noqa: E402
 from rag.embed import E5Embeddings  # noqa: E402
-from rag.retrieve import Retriever, Turn  # noqa: E402
+from rag.retrieve import Retriever, Turn, search_text  # noqa: E402
 from scripts.eval_rag import percentile  # noqa: E402
 from webapp.config import load_settings  # noqa: E402
 
@@ -34,6 +35,13 @@ def retrieval_seconds(retriever: Retriever, question: dict) -> float:
     history = [Turn("user", text) for text in question.get("history", [])]
     started = time.perf_counter()
     retriever.relevant(question["question"], retriever.search(question["question"], history), history)
+    return time.perf_counter() - started
+
+
+def embedding_seconds(embedder: E5Embeddings, question: dict) -> float:
+    history = [Turn("user", text) for text in question.get("history", [])]
+    started = time.perf_counter()
+    embedder.embed_query(search_text(question["question"], history))
     return time.perf_counter() - started
 
 
@@ -51,27 +59,26 @@ def main(argv: list[str] | None = None) -> int:
     if settings.embedder != "e5":
         parser.error("the baseline is the local embedder with one engine: set EMBEDDER=e5")
     questions = [json.loads(line) for path in args.qa for line in path.read_text().splitlines() if line.strip()]
-    retrievers = {
-        "baseline (1 engine)": E5Embeddings(threads=settings.embedder_threads, engines=1),
-        f"configured ({settings.embedder_engines} engines)": E5Embeddings(
-            threads=settings.embedder_threads, engines=settings.embedder_engines),
-    }
-    retrievers = {name: make_retriever(settings, embedder) for name, embedder in retrievers.items()}
+    baseline = E5Embeddings(threads=settings.embedder_threads, engines=1)
+    configured = E5Embeddings(threads=settings.embedder_threads, engines=settings.embedder_engines)
+    retrievers = {f"1 engine x {baseline.threads} threads": make_retriever(settings, baseline),
+                  f"{configured.engines} engines x {configured.threads} threads": make_retriever(settings, configured)}
     for retriever in retrievers.values():
         retriever.warm_up()
-    seconds: dict[str, list[float]] = {name: [] for name in retrievers}
+    seconds: dict[str, list[float]] = {name: [] for name in [*retrievers, "embedding alone"]}
     for number, question in enumerate(questions):
         turns = list(retrievers.items())
         for name, retriever in turns if number % 2 else reversed(turns):
             seconds[name].append(retrieval_seconds(retriever, question))
+        seconds["embedding alone"].append(embedding_seconds(configured, question))
     results = {name: figures(values) for name, values in seconds.items()}
-    baseline, configured = results.values()
-    print(f"{len(questions)} questions, {settings.embedder_threads or 'default'} threads per engine")
+    one_engine, engines, _ = results.values()
+    print(f"{len(questions)} questions; baseline: 1 engine; configured: EMBEDDER_ENGINES={configured.engines}")
     for name, result in results.items():
-        print(f"  {name:24} p50 {result['p50_ms']:7.1f} ms   p95 {result['p95_ms']:7.1f} ms   "
+        print(f"  {name:26} p50 {result['p50_ms']:7.1f} ms   p95 {result['p95_ms']:7.1f} ms   "
               f"mean {result['mean_ms']:7.1f} ms")
     print("  configured / baseline:  " + "   ".join(
-        f"{key[:-3]} {configured[key] / baseline[key]:.2f}" for key in ("p50_ms", "p95_ms", "mean_ms")))
+        f"{key[:-3]} {engines[key] / one_engine[key]:.2f}" for key in ("p50_ms", "p95_ms", "mean_ms")))
     return 0
 
 
