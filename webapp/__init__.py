@@ -8,6 +8,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.config import API_PREFIX, Settings, load_settings
 from webapp.db import open_store
@@ -26,6 +27,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     warn_about_unsafe_settings(settings)
 
     app = Flask(__name__)
+    if settings.trusted_proxy_hops:
+        hops = settings.trusted_proxy_hops  # the client's address, scheme and host as the proxy saw them
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         RATELIMIT_STORAGE_URI=settings.limiter_storage_uri,

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     send_retry_max_seconds: float = Field(300.0, gt=0, le=3600)
     public_base_url: str = ""
     validate_twilio_signature: bool = True
+    trusted_proxy_hops: int = Field(0, ge=0, le=5)  # proxies in front that set X-Forwarded-*: trust that many
 
     # Storage
     mongodb_uri: str = "mongodb://127.0.0.1:27017/whatsapp_assistant?directConnection=true"
@@ -74,6 +75,8 @@ class Settings(BaseSettings):
     # HTTP surface
     admin_token: SecretStr = SecretStr("")
     rate_limit_per_wa_id: str = "10 per minute;60 per hour"
+    rate_limit_admin_per_ip: str = "60 per minute"
+    rate_limit_admin_failures_per_ip: str = "5 per minute;20 per hour"  # wrong admin tokens, then locked out
     rate_limit_storage_uri: str = ""
     max_inbound_chars: int = Field(4096, ge=1, le=65536)
     log_level: str = "INFO"
@@ -106,7 +109,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a URI such as mongodb://host:27017/db")
         return value
 
-    @field_validator("rate_limit_per_wa_id")
+    @field_validator("rate_limit_per_wa_id", "rate_limit_admin_per_ip", "rate_limit_admin_failures_per_ip")
     @classmethod
     def _rate_limits(cls, value: str) -> str:
         from limits import parse_many

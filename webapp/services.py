@@ -1,6 +1,8 @@
 """What the routes use, built once per app in `create_app` and reached through `services()`."""
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -19,14 +21,37 @@ class Services:
     sender: TwilioSender | DryRunSender
     limiter: Limiter
     customer_limits: list[RateLimitItem] = field(init=False)
+    admin_limits: list[RateLimitItem] = field(init=False)
+    admin_failure_limits: list[RateLimitItem] = field(init=False)
 
     def __post_init__(self) -> None:
         self.customer_limits = parse_many(self.settings.rate_limit_per_wa_id)
+        self.admin_limits = parse_many(self.settings.rate_limit_admin_per_ip)
+        self.admin_failure_limits = parse_many(self.settings.rate_limit_admin_failures_per_ip)
 
     def hit_customer_limit(self, wa_id: str) -> RateLimitItem | None:
         """Count one message against the customer's limits; the limit it broke, if any."""
-        for item in self.customer_limits:
-            if not self.limiter.limiter.hit(item, "wa_id", wa_id):
+        return self._hit(self.customer_limits, "wa_id", wa_id)
+
+    def hit_admin_limit(self, ip: str) -> RateLimitItem | None:
+        """Count one admin request from `ip`; the limit it broke, if any."""
+        return self._hit(self.admin_limits, "admin", ip)
+
+    def admin_locked_out(self, ip: str) -> RateLimitItem | None:
+        """The failure limit `ip` has used up with wrong admin tokens, if any (counts nothing)."""
+        return next((item for item in self.admin_failure_limits
+                     if not self.limiter.limiter.test(item, "admin_failure", ip)), None)
+
+    def count_admin_failure(self, ip: str) -> None:
+        self._hit(self.admin_failure_limits, "admin_failure", ip)
+
+    def seconds_until_reset(self, item: RateLimitItem, *keys: str) -> int:
+        reset_at = self.limiter.limiter.get_window_stats(item, *keys).reset_time
+        return max(1, math.ceil(reset_at - time.time()))
+
+    def _hit(self, items: list[RateLimitItem], *keys: str) -> RateLimitItem | None:
+        for item in items:
+            if not self.limiter.limiter.hit(item, *keys):
                 return item
         return None
 

@@ -1,0 +1,104 @@
+"""Who gets in: Twilio's signature over the exact public URL (behind proxies too), and the admin
+token with its per-address limits."""
+from __future__ import annotations
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from tests.conftest import ADMIN_TOKEN, AUTH_TOKEN, WEBHOOK, inbound_form
+
+PUBLIC = "https://bot.example.com:8443"
+STATUS = "/api/v1/whatsapp/status"
+DIAG = "/api/v1/whatsapp/diag"
+BEARER = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def signed_by_twilio(url: str, form: dict) -> dict:
+    return {"X-Twilio-Signature": RequestValidator(AUTH_TOKEN).compute_signature(url, form)}
+
+
+def stored_messages(store) -> int:
+    return store.db.messages.count_documents({})
+
+
+@pytest.fixture
+def settings_overrides(settings_overrides, request):
+    return dict(settings_overrides, **getattr(request, "param", {}))
+
+
+@pytest.mark.parametrize("settings_overrides", [{"public_base_url": PUBLIC}], indirect=True)
+@pytest.mark.parametrize("query", ["", "?tenant=acme&lang=es", "?q=se%C3%B1al%20%C3%B1"])
+def test_signature_over_the_public_url_with_port_query_and_non_ascii_body(client, store, query):
+    form = inbound_form("¿Cuánto cuesta la fibra? Mañana pago 😀 — ñandú")
+    response = client.post(WEBHOOK + query, data=form, headers=signed_by_twilio(PUBLIC + WEBHOOK + query, form))
+    assert response.status_code == 200
+    assert stored_messages(store) == 1
+
+
+@pytest.mark.parametrize("settings_overrides", [{"public_base_url": PUBLIC}], indirect=True)
+@pytest.mark.parametrize("signed_url", [
+    "http://bot.example.com:8443" + WEBHOOK,  # another scheme
+    PUBLIC + WEBHOOK + "?tenant=other",  # another query
+    PUBLIC + STATUS,  # a signature for another route, replayed here
+])
+def test_a_signature_for_another_url_is_refused_and_nothing_is_stored_or_sent(client, store, worker, fake_twilio,
+                                                                               signed_url):
+    """(The SDK's validator also accepts the URL without its port: Twilio signs either form.)"""
+    form = inbound_form("hola")
+    response = client.post(WEBHOOK, data=form, headers=signed_by_twilio(signed_url, form))
+    worker.run_once()
+    assert response.status_code == 403
+    assert stored_messages(store) == 0 and fake_twilio.requests == []
+
+
+def test_a_changed_body_breaks_the_signature(client, store):
+    form = inbound_form("hola")
+    headers = signed_by_twilio("http://localhost" + WEBHOOK, form)
+    response = client.post(WEBHOOK, data={**form, "Body": "hola!"}, headers=headers)
+    assert response.status_code == 403
+    assert stored_messages(store) == 0
+
+
+FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "bot.example.com", "X-Forwarded-For": "203.0.113.9"}
+
+
+@pytest.mark.parametrize(("settings_overrides", "status"), [({"trusted_proxy_hops": 1}, 200),
+                                                            ({"trusted_proxy_hops": 0}, 403)], indirect=["settings_overrides"])
+def test_behind_a_trusted_proxy_the_forwarded_url_is_the_one_checked(client, store, status):
+    """A TLS-terminating proxy calls us at http://internal; Twilio signed https://bot.example.com.
+    With TRUSTED_PROXY_HOPS=1 the app rebuilds the public URL from X-Forwarded-*; with 0 it ignores
+    them, since anyone can send those headers to an app that is not behind a proxy."""
+    form = inbound_form("hola")
+    headers = {**signed_by_twilio("https://bot.example.com" + WEBHOOK, form), **FORWARDED}
+    response = client.post(WEBHOOK, data=form, headers=headers, base_url="http://internal:8000")
+    assert response.status_code == status
+    assert stored_messages(store) == (1 if status == 200 else 0)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"rate_limit_admin_failures_per_ip": "3 per minute"}], indirect=True)
+def test_repeated_wrong_admin_tokens_lock_the_address_out_even_for_the_right_token(client):
+    attacker = {"REMOTE_ADDR": "198.51.100.7"}
+    for guess in range(3):
+        wrong = {"Authorization": f"Bearer guess-{guess}"}
+        assert client.get(DIAG, headers=wrong, environ_base=attacker).status_code == 401
+    locked = client.get(DIAG, headers=BEARER, environ_base=attacker)
+    assert locked.status_code == 429
+    assert "wrong admin tokens" in locked.get_json()["error"]
+    assert 1 <= int(locked.headers["Retry-After"]) <= 60
+    assert client.get(DIAG, headers=BEARER, environ_base={"REMOTE_ADDR": "192.0.2.1"}).status_code == 200
+
+
+@pytest.mark.parametrize("settings_overrides", [{"rate_limit_admin_per_ip": "3 per minute"}], indirect=True)
+def test_admin_requests_are_limited_per_address(client):
+    ops = {"REMOTE_ADDR": "192.0.2.10"}
+    assert [client.get(DIAG, headers=BEARER, environ_base=ops).status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert client.get(DIAG, headers=BEARER, environ_base={"REMOTE_ADDR": "192.0.2.11"}).status_code == 200
+
+
+@pytest.mark.parametrize(("settings_overrides", "address"), [({"trusted_proxy_hops": 1}, "203.0.113.9"),
+                                                             ({"trusted_proxy_hops": 0}, "10.0.0.2")],
+                         indirect=["settings_overrides"])
+def test_admin_limits_count_the_client_address_the_trusted_proxy_reports(client, address, caplog):
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+    client.get(DIAG, headers={"Authorization": "Bearer wrong", **FORWARDED}, environ_base=proxy)
+    assert f"admin request from {address} refused" in caplog.text
