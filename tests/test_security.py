@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from twilio.request_validator import RequestValidator
 
-from tests.conftest import ADMIN_TOKEN, AUTH_TOKEN, WEBHOOK, inbound_form
+from tests.conftest import ADMIN_TOKEN, AUTH_TOKEN, WEBHOOK, inbound_form, signed_post
 
 PUBLIC = "https://bot.example.com:8443"
 STATUS = "/api/v1/whatsapp/status"
@@ -102,3 +102,20 @@ def test_admin_limits_count_the_client_address_the_trusted_proxy_reports(client,
     proxy = {"REMOTE_ADDR": "10.0.0.2"}
     client.get(DIAG, headers={"Authorization": "Bearer wrong", **FORWARDED}, environ_base=proxy)
     assert f"admin request from {address} refused" in caplog.text
+
+
+@pytest.mark.parametrize(("url", "kept"), [
+    ("https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1", True),
+    ("https://media.us1.twilio.com/ME1", True),
+    ("http://api.twilio.com/ME1", False),  # not https
+    ("https://api.twilio.com.evil.example/ME1", False),
+    ("https://api.twilio.com@evil.example/ME1", False),  # the host is evil.example
+    ("https://evil.example/api.twilio.com/ME1", False),
+    ("https://[::1/ME1", False),  # unparseable
+    ("file:///etc/passwd", False),
+])
+def test_only_media_on_twilio_hosts_is_kept(client, store, url, kept):
+    form = inbound_form("mira esta foto", NumMedia="1", MediaUrl0=url, MediaContentType0="image/jpeg")
+    assert signed_post(client, form).status_code == 200
+    assert store.db.messages.find_one({"direction": "inbound"})["media"] == (
+        [{"url": url, "content_type": "image/jpeg"}] if kept else [])

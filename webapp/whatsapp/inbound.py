@@ -5,14 +5,18 @@ Twilio adds fields without notice; unknown ones are ignored.
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from bson import ObjectId
 from twilio.request_validator import RequestValidator
 
 from webapp.config import WHATSAPP_ADDRESS
 from webapp.whatsapp.formatting import strip_control_chars
+
+log = logging.getLogger(__name__)
 
 MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 MAX_MEDIA = 10
@@ -68,15 +72,29 @@ def _message_sid(form) -> str:
 
 
 def _media(form) -> list[dict]:
-    """Media is described, never fetched here."""
+    """Media is described, never fetched here; a URL that is not Twilio's is dropped, so nothing
+    downstream can be made to fetch from another host."""
     try:
         count = min(int(form.get("NumMedia", "0") or 0), MAX_MEDIA)
     except ValueError:
         raise InvalidInbound("NumMedia", "NumMedia must be a whole number") from None
-    return [
-        {"url": form.get(f"MediaUrl{i}", ""), "content_type": form.get(f"MediaContentType{i}", "")}
-        for i in range(max(count, 0))
-    ]
+    media = []
+    for i in range(max(count, 0)):
+        url = form.get(f"MediaUrl{i}", "")
+        if not is_twilio_media_url(url):
+            log.warning("MediaUrl%d dropped: not an https URL on a twilio.com host", i)
+            continue
+        media.append({"url": url, "content_type": strip_control_chars(form.get(f"MediaContentType{i}", ""))[:100]})
+    return media
+
+
+def is_twilio_media_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:  # e.g. an invalid port or IPv6 literal
+        return False
+    return parts.scheme == "https" and (host == "twilio.com" or host.endswith(".twilio.com"))
 
 
 @dataclass(frozen=True)
