@@ -9,6 +9,8 @@ graceful_timeout = 20
 # The app is built in each worker, after fork: pymongo clients must not cross a fork.
 preload_app = False
 accesslog = "-"
+# The path without its query: queries can carry phone numbers (send-test's `to`).
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms pid=%(p)s'
 errorlog = "-"
 # gunicorn 27 opens ~/.gunicorn/gunicorn.ctl by default; containers and tests need no such socket.
 control_socket_disable = True

@@ -195,8 +195,7 @@ def gunicorn_server(mongodb_uri, sample_index_path, fake_twilio, tmp_path, reque
     env = process_env(mongodb_uri, sample_index_path, fake_twilio.base_url, BIND=f"127.0.0.1:{port}",
                       WEB_CONCURRENCY="2", **extra)
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--access-logformat", "pid=%(p)s %(s)s",
-         "wsgi:app"],
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     base_url = f"http://127.0.0.1:{port}"

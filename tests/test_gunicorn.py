@@ -57,7 +57,7 @@ def test_rate_limit_holds_across_two_gunicorn_workers(gunicorn_server, mongodb_u
     counts = {s: store.messages.collection.count_documents({"direction": "inbound", "status": s})
               for s in ("received", "rate_limited")}
     log = stop(gunicorn_server["process"])
-    pids = set(re.findall(r"pid=<(\d+)> 200", log))
+    pids = set(re.findall(r'" 200 .* pid=<(\d+)>', log))
     assert len(pids) == 2, f"both gunicorn workers must have served requests, saw {pids} in {log[-2000:]}"
     assert counts == {"received": 5, "rate_limited": 15}
 

@@ -21,5 +21,6 @@ def configure_logging(level: str) -> None:
         handler._assistant = True
         root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("twilio.http_client", "httpx", "chromadb", "urllib3"):
+    # Libraries that log requests, documents or prompts (customer numbers and text) at INFO or DEBUG
+    for noisy in ("twilio.http_client", "httpx", "httpcore", "openai", "pymongo", "chromadb", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
