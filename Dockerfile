@@ -22,4 +22,7 @@ RUN useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data
 USER app
 
 EXPOSE 8000
+# For the web container; run the worker container (same image) with --no-healthcheck.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD python -c "import os, urllib.request; port = os.environ['BIND'].rsplit(':', 1)[1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=3)"
 CMD ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]

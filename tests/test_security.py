@@ -2,10 +2,15 @@
 token with its per-address limits."""
 from __future__ import annotations
 
+import re
+import shlex
+import subprocess
+import sys
+
 import pytest
 from twilio.request_validator import RequestValidator
 
-from tests.conftest import ADMIN_TOKEN, AUTH_TOKEN, WEBHOOK, inbound_form, signed_post
+from tests.conftest import ROOT, ADMIN_TOKEN, AUTH_TOKEN, WEBHOOK, inbound_form, signed_post
 
 PUBLIC = "https://bot.example.com:8443"
 STATUS = "/api/v1/whatsapp/status"
@@ -119,3 +124,37 @@ def test_only_media_on_twilio_hosts_is_kept(client, store, url, kept):
     assert signed_post(client, form).status_code == 200
     assert store.db.messages.find_one({"direction": "inbound"})["media"] == (
         [{"url": url, "content_type": "image/jpeg"}] if kept else [])
+
+
+def test_healthz_answers_without_a_token_and_reveals_nothing(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+def dockerfile_instructions() -> dict[str, list[str]]:
+    """Each instruction's arguments, continuation lines joined."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            keyword, _, rest = line.strip().partition(" ")
+            found.setdefault(keyword.upper(), []).append(rest.strip())
+    return found
+
+
+def test_the_image_runs_as_a_user_with_no_secret_baked_in():
+    instructions = dockerfile_instructions()
+    assert instructions["USER"] == ["app"]
+    baked = " ".join(instructions.get("ENV", []) + instructions.get("ARG", []))
+    assert not re.search(r"TOKEN|SECRET|PASSWORD|API_KEY|AUTH", baked)
+
+
+def test_the_image_healthcheck_passes_against_the_running_app(gunicorn_server):
+    healthcheck = dockerfile_instructions()["HEALTHCHECK"][0]
+    command = shlex.split(healthcheck.partition(" CMD ")[2])
+    assert command[:2] == ["python", "-c"]
+    env = dict(gunicorn_server["env"])
+    result = subprocess.run([sys.executable, "-c", command[2]], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    env["BIND"] = "127.0.0.1:1"  # nothing listens there: the check must fail
+    assert subprocess.run([sys.executable, "-c", command[2]], env=env, capture_output=True, timeout=30).returncode != 0

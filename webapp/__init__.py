@@ -49,8 +49,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         log.warning("the rate-limit storage (RATE_LIMIT_STORAGE_URI, else MONGODB_URI) does not answer yet")
     app.extensions["whatsapp_assistant"] = Services(settings, store, make_sender(settings), limiter)
 
-    from webapp.routes import ops, status, webhook
+    from webapp.routes import health, ops, status, webhook
 
+    app.register_blueprint(health.bp)
     app.register_blueprint(webhook.bp, url_prefix=API_PREFIX)
     app.register_blueprint(status.bp, url_prefix=API_PREFIX)
     app.register_blueprint(ops.bp, url_prefix=API_PREFIX)
