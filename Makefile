@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PRISM_VERSION := 5.14.2
 PRISM_STAMP := .prism/.installed-$(PRISM_VERSION)
 
-.PHONY: run test install clean
+.PHONY: run test install audit clean
 
 run: $(STAMP)  ## install, then run the assistant on embedded defaults (127.0.0.1:8000)
 	$(BIN)/python scripts/run_local.py
@@ -34,5 +34,9 @@ $(PRISM_STAMP):  ## without npm, only a note: the contract test then skips
 		echo "note: npm not found, Prism not installed; the Twilio contract test will be skipped"; \
 	fi
 
+audit:  ## check every pinned package for known vulnerabilities (needs PyPI's JSON API or OSV)
+	test -x .audit-venv/bin/pip-audit || { $(PYTHON) -m venv .audit-venv && .audit-venv/bin/pip install --quiet pip-audit==2.10.1; }
+	.audit-venv/bin/pip-audit --strict --no-deps --disable-pip -r constraints.txt
+
 clean:
-	rm -rf $(VENV) var .pytest_cache .prism
+	rm -rf $(VENV) var .pytest_cache .prism .audit-venv

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 
 from tests.conftest import inbound_form, signed_post
+from tests.processes import wait_until
 from tests.fakes.fake_openai import FakeOpenAI
 
 LONG_SENTENCES = [
@@ -144,3 +146,39 @@ def test_a_failed_rewrite_falls_back_to_joining_the_previous_message(client, wor
 
     assert fake_twilio.sent_messages()[-1]["body"] == "La fibra de 600 Mb cuesta *32 €* al mes."
     assert "Fibra 600 Mb" in fake_openai.chat_requests()[-1][-1]["content"]
+
+
+def test_concurrent_conversations_never_mix(app, worker, fake_twilio, fake_openai):
+    """Eight customers write at once and four worker threads answer them at once: every prompt
+    holds one customer's words only, and every reply goes to the customer whose words it echoes."""
+    customers = {f"whatsapp:+3460000{n:04d}": f"CLAVE{n}X" for n in range(8)}
+    fake_openai.reply = lambda messages: "eco " + " ".join(re.findall(r"CLAVE\d+X", messages[-1]["content"]))
+
+    def converse(sender: str, code: str) -> None:
+        client = app.test_client()
+        for question in ("cuánto cuesta la fibra de 600 Mb?", "y la instalación cuánto tarda?"):
+            assert signed_post(client, inbound_form(f"{question} (cliente {code})", sender=sender)).status_code == 200
+
+    writers = [threading.Thread(target=converse, args=item) for item in customers.items()]
+    stop, poll_turn = threading.Event(), threading.Lock()
+    answerers = [threading.Thread(target=worker.run, args=(stop, poll_turn)) for _ in range(4)]
+    for thread in writers + answerers:
+        thread.start()
+    for thread in writers:
+        thread.join(timeout=60)
+    try:
+        wait_until(lambda: {m["to"] for m in fake_twilio.sent_messages()} == set(customers), "every customer answered",
+                   120, 0.1)
+        worker.run_until_idle()
+    finally:
+        stop.set()
+        for thread in answerers:
+            thread.join(timeout=30)
+
+    for request in fake_openai.chat_requests():
+        codes = set(re.findall(r"CLAVE\d+X", " ".join(m["content"] for m in request)))
+        assert len(codes) == 1, f"one prompt held several customers' words: {codes}"
+    echoes = [message for message in fake_twilio.sent_messages() if message["body"].startswith("eco")]
+    assert {message["to"] for message in echoes} == set(customers)
+    for message in echoes:
+        assert set(re.findall(r"CLAVE\d+X", message["body"])) == {customers[message["to"]]}
