@@ -1,7 +1,9 @@
 """The Flask app: Twilio's webhook and the ops routes under /api/v1/whatsapp/."""
 from __future__ import annotations
 
+import json
 import logging
+from io import BytesIO
 
 from flask import Flask, jsonify
 from flask_limiter import Limiter
@@ -9,6 +11,7 @@ from flask_limiter.util import get_remote_address
 from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response
 
 from webapp.config import API_PREFIX, Settings, load_settings
 from webapp.db import open_store
@@ -27,6 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     warn_about_unsafe_settings(settings)
 
     app = Flask(__name__)
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_REQUEST_BYTES)
     if settings.trusted_proxy_hops:
         hops = settings.trusted_proxy_hops  # the client's address, scheme and host as the proxy saw them
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
@@ -58,6 +62,27 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_error_handler(HTTPException, _json_error)
     app.register_error_handler(ConnectionFailure, _database_unavailable)
     return app
+
+
+class ChunkedBodyLimit:
+    """WSGI middleware for bodies sent chunked, which gunicorn hands on without a Content-Length.
+    For those, werkzeug stops reading at MAX_CONTENT_LENGTH without an error, so the form would be
+    parsed from a truncated body. Read it here instead: over `max_bytes` is 413, anything else
+    reaches the app as an ordinary body with its length."""
+
+    def __init__(self, wsgi_app, max_bytes: int):
+        self.wsgi_app = wsgi_app
+        self.max_bytes = max_bytes
+
+    def __call__(self, environ, start_response):
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            body = environ["wsgi.input"].read(self.max_bytes + 1)
+            if len(body) > self.max_bytes:
+                error = json.dumps({"error": f"the request body is larger than {self.max_bytes} bytes"})
+                return Response(error, 413, mimetype="application/json")(environ, start_response)
+            environ = {**environ, "wsgi.input": BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+            del environ["HTTP_TRANSFER_ENCODING"]
+        return self.wsgi_app(environ, start_response)
 
 
 def warn_about_unsafe_settings(settings: Settings) -> None:
