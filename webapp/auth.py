@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import hmac
-
 import logging
+from urllib.parse import quote
 
 from flask import jsonify, request
 
@@ -34,11 +34,12 @@ def twilio_signature_required(view):
 
 
 def _public_url(public_base_url: str) -> str:
-    """The URL Twilio signed: the configured public base (behind a proxy) or what Flask saw."""
-    if not public_base_url:
-        return request.url
+    """The URL Twilio signed, as it went on the wire: the configured public base (behind a proxy)
+    or the scheme and host Flask saw. Not `request.url`, which decodes it into an IRI (a Host of
+    `xn--` makes that raise) and so differs from what was signed when it holds %-escapes."""
+    base = public_base_url or f"{request.scheme}://{request.host}"
     query = request.query_string.decode("latin-1")
-    return public_base_url + request.script_root + request.path + (f"?{query}" if query else "")
+    return base + quote(request.script_root + request.path) + (f"?{query}" if query else "")
 
 
 def admin_required(view):

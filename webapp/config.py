@@ -17,7 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-WHATSAPP_ADDRESS = re.compile(r"^whatsapp:\+[1-9]\d{6,14}$")
+# [0-9], not \d (other scripts' digits), and \Z, not $ (which lets a trailing newline through)
+WHATSAPP_ADDRESS = re.compile(r"^whatsapp:\+[1-9][0-9]{6,14}\Z")
 
 
 API_PREFIX = "/api/v1/whatsapp"  # every route of the app lives under it

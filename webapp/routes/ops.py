@@ -54,7 +54,9 @@ def diag():
 @admin_required
 def send_test():
     """Send a text to a WhatsApp number: `to=whatsapp:+…&text=…` (query, form or JSON)."""
-    params = request.get_json(silent=True) or request.values
+    params = request.get_json(silent=True) if request.is_json else request.values
+    if not isinstance(params, dict):
+        return jsonify(error="the JSON body must be an object like {\"to\": ..., \"text\": ...}"), 400
     to = str(params.get("to", "")).strip()
     text = strip_control_chars(str(params.get("text", ""))).strip()
     if not WHATSAPP_ADDRESS.match(to):

@@ -56,7 +56,8 @@ _WORD_BREAK = re.compile(r"(?=\s)")
 
 def strip_control_chars(text: str) -> str:
     """Drop control, zero-width space, direction-mark and bidi-override characters; normalise
-    newlines, tabs and NFC."""
+    newlines, tabs and NFC; replace lone surrogates (JSON can carry them, UTF-8 cannot) with U+FFFD."""
+    text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
     return unicodedata.normalize("NFC", _CONTROL.sub("", text))
 

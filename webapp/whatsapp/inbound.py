@@ -18,9 +18,11 @@ from webapp.whatsapp.formatting import strip_control_chars
 
 log = logging.getLogger(__name__)
 
-MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}\Z")
 MAX_MEDIA = 10
-STATUS_WORD = re.compile(r"^[a-z_]{1,32}$")
+STATUS_WORD = re.compile(r"^[a-z_]{1,32}\Z")
+# ASCII digits only: int() also takes "²", "٣" and "1_0", and Twilio's counts and codes are short.
+SMALL_NUMBER = re.compile(r"[0-9]{1,6}")
 
 
 class InvalidInbound(ValueError):
@@ -74,12 +76,11 @@ def _message_sid(form) -> str:
 def _media(form) -> list[dict]:
     """Media is described, never fetched here; a URL that is not Twilio's is dropped, so nothing
     downstream can be made to fetch from another host."""
-    try:
-        count = min(int(form.get("NumMedia", "0") or 0), MAX_MEDIA)
-    except ValueError:
-        raise InvalidInbound("NumMedia", "NumMedia must be a whole number") from None
+    count = form.get("NumMedia", "").strip() or "0"
+    if not SMALL_NUMBER.fullmatch(count):
+        raise InvalidInbound("NumMedia", "NumMedia must be a whole number")
     media = []
-    for i in range(max(count, 0)):
+    for i in range(min(int(count), MAX_MEDIA)):
         url = form.get(f"MediaUrl{i}", "")
         if not is_twilio_media_url(url):
             log.warning("MediaUrl%d dropped: not an https URL on a twilio.com host", i)
@@ -115,6 +116,6 @@ def parse_status_report(args, form) -> StatusReport:
     if not STATUS_WORD.match(status):
         raise InvalidInbound("MessageStatus", "MessageStatus must be a Twilio status such as delivered or read")
     error_code = form.get("ErrorCode", "").strip()
-    if error_code and not error_code.isdigit():
-        raise InvalidInbound("ErrorCode", "ErrorCode must be a number")
+    if error_code and not SMALL_NUMBER.fullmatch(error_code):
+        raise InvalidInbound("ErrorCode", "ErrorCode must be a Twilio error code (a number)")
     return StatusReport(ObjectId(reference), message_sid, status, int(error_code) if error_code else None)
