@@ -39,12 +39,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
 import resource
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -53,7 +51,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from pymongo import MongoClient
@@ -67,7 +64,8 @@ from scripts.chat import WEBHOOK_PATH, twilio_form  # noqa: E402
 from scripts.eval_rag import percentile  # noqa: E402
 from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
 from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
-from tests.processes import answers_http, cpu_seconds, free_port, wait_until  # noqa: E402
+from tests.processes import (  # noqa: E402
+    app_env, cpu_seconds, database_uri, free_port, log_count, start_gunicorn, start_process, wait_until)
 from webapp.config import Settings, load_settings  # noqa: E402
 from webapp.db.messages import OPEN_OUTBOUND  # noqa: E402
 
@@ -162,36 +160,6 @@ def llm_reply(messages: list[dict]) -> str:
         found = re.search(r"<last_message>\n(.*)\n</last_message>", str(messages[-1].get("content", "")), re.S)
         return found.group(1) if found else str(messages[-1].get("content", ""))
     return LLM_ANSWER
-
-
-# -- processes ----------------------------------------------------------------------------------
-
-
-def database_uri(server_uri: str, name: str, options: str = "") -> str:
-    """`server_uri` with its database replaced by `name`, its options kept and `options` added."""
-    parts = urlsplit(server_uri)
-    query = "&".join(part for part in (parts.query, options) if part)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, query, ""))
-
-
-def clean_environment() -> dict[str, str]:
-    """This environment without any of the app's settings: a developer's own must not leak in."""
-    names = {name.upper() for name in Settings.model_fields}
-    return {k: v for k, v in os.environ.items() if k not in names}
-
-
-def start_process(command: list[str], env: dict, cwd: Path, log_file: Path) -> subprocess.Popen:
-    # Own session: Ctrl-C reaches only this script, which stops them in order.
-    with log_file.open("ab") as log:
-        return subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-
-
-def log_count(path: Path, pattern: str) -> int:
-    try:
-        return len(re.findall(pattern, path.read_text(errors="replace")))
-    except FileNotFoundError:
-        return 0
 
 
 # -- the load -----------------------------------------------------------------------------------
@@ -529,10 +497,6 @@ def drain(store_db, deadline: float, stop: threading.Event) -> bool:
     return False
 
 
-def _interrupt(*_) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=200)
@@ -563,8 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.customers, args.messages, args.workers, args.worker_threads, args.client_threads) < 1 or args.rate <= 0:
         parser.error("counts and the rate must be positive")
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _interrupt)
+    run_local.interrupt_on_signals()
     began = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="bench_load_"))
     processes: list[subprocess.Popen] = []
@@ -608,23 +571,10 @@ def main(argv: list[str] | None = None) -> int:
             llm.delay_next(args.llm_delay, times=2 * args.customers * args.messages + 100)
 
         port = free_port()
-        env = dict(
-            clean_environment(),
-            PYTHONPATH=str(ROOT),
-            MONGODB_URI=mongodb_uri,
-            CHROMA_PATH=str(scratch / "chroma"),
-            TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-            TWILIO_AUTH_TOKEN=auth_token,
-            TWILIO_WHATSAPP_FROM=SENDER,
-            TWILIO_API_BASE=twilio.base_url,
-            COMPANY_NAME="Fibra Clara",
-            REPLY_DEBOUNCE_SECONDS=str(args.debounce),
-            RATE_LIMIT_PER_WA_ID=args.rate_limit,
-            BIND=f"127.0.0.1:{port}",
-            WEB_CONCURRENCY=str(WEB_WORKERS),
-            WEB_THREADS=str(WEB_THREADS),
-            WORKER_THREADS=str(args.worker_threads),
-        )
+        env = app_env(mongodb_uri, scratch / "chroma", twilio.base_url, ACCOUNT_SID, auth_token, SENDER,
+                      REPLY_DEBOUNCE_SECONDS=str(args.debounce), RATE_LIMIT_PER_WA_ID=args.rate_limit,
+                      BIND=f"127.0.0.1:{port}", WEB_THREADS=str(WEB_THREADS),
+                      WORKER_THREADS=str(args.worker_threads))
         worker_env = dict(env)
         if llm is not None:
             worker_env.update(OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=llm.api_base,
@@ -633,21 +583,17 @@ def main(argv: list[str] | None = None) -> int:
              f"{WEB_WORKERS * WEB_THREADS} at a time")
         baseline = [webhook_baseline(env, database_uri(mongodb_uri, f"{database_name}_baseline"), auth_token, n)
                     for n in (1, WEB_WORKERS * WEB_THREADS)]
+        note(f"starting gunicorn ({WEB_WORKERS} workers) on 127.0.0.1:{port} and {args.workers} worker process(es)"
+             f" x {args.worker_threads} threads")
         # cwd is the scratch folder, so the repository's own .env is not read
         gunicorn_log = scratch / "gunicorn.log"
-        gunicorn = start_process(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-             "--access-logformat", "pid=%(p)s %(r)s status=%(s)s us=%(D)s", "wsgi:app"],
-            env, scratch, gunicorn_log)
+        gunicorn = start_gunicorn(env, scratch, gunicorn_log, WEB_WORKERS, START_TIMEOUT_SECONDS,
+                                  ("--access-logformat", "pid=%(p)s %(r)s status=%(s)s us=%(D)s"))
         processes.append(gunicorn)
         worker_logs = [scratch / f"worker-{n}.log" for n in range(args.workers)]
         workers = [start_process([sys.executable, "-m", "webapp.worker"], worker_env, scratch, log)
                    for log in worker_logs]
         processes += workers
-        note(f"starting gunicorn ({WEB_WORKERS} workers) on 127.0.0.1:{port} and {args.workers} worker process(es)"
-             f" x {args.worker_threads} threads")
-        wait_until(lambda: log_count(gunicorn_log, r"Booting worker with pid") >= WEB_WORKERS
-                   and answers_http(f"http://127.0.0.1:{port}/"), "gunicorn", START_TIMEOUT_SECONDS, 0.2, processes)
         wait_until(lambda: all(log_count(log, r"worker \S+ started") >= args.worker_threads for log in worker_logs),
                    "worker processes", START_TIMEOUT_SECONDS, 0.2, processes)
         startup_seconds = time.monotonic() - began
@@ -715,9 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         stop.set()
-        # ignore further Ctrl-C while stopping, so nothing is left running
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        run_local.ignore_signals()
         run_local.stop_all(processes)
         for fake in fakes:
             fake.stop()

@@ -82,8 +82,20 @@ def stop_all(processes: list[subprocess.Popen]) -> None:
             process.kill()
 
 
-def _interrupt(*_) -> None:
-    raise KeyboardInterrupt
+def interrupt_on_signals() -> None:
+    """SIGINT and SIGTERM raise KeyboardInterrupt, so `finally` blocks stop the processes started.
+    Explicit, because a script started in the background inherits an ignored SIGINT."""
+    def interrupt(*_) -> None:
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupt)
+
+
+def ignore_signals() -> None:
+    """While stopping: a second Ctrl-C must not leave anything running."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def main() -> int:
@@ -116,9 +128,7 @@ def main() -> int:
             "Stop with Ctrl-C.\n",
             flush=True,
         )
-        # explicit, because a launcher started in the background inherits an ignored SIGINT
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, _interrupt)
+        interrupt_on_signals()
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)
         print("a process exited; stopping everything", file=sys.stderr)

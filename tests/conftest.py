@@ -22,7 +22,7 @@ from rag.store import open_index  # noqa: E402
 from scripts import embedded_mongo  # noqa: E402
 from scripts.chat import twilio_form  # noqa: E402
 from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
-from tests.processes import answers_http, free_port, wait_until  # noqa: E402
+from tests.processes import answers_http, app_env, free_port, wait_until  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.config import Settings, load_settings  # noqa: E402
 from webapp.db import open_store  # noqa: E402
@@ -155,22 +155,8 @@ DEADLINE_SECONDS = 60
 
 
 def process_env(mongodb_uri: str, chroma_path, twilio_base: str, **extra: str) -> dict[str, str]:
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(ROOT),
-        MONGODB_URI=mongodb_uri,
-        CHROMA_PATH=str(chroma_path),
-        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-        TWILIO_WHATSAPP_FROM=SENDER,
-        TWILIO_API_BASE=twilio_base,
-        ADMIN_TOKEN=ADMIN_TOKEN,
-        COMPANY_NAME="Fibra Clara",
-        WORKER_POLL_SECONDS="0.05",
-        REPLY_DEBOUNCE_SECONDS="0",
-    )
-    env.update(extra)
-    return env
+    settings = {"ADMIN_TOKEN": ADMIN_TOKEN, "WORKER_POLL_SECONDS": "0.05", "REPLY_DEBOUNCE_SECONDS": "0", **extra}
+    return app_env(mongodb_uri, chroma_path, twilio_base, ACCOUNT_SID, AUTH_TOKEN, SENDER, **settings)
 
 
 def stop(process: subprocess.Popen) -> str:

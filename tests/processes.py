@@ -1,14 +1,82 @@
-"""Helpers for tests and benchmarks that run the app as real processes on loopback: ports,
-waiting for readiness, CPU accounting. No pytest here: scripts/bench_load.py uses them too."""
+"""Helpers for tests and benchmarks that run the app as real processes on loopback: their
+environment, ports, starting and waiting for readiness, CPU accounting. No pytest here: the
+scripts' benchmarks use them too."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
+
+from webapp.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def clean_environment() -> dict[str, str]:
+    """This environment without any of the app's settings: a developer's own must not leak in."""
+    names = {name.upper() for name in Settings.model_fields}
+    return {k: v for k, v in os.environ.items() if k not in names}
+
+
+def app_env(mongodb_uri: str, chroma_path, twilio_base: str, account_sid: str, auth_token: str, sender: str,
+            **extra: str) -> dict[str, str]:
+    """The environment of the app's processes (gunicorn, the worker) against local servers."""
+    return dict(
+        clean_environment(),
+        PYTHONPATH=str(ROOT),
+        MONGODB_URI=mongodb_uri,
+        CHROMA_PATH=str(chroma_path),
+        TWILIO_ACCOUNT_SID=account_sid,
+        TWILIO_AUTH_TOKEN=auth_token,
+        TWILIO_WHATSAPP_FROM=sender,
+        TWILIO_API_BASE=twilio_base,
+        COMPANY_NAME="Fibra Clara",
+        **extra,
+    )
+
+
+def database_uri(server_uri: str, name: str, options: str = "") -> str:
+    """`server_uri` with its database replaced by `name`, its options kept and `options` added."""
+    parts = urlsplit(server_uri)
+    query = "&".join(part for part in (parts.query, options) if part)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, query, ""))
+
+
+def start_process(command: list[str], env: dict, cwd: Path, log_file: Path) -> subprocess.Popen:
+    # Own session: Ctrl-C reaches only the script that started it, which stops them in order.
+    with log_file.open("ab") as log:
+        return subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def start_gunicorn(env: dict, cwd: Path, log_file: Path, workers: int, timeout_seconds: float,
+                   extra_args: tuple[str, ...] = ()) -> subprocess.Popen:
+    """gunicorn with gunicorn.conf.py, env's BIND and `workers` workers, once all have booted and
+    it answers. `cwd` should not be the repository, so a developer's own .env is not read."""
+    process = start_process([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), *extra_args,
+                             "wsgi:app"], dict(env, WEB_CONCURRENCY=str(workers)), cwd, log_file)
+    try:
+        wait_until(lambda: log_count(log_file, r"Booting worker with pid") >= workers
+                   and answers_http(f"http://{env['BIND']}/"), "gunicorn", timeout_seconds, 0.2, (process,))
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process
+
+
+def log_count(path: Path, pattern: str) -> int:
+    try:
+        return len(re.findall(pattern, path.read_text(errors="replace")))
+    except FileNotFoundError:
+        return 0
 
 
 def free_port() -> int:
