@@ -40,7 +40,10 @@ def command_log() -> CommandLog:
 
 @pytest.fixture
 def settings_overrides(settings_overrides, command_log):
-    """Listen before the app (and its MongoDB clients) is built."""
+    """Listen before the app (and its MongoDB clients) is built. A lease as long as allowed: on a
+    loaded machine an answer can outlast a third of the default one, and its renewal would be one
+    more command than these tests count."""
+    settings_overrides["worker_lease_seconds"] = 3600
     return settings_overrides
 
 
