@@ -56,3 +56,19 @@ def test_webhook_answers_503_while_the_database_is_down_and_keeps_the_retry(clie
 
     assert store.messages.collection.count_documents({"direction": "inbound"}) == 1
     assert len(fake_twilio.sent_messages()) == 1
+
+
+def test_readyz_is_503_while_the_database_is_down_and_200_when_it_is_back(client, store, database):
+    from datetime import datetime, timezone
+
+    store.heartbeats.beat("host:1:abc", datetime.now(timezone.utc), 10)
+    assert client.get("/readyz").status_code == 200
+    stop(database)
+
+    down = client.get("/readyz")
+    assert down.status_code == 503
+    assert down.get_json()["checks"]["mongodb"] == {"ok": False, "error": "no answer"}
+
+    database["process"] = database["start"]()
+    store.heartbeats.beat("host:1:abc", datetime.now(timezone.utc), 10)
+    assert client.get("/readyz").status_code == 200

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     worker_lease_seconds: float = Field(60.0, ge=5, le=3600)
     worker_threads: int = Field(4, ge=1, le=64)
     reply_debounce_seconds: float = Field(2.0, ge=0, le=30)
+    worker_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
+    worker_stale_seconds: float = Field(60.0, gt=0, le=3600)  # /readyz: no heartbeat for this long = not ready
 
     # HTTP surface
     admin_token: SecretStr = SecretStr("")

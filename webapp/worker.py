@@ -40,7 +40,7 @@ class ReplyWorker:
         self.assistant = assistant
         self.sender = sender
         self.settings = settings
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.worker_id = process_id()
 
     def run(self, stop: threading.Event, poll_turn: threading.Lock | None = None) -> None:
         """Process jobs until `stop` is set; the job in hand is always finished first. A job that
@@ -221,6 +221,31 @@ class ReplyWorker:
         return max(retry_after or 0.0, random.uniform(0, ceiling))
 
 
+def process_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def keep_beating(store: Store, index, every_seconds: float, stop: threading.Event) -> None:
+    """Say every `every_seconds` that this process is alive and how many chunks its index holds,
+    until `stop`; then take the heartbeat back. `/readyz` reads it."""
+    beat_id = process_id()
+    while True:
+        try:
+            chunks, error = index.count(), ""
+        except Exception as exc:  # Chroma's server is down, or its files are unreadable
+            chunks, error = None, type(exc).__name__
+        try:
+            store.heartbeats.beat(beat_id, utcnow(), chunks, error)
+        except PyMongoError:
+            log.warning("heartbeat not recorded: the database is unreachable")
+        if stop.wait(every_seconds):
+            break
+    try:
+        store.heartbeats.remove(beat_id)
+    except PyMongoError:
+        pass  # it goes stale on its own
+
+
 def main() -> None:
     from rag.answer import build_assistant
     from webapp import warn_about_unsafe_settings
@@ -248,6 +273,8 @@ def main() -> None:
                          name=f"reply-{n}")
         for n in range(settings.worker_threads)
     ]
+    threads.append(threading.Thread(target=keep_beating, name="heartbeat",
+                                    args=(store, assistant.retriever.index, settings.worker_heartbeat_seconds, stop)))
     for thread in threads:
         thread.start()
     # Join in slices: the main thread stays free to run the signal handler. (Not stop.wait(), which

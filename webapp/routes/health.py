@@ -1,13 +1,77 @@
-"""`GET /healthz`: the process is up and serving (for container and load-balancer health checks).
+"""Health for container orchestrators and load balancers. Unauthenticated, so they say nothing
+an outsider could use: check names, yes/no, ages and counts.
 
-Unauthenticated, so it says nothing else."""
+- `GET /healthz` (liveness): the process is up and serving; touches nothing.
+- `GET /readyz` (readiness): MongoDB answers a ping; a worker process has sent a heartbeat
+  within WORKER_STALE_SECONDS; the knowledge index that worker reads holds chunks; Twilio is
+  configured or the app runs in dry-run. The index is checked through the worker's heartbeat
+  because the worker is what reads it: the web process never opens it.
+"""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+import logging
+from datetime import datetime, timezone
 
+from flask import Blueprint, jsonify
+from pymongo.errors import PyMongoError
+
+from webapp.services import services
+
+log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
 def healthz():
     return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    app = services()
+    checks = {"mongodb": _mongodb(app.store)}
+    heartbeat = _latest_heartbeat(app.store) if checks["mongodb"]["ok"] else None
+    checks["worker"] = _worker(heartbeat, app.settings.worker_stale_seconds)
+    checks["index"] = _index(heartbeat)
+    checks["twilio"] = {"ok": True, "mode": "sending" if app.settings.twilio_sends else "dry-run"}
+    ready = all(check["ok"] for check in checks.values())
+    if not ready:
+        log.warning("not ready: %s", ", ".join(name for name, check in checks.items() if not check["ok"]))
+    return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
+
+
+def _mongodb(store) -> dict:
+    try:
+        store.client.admin.command("ping")
+        return {"ok": True}
+    except PyMongoError as exc:
+        log.warning("readiness: MongoDB did not answer a ping: %s", type(exc).__name__)
+        return {"ok": False, "error": "no answer"}
+
+
+def _latest_heartbeat(store) -> dict | None:
+    try:
+        return store.heartbeats.latest()
+    except PyMongoError:
+        return None
+
+
+def _worker(heartbeat: dict | None, stale_seconds: float) -> dict:
+    if heartbeat is None:
+        return {"ok": False, "error": "no worker process has reported"}
+    age = (datetime.now(timezone.utc) - heartbeat["beat_at"]).total_seconds()
+    check = {"ok": age <= stale_seconds, "last_heartbeat_seconds_ago": round(age, 1)}
+    if not check["ok"]:
+        check["error"] = f"no heartbeat for over {stale_seconds:g} s"
+    return check
+
+
+def _index(heartbeat: dict | None) -> dict:
+    if heartbeat is None:
+        return {"ok": False, "error": "unknown: no worker process has reported"}
+    chunks = heartbeat.get("index_chunks")
+    if chunks is None:
+        return {"ok": False, "error": "the worker cannot read the index"}
+    if chunks == 0:
+        return {"ok": False, "chunks": 0, "error": "the index is empty: run scripts/ingest_docs.py"}
+    return {"ok": True, "chunks": chunks}
