@@ -1,5 +1,7 @@
 """gunicorn settings; each can be overridden with the environment variable named beside it."""
 import os
+import shutil
+import tempfile
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -21,3 +23,12 @@ def worker_exit(server, worker):
     app = getattr(worker, "wsgi", None)
     if app is not None and "whatsapp_assistant" in getattr(app, "extensions", {}):
         app.extensions["whatsapp_assistant"].close()
+
+
+# /metrics sums every worker's counts, which prometheus-client keeps in files in this directory.
+# Set PROMETHEUS_MULTIPROC_DIR (empty at start) to share one with the reply worker on this host.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir = tempfile.mkdtemp(prefix="whatsapp-metrics-")
+
+    def on_exit(server):
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)

@@ -137,8 +137,9 @@ def _title(hit: Hit) -> str:
     return str(hit.metadata.get("title") or hit.source)
 
 
-def make_chat_model(settings):
-    """An OpenAI (or OpenAI-compatible) chat model, or None for offline mode."""
+def make_chat_model(settings, callbacks=()):
+    """An OpenAI (or OpenAI-compatible) chat model, or None for offline mode. `callbacks`:
+    LangChain callback handlers told of every call (the worker's metrics)."""
     if not settings.uses_llm:
         return None
     from langchain_openai import ChatOpenAI
@@ -150,6 +151,7 @@ def make_chat_model(settings):
         timeout=settings.openai_timeout_seconds,
         max_retries=1,
         temperature=0.2,
+        callbacks=list(callbacks) or None,
     )
 
 
@@ -165,9 +167,9 @@ def make_retriever(settings, embedder=None, k: int | None = None) -> Retriever:
     )
 
 
-def build_assistant(settings, retriever: Retriever | None = None) -> Assistant:
+def build_assistant(settings, retriever: Retriever | None = None, callbacks=()) -> Assistant:
     """Wire the pipeline from settings: retriever → (model) → assistant."""
     return Assistant(
-        retriever or make_retriever(settings), make_chat_model(settings), settings.company_name,
+        retriever or make_retriever(settings), make_chat_model(settings, callbacks), settings.company_name,
         fallback_language=settings.knowledge_language, cite_sources=settings.cite_sources,
     )

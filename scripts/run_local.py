@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -116,6 +118,8 @@ def main() -> int:
     try:
         load_sample_if_empty(settings)
         env = dict(os.environ, BIND=f"127.0.0.1:{args.port}", MONGODB_URI=mongodb_uri)
+        # One metrics directory for the web and the worker processes, so /metrics shows both.
+        env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir = tempfile.mkdtemp(prefix="whatsapp-metrics-")
         # Own sessions: Ctrl-C reaches only this launcher, which stops them before the database they
         # need to close cleanly (stopped together, gunicorn workers hung closing their clients).
         processes.append(subprocess.Popen([sys.executable, "-m", "webapp.worker"], env=env, start_new_session=True))
@@ -137,6 +141,8 @@ def main() -> int:
         return 0
     finally:
         stop_all(processes)
+        if processes:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         if database:
             stop_all([database])
 

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 from webapp.config import API_PREFIX, Settings, load_settings
 from webapp.db import open_store
 from webapp.logs import configure_logging
+from webapp.metrics import Metrics
 from webapp.services import Services
 from webapp.whatsapp.outbound import make_sender
 
@@ -51,11 +52,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     # during interpreter shutdown, where creating it hangs the exiting gunicorn worker.
     if not limiter.storage.check():
         log.warning("the rate-limit storage (RATE_LIMIT_STORAGE_URI, else MONGODB_URI) does not answer yet")
-    app.extensions["whatsapp_assistant"] = Services(settings, store, make_sender(settings), limiter)
+    app.extensions["whatsapp_assistant"] = Services(settings, store, make_sender(settings), limiter, Metrics())
 
-    from webapp.routes import health, ops, status, webhook
+    from webapp.routes import health, metrics, ops, status, webhook
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(webhook.bp, url_prefix=API_PREFIX)
     app.register_blueprint(status.bp, url_prefix=API_PREFIX)
     app.register_blueprint(ops.bp, url_prefix=API_PREFIX)

@@ -11,6 +11,7 @@ from limits import RateLimitItem, parse_many
 
 from webapp.config import Settings
 from webapp.db import Store
+from webapp.metrics import Metrics
 from webapp.whatsapp.outbound import DryRunSender, TwilioSender
 
 
@@ -20,6 +21,7 @@ class Services:
     store: Store
     sender: TwilioSender | DryRunSender
     limiter: Limiter
+    metrics: Metrics
     customer_limits: list[RateLimitItem] = field(init=False)
     admin_limits: list[RateLimitItem] = field(init=False)
     admin_failure_limits: list[RateLimitItem] = field(init=False)
@@ -31,16 +33,16 @@ class Services:
 
     def hit_customer_limit(self, wa_id: str) -> RateLimitItem | None:
         """Count one message against the customer's limits; the limit it broke, if any."""
-        return self._hit(self.customer_limits, "wa_id", wa_id)
+        return self._counted("customer", self._hit(self.customer_limits, "wa_id", wa_id))
 
     def hit_admin_limit(self, ip: str) -> RateLimitItem | None:
         """Count one admin request from `ip`; the limit it broke, if any."""
-        return self._hit(self.admin_limits, "admin", ip)
+        return self._counted("admin", self._hit(self.admin_limits, "admin", ip))
 
     def admin_locked_out(self, ip: str) -> RateLimitItem | None:
         """The failure limit `ip` has used up with wrong admin tokens, if any (counts nothing)."""
-        return next((item for item in self.admin_failure_limits
-                     if not self.limiter.limiter.test(item, "admin_failure", ip)), None)
+        return self._counted("admin_lockout", next((item for item in self.admin_failure_limits
+                                                    if not self.limiter.limiter.test(item, "admin_failure", ip)), None))
 
     def count_admin_failure(self, ip: str) -> None:
         self._hit(self.admin_failure_limits, "admin_failure", ip)
@@ -54,6 +56,11 @@ class Services:
             if not self.limiter.limiter.hit(item, *keys):
                 return item
         return None
+
+    def _counted(self, limit: str, broken: RateLimitItem | None) -> RateLimitItem | None:
+        if broken is not None:
+            self.metrics.rate_limit_hits.labels(limit=limit).inc()
+        return broken
 
     def may_send_notice(self, wa_id: str, broken: RateLimitItem) -> bool:
         """At most one rate-limit notice per window of the limit that was broken."""

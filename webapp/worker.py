@@ -13,6 +13,7 @@ import random
 import signal
 import socket
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -24,6 +25,7 @@ from rag.language import detect_language, phrase
 from rag.retrieve import Turn
 from webapp.db import Store
 from webapp.logs import mask_phone
+from webapp.metrics import Metrics, send_error_label
 from webapp.whatsapp.formatting import format_reply
 from webapp.whatsapp.outbound import DryRunSender, SendError, TwilioSender
 
@@ -35,11 +37,13 @@ def utcnow() -> datetime:
 
 
 class ReplyWorker:
-    def __init__(self, store: Store, assistant: Assistant, sender: TwilioSender | DryRunSender, settings):
+    def __init__(self, store: Store, assistant: Assistant, sender: TwilioSender | DryRunSender, settings,
+                 metrics: Metrics | None = None):
         self.store = store
         self.assistant = assistant
         self.sender = sender
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.worker_id = process_id()
 
     def run(self, stop: threading.Event, poll_turn: threading.Lock | None = None) -> None:
@@ -123,7 +127,7 @@ class ReplyWorker:
         parts = self.store.messages.queue_reply(
             conversation_id, job["wa_id"], [m["_id"] for m in pending], format_reply(answer.text), now,
             kind="answer", answer_text=answer.text, outcome=answer.outcome, sources=answer.sources,
-            language=answer.language,
+            language=answer.language, received_at=pending[0]["created_at"],
         )
         self.store.messages.mark_answered([m["_id"] for m in pending], now)
         return self.send_replies(job, parts)
@@ -168,8 +172,13 @@ class ReplyWorker:
         ]
         if not question:  # only media: nothing we can read yet
             language = detect_language(" ".join(t.text for t in history if t.role == "user"))
-            return Answer(phrase("send_text", language), language, "unreadable")
-        return self.assistant.answer(question, history)
+            answer = Answer(phrase("send_text", language), language, "unreadable")
+        else:
+            answer = self.assistant.answer(question, history)
+        self.metrics.answers.labels(outcome=answer.outcome).inc()
+        if answer.outcome in ("answered", "unknown"):
+            self.metrics.retrieval_latency.observe(answer.retrieval_seconds)
+        return answer
 
     def send_replies(self, job: dict, replies: list[dict]) -> datetime | None:
         """Send queued parts in order; a failed part fails the rest of its reply. Stops at a part
@@ -195,9 +204,13 @@ class ReplyWorker:
         reach (the part is then pending again)."""
         self.store.messages.record_send(message["_id"], "submitting", utcnow())
         to = f"whatsapp:+{message['wa_id']}"
+        started = time.perf_counter()
         try:
             result = self.sender.send(to, message["body"], reference=str(message["_id"]))
         except SendError as exc:
+            self.metrics.twilio_send_latency.observe(time.perf_counter() - started)
+            self.metrics.twilio_send_errors.labels(
+                error_code=send_error_label(exc.http_status, exc.code, exc.maybe_sent)).inc()
             attempts = message.get("attempts", 0) + 1
             error = {"http_status": exc.http_status, "error_code": exc.code, "error_message": exc.message}
             if exc.retryable and attempts < self.settings.send_max_attempts:
@@ -211,7 +224,11 @@ class ReplyWorker:
                         mask_phone(to), status, attempts, exc.http_status, exc.code, exc.message)
             self.store.messages.record_send(message["_id"], status, utcnow(), attempts=attempts, **error)
             return status, None
-        self.store.messages.record_send(message["_id"], result.status, utcnow(), twilio_sid=result.sid, sent_at=utcnow())
+        sent_at = utcnow()
+        self.metrics.twilio_send_latency.observe(time.perf_counter() - started)
+        if message.get("received_at"):  # an answer's first part
+            self.metrics.reply_latency.observe((sent_at - message["received_at"]).total_seconds())
+        self.store.messages.record_send(message["_id"], result.status, sent_at, twilio_sid=result.sid, sent_at=sent_at)
         return result.status, None
 
     def retry_delay(self, attempts: int, retry_after: float | None) -> float:
@@ -259,7 +276,8 @@ def main() -> None:
     warn_about_unsafe_settings(settings)
     store = open_store(settings.mongodb_uri, int(settings.mongodb_timeout_seconds * 1000))
     store.ensure_indexes()
-    assistant = build_assistant(settings)
+    metrics = Metrics()
+    assistant = build_assistant(settings, callbacks=metrics.llm_callbacks())
     assistant.retriever.warm_up()
     sender = make_sender(settings)
     stop = threading.Event()
@@ -269,7 +287,7 @@ def main() -> None:
     # Waiting on the LLM or Twilio dominates a job, so threads multiply throughput.
     poll_turn = threading.Lock()
     threads = [
-        threading.Thread(target=ReplyWorker(store, assistant, sender, settings).run, args=(stop, poll_turn),
+        threading.Thread(target=ReplyWorker(store, assistant, sender, settings, metrics).run, args=(stop, poll_turn),
                          name=f"reply-{n}")
         for n in range(settings.worker_threads)
     ]

@@ -65,6 +65,13 @@ class ReplyJobs:
             {"_id": job["_id"], "worker": job["worker"]}, {"$set": {"lease_until": NEVER_LEASED, "due_at": due_at}}
         )
 
+    def backlog(self) -> tuple[int, datetime | None]:
+        """How many conversations have work queued, and since when the oldest has (one command)."""
+        found = list(self.collection.aggregate(
+            [{"$group": {"_id": None, "depth": {"$sum": 1}, "oldest": {"$min": "$created_at"}}}]
+        ))
+        return (found[0]["depth"], found[0]["oldest"]) if found else (0, None)
+
     def release(self, job: dict) -> None:
         self.collection.update_one(
             {"_id": job["_id"], "worker": job["worker"]}, {"$set": {"lease_until": NEVER_LEASED}}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from rag.language import detect_language, phrase
@@ -19,6 +19,7 @@ from webapp.whatsapp.inbound import InvalidInbound, parse_inbound
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhook", __name__)
+OUTCOME_BY_STATUS = {200: "stored", 400: "invalid", 403: "forbidden"}
 
 
 @bp.post("/webhook")
@@ -47,10 +48,12 @@ def receive():
     )
     if message_id is None:
         log.info("duplicate webhook for %s ignored", inbound.message_sid)
+        g.webhook_outcome = "duplicate"
         return _twiml_ok()
 
     broken = app.hit_customer_limit(inbound.wa_id)
     if broken is not None:
+        g.webhook_outcome = "rate_limited"
         app.store.messages.mark_inbound(message_id, "rate_limited", now)
         app.store.sessions.touch(inbound.wa_id, conversation_id, now, inbound.profile_name)
         log.info("customer %s rate limited (%s)", mask_phone(inbound.wa_id), broken)
@@ -64,6 +67,13 @@ def receive():
     app.store.jobs.enqueue(conversation_id, inbound.wa_id, due_at)
     log.info("stored %s from %s", inbound.message_sid, mask_phone(inbound.wa_id))
     return _twiml_ok()
+
+
+@bp.after_request
+def count_outcome(response: Response) -> Response:
+    outcome = g.get("webhook_outcome") or OUTCOME_BY_STATUS.get(response.status_code, f"http_{response.status_code}")
+    services().metrics.webhooks.labels(outcome=outcome).inc()
+    return response
 
 
 def _twiml_ok() -> Response:

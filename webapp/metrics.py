@@ -1,0 +1,130 @@
+"""Prometheus metrics: what the web processes and the worker count, and `/metrics`' exposition.
+
+Several processes count (gunicorn's workers and the reply worker). With PROMETHEUS_MULTIPROC_DIR
+set (gunicorn.conf.py sets it; `make run` shares one with the worker), prometheus-client keeps
+each process's values in files there and `/metrics` sums them, whichever process answers the
+scrape. Without it (one process, or tests) the values live in this process only.
+
+The queue's depth and age are read from MongoDB at scrape time: they belong to no one process.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from datetime import datetime, timezone
+
+from langchain_core.callbacks import BaseCallbackHandler
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from pymongo.errors import PyMongoError
+
+log = logging.getLogger(__name__)
+
+# Seconds: a WhatsApp answer should take a few; an LLM call or a Twilio send, well under one to tens.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120)
+FAST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    """The app's metrics, in a registry of their own (an app may be created more than once in a
+    process, and prometheus-client refuses a metric name twice in one registry)."""
+
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.webhooks = Counter(
+            "whatsapp_webhooks", "Twilio message webhooks, by outcome: stored, duplicate, rate_limited, "
+            "invalid (400), forbidden (bad signature, 403)", ["outcome"], registry=self.registry)
+        self.rate_limit_hits = Counter(
+            "whatsapp_rate_limit_hits", "Requests refused by a rate limit: customer (per wa_id), admin "
+            "(per IP), admin_lockout (too many wrong tokens)", ["limit"], registry=self.registry)
+        self.reply_latency = Histogram(
+            "whatsapp_reply_latency_seconds", "From the customer's (first unanswered) message reaching "
+            "the webhook to the reply's first part accepted by Twilio", buckets=LATENCY_BUCKETS,
+            registry=self.registry)
+        self.answers = Counter(
+            "whatsapp_answers", "Answers produced, by outcome: answered, unknown (I don't know), "
+            "small_talk, unreadable, error", ["outcome"], registry=self.registry)
+        self.retrieval_latency = Histogram(
+            "whatsapp_retrieval_seconds", "Searching the knowledge index for one question",
+            buckets=FAST_BUCKETS, registry=self.registry)
+        self.llm_latency = Histogram(
+            "whatsapp_llm_seconds", "One call to the chat model (OpenAI or compatible)",
+            buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.llm_errors = Counter(
+            "whatsapp_llm_errors", "Failed chat-model calls, by exception type", ["error"], registry=self.registry)
+        self.twilio_send_latency = Histogram(
+            "whatsapp_twilio_send_seconds", "One message sent through Twilio's REST API, answered or not",
+            buckets=FAST_BUCKETS + (20, 30), registry=self.registry)
+        self.twilio_send_errors = Counter(
+            "whatsapp_twilio_send_errors", "Sends Twilio refused or did not answer, by Twilio error code "
+            "(http_<status> without one, timeout, unreachable)", ["error_code"], registry=self.registry)
+
+    def llm_callbacks(self) -> list[BaseCallbackHandler]:
+        """For the chat model: LangChain reports each call's start, end and failure to these."""
+        return [LlmCallMetrics(self)]
+
+    def exposition(self, store) -> bytes:
+        """The Prometheus text format: every process's counts, and the queue as MongoDB has it."""
+        registry = CollectorRegistry()
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            MultiProcessCollector(registry)
+        else:
+            registry.register(self.registry)
+        registry.register(QueueCollector(store))
+        return generate_latest(registry)
+
+
+def send_error_label(http_status: int | None, code: int | None, maybe_sent: bool) -> str:
+    if code:
+        return str(code)
+    if maybe_sent:
+        return "timeout"
+    return f"http_{http_status}" if http_status else "unreachable"
+
+
+class LlmCallMetrics(BaseCallbackHandler):
+    """Times chat-model calls; LangChain calls these hooks from the thread that made the call."""
+
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+        self._started: dict = {}
+        self._lock = threading.Lock()
+
+    def on_chat_model_start(self, serialized, messages, *, run_id, **kwargs) -> None:
+        with self._lock:
+            self._started[run_id] = time.perf_counter()
+
+    def on_llm_end(self, response, *, run_id, **kwargs) -> None:
+        self._observe(run_id)
+
+    def on_llm_error(self, error: BaseException, *, run_id, **kwargs) -> None:
+        self._observe(run_id)
+        self.metrics.llm_errors.labels(error=type(error).__name__).inc()
+
+    def _observe(self, run_id) -> None:
+        with self._lock:
+            started = self._started.pop(run_id, None)
+        if started is not None:
+            self.metrics.llm_latency.observe(time.perf_counter() - started)
+
+
+class QueueCollector:
+    """Conversations waiting for the worker, and how long the oldest has waited."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def collect(self):
+        try:
+            depth, oldest = self.store.jobs.backlog()
+        except PyMongoError as exc:
+            log.warning("metrics: the queue could not be read: %s", type(exc).__name__)
+            return
+        yield GaugeMetricFamily("whatsapp_queue_depth", "Conversations with work queued for the worker",
+                                value=depth)
+        age = (datetime.now(timezone.utc) - oldest).total_seconds() if oldest else 0.0
+        yield GaugeMetricFamily("whatsapp_queue_oldest_age_seconds",
+                                "Age of the oldest queued conversation's work (0 when none)", value=max(age, 0.0))
