@@ -27,8 +27,16 @@ def worker_exit(server, worker):
 
 # /metrics sums every worker's counts, which prometheus-client keeps in files in this directory.
 # Set PROMETHEUS_MULTIPROC_DIR (empty at start) to share one with the reply worker on this host.
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir = tempfile.mkdtemp(prefix="whatsapp-metrics-")
+# Made in the master before any worker starts (reading this file must change nothing).
+_own_metrics_dir = []
 
-    def on_exit(server):
-        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
+
+def on_starting(server):
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        _own_metrics_dir.append(tempfile.mkdtemp(prefix="whatsapp-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir[0]
+
+
+def on_exit(server):
+    for directory in _own_metrics_dir:
+        shutil.rmtree(directory, ignore_errors=True)
