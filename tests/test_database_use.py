@@ -55,14 +55,15 @@ def commands(store, command_log):
     command_log.prefix = None
 
 
-def test_webhook_from_a_known_customer_makes_four_database_calls(client, store, commands):
-    signed_post(client, inbound_form("hola"))  # the first message creates the session
-    assert commands[:2] == [("update", "whatsapp_sessions"), ("find", "whatsapp_sessions")]
+def test_webhook_from_a_known_customer_makes_five_database_calls(client, store, commands):
+    signed_post(client, inbound_form("hola"))  # the first message creates the session and the conversation
+    assert commands[:2] == [("findAndModify", "whatsapp_sessions"), ("insert", "conversations")]
     commands.clear()
 
     assert signed_post(client, inbound_form("cuánto cuesta la fibra?")).status_code == 200
 
     assert commands == [
+        ("findAndModify", "whatsapp_sessions"),  # read on every message: a reset must be seen at once
         ("insert", "messages"),
         ("update", "windows"),  # RATE_LIMIT_PER_WA_ID, per minute
         ("update", "windows"),  # and per hour
@@ -91,19 +92,32 @@ def test_a_job_answered_in_one_part_makes_nine_database_calls_and_the_next_claim
     ]
 
 
-def test_a_session_deleted_while_cached_comes_back_with_its_conversation(client, store, worker, fake_twilio):
+def test_a_deleted_session_means_the_next_message_starts_a_new_conversation(client, store, worker, fake_twilio):
     signed_post(client, inbound_form("hola"))
     worker.run_until_idle()
-    conversation_id = store.sessions.collection.find_one()["conversation_id"]
-    store.sessions.collection.delete_many({})
+    first = store.sessions.collection.find_one()["conversation_id"]
+    assert store.sessions.end("34600111222") == first
 
     signed_post(client, inbound_form("sigo aquí"))
     worker.run_until_idle()
 
     session = store.sessions.collection.find_one()
-    assert session["conversation_id"] == conversation_id
+    assert session["conversation_id"] != first
     assert session["wa_id"] == "34600111222" and session["profile_name"] == "Ana"
-    assert {m["conversation_id"] for m in store.messages.collection.find()} == {conversation_id}
+    assert [m["conversation_id"] for m in store.messages.collection.find({"direction": "inbound"}).sort("created_at")] \
+        == [first, session["conversation_id"]]
+    assert {c["_id"]: c["status"] for c in store.conversations.collection.find()} \
+        == {first: "open", session["conversation_id"]: "open"}  # closing is the admin route's part
+
+
+def test_a_late_touch_for_a_conversation_reset_since_does_not_bring_it_back(store):
+    now = datetime(2026, 1, 1, 9, tzinfo=timezone.utc)
+    conversation_id, _ = store.sessions.conversation_id("34600111222", now)
+    store.sessions.end("34600111222")
+
+    store.sessions.touch("34600111222", conversation_id, now, "Ana")
+
+    assert store.sessions.collection.count_documents({}) == 0
 
 
 def test_history_is_the_last_turns_skipping_what_is_not_a_turn(store):
@@ -155,7 +169,8 @@ def test_a_lost_lease_is_noticed_before_anything_is_queued(client, store, worker
 
 def test_a_late_touch_never_moves_the_session_back(store):
     earlier, later = datetime(2026, 1, 1, 9, tzinfo=timezone.utc), datetime(2026, 1, 1, 10, tzinfo=timezone.utc)
-    conversation_id = store.sessions.conversation_id("34600111222", earlier)
+    conversation_id, started = store.sessions.conversation_id("34600111222", earlier)
+    assert started and store.sessions.conversation_id("34600111222", later) == (conversation_id, False)
 
     store.sessions.touch("34600111222", conversation_id, later, "Ana")
     store.sessions.touch("34600111222", conversation_id, earlier)  # a batch applied late

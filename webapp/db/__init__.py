@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from webapp.db.conversations import Conversations
 from webapp.db.heartbeats import Heartbeats
 from webapp.db.jobs import ReplyJobs
 from webapp.db.messages import Messages
@@ -19,12 +20,13 @@ class Store:
     client: MongoClient
     db: Database
     sessions: Sessions
+    conversations: Conversations
     messages: Messages
     jobs: ReplyJobs
     heartbeats: Heartbeats
 
     def ensure_indexes(self) -> None:
-        for repository in (self.sessions, self.messages, self.jobs, self.heartbeats):
+        for repository in (self.sessions, self.conversations, self.messages, self.jobs, self.heartbeats):
             repository.ensure_indexes()
 
     def close(self) -> None:
@@ -35,4 +37,4 @@ def open_store(uri: str, server_timeout_ms: int = 5000) -> Store:
     """Connect (lazily: pymongo connects on first use) and build the repositories."""
     client = MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=server_timeout_ms, connect=False)
     db = client.get_default_database(DEFAULT_DATABASE)
-    return Store(client, db, Sessions(db), Messages(db), ReplyJobs(db), Heartbeats(db))
+    return Store(client, db, Sessions(db), Conversations(db), Messages(db), ReplyJobs(db), Heartbeats(db))

@@ -33,7 +33,9 @@ def receive():
         return jsonify(error=exc.message, field=exc.field), 400
 
     now = datetime.now(timezone.utc)
-    conversation_id = app.store.sessions.conversation_id(inbound.wa_id, now)
+    conversation_id, started = app.store.sessions.conversation_id(inbound.wa_id, now)
+    if started:
+        app.store.conversations.start(conversation_id, inbound.wa_id, now)
     message_id = app.store.messages.insert_inbound(
         {
             "twilio_sid": inbound.message_sid,

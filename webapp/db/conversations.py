@@ -1,0 +1,52 @@
+"""`conversations`: one document per conversation (`_id` = its id), for the admin API: whose it
+is, when it started, and whether it is open or closed. Its messages are in `messages`.
+
+A conversation starts with a customer's first message after they had no session; it is closed by
+an admin (closing it, or resetting the customer's session), and their next message starts a new one.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+STATUSES = ("open", "closed")
+
+
+class Conversations:
+    def __init__(self, db: Database):
+        self.collection = db.conversations
+
+    def ensure_indexes(self) -> None:
+        self.collection.create_index([("status", ASCENDING), ("started_at", DESCENDING)], name="status_started")
+        self.collection.create_index([("started_at", DESCENDING)], name="started_at")
+        self.collection.create_index([("wa_id", ASCENDING)], name="wa_id")
+
+    def start(self, conversation_id: str, wa_id: str, now: datetime) -> None:
+        try:
+            self.collection.insert_one({"_id": conversation_id, "wa_id": wa_id, "status": "open", "started_at": now})
+        except DuplicateKeyError:
+            pass  # a retried webhook
+
+    def get(self, conversation_id: str) -> dict | None:
+        return self.collection.find_one({"_id": conversation_id})
+
+    def page(self, status: str | None, page: int, per_page: int) -> tuple[list[dict], int]:
+        """Newest first: one page of conversations (optionally only `status` ones) and how many
+        there are in all."""
+        query = {"status": status} if status else {}
+        found = list(self.collection.find(query).sort("started_at", DESCENDING).skip((page - 1) * per_page).limit(per_page))
+        return found, self.collection.count_documents(query)
+
+    def close(self, conversation_id: str, now: datetime, reason: str) -> bool:
+        """Close an open conversation; False when it was closed already."""
+        result = self.collection.update_one(
+            {"_id": conversation_id, "status": "open"},
+            {"$set": {"status": "closed", "closed_at": now, "closed_because": reason}},
+        )
+        return result.modified_count == 1
+
+    def counts(self) -> dict:
+        return {"total": self.collection.count_documents({}), "open": self.collection.count_documents({"status": "open"})}
