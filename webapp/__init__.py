@@ -54,13 +54,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         log.warning("the rate-limit storage (RATE_LIMIT_STORAGE_URI, else MONGODB_URI) does not answer yet")
     app.extensions["whatsapp_assistant"] = Services(settings, store, make_sender(settings), limiter, Metrics())
 
-    from webapp.routes import health, metrics, ops, status, webhook
+    from webapp.routes import admin, health, metrics, openapi, ops, status, webhook
 
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(webhook.bp, url_prefix=API_PREFIX)
     app.register_blueprint(status.bp, url_prefix=API_PREFIX)
     app.register_blueprint(ops.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(admin.bp, url_prefix=API_PREFIX)
     app.register_error_handler(HTTPException, _json_error)
     app.register_error_handler(ConnectionFailure, _database_unavailable)
     return app

@@ -15,7 +15,8 @@ Outbound: pending → submitting (→ pending again, with `retry_at`, when Twili
 """
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
@@ -24,6 +25,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 DUPLICATE_KEY = 11000
 OPEN_OUTBOUND = ("pending", "submitting")
+FIRST_ANSWER_PARTS = {"direction": "outbound", "kind": "answer", "part": 0}
 # How far along its way an outbound message is; a report never moves it back.
 PROGRESS = {
     "pending": 0, "submitting": 0, "unconfirmed": 0,
@@ -161,6 +163,49 @@ class Messages:
     def find_inbound(self, message_sid: str) -> dict | None:
         return self.collection.find_one({"dedup_key": f"in:{message_sid}"})
 
+    def of_conversation(self, conversation_id: str, limit: int) -> list[dict]:
+        """The conversation's last `limit` messages, oldest first."""
+        newest = self.collection.find({"conversation_id": conversation_id}).sort(
+            [("created_at", DESCENDING), ("part", DESCENDING)]).limit(limit)
+        return list(newest)[::-1]
+
+    def stats(self, now: datetime) -> dict:
+        """Figures for the admin API's `stats`: messages in and out (inbound also in the last 24 h
+        and 7 d), answers by outcome, response times (customer's message received → the answer's
+        first part accepted by Twilio) and failed deliveries by Twilio error code."""
+        by_status = self._count_by({}, {"direction": "$direction", "status": "$status"})
+        inbound = sum(n for key, n in by_status.items() if key.get("direction") == "inbound")
+        failed = {"status": {"$in": ["failed", "undelivered"]}, "direction": "outbound"}
+        return {
+            "inbound": inbound,
+            "outbound": sum(by_status.values()) - inbound,
+            "inbound_24h": self.collection.count_documents({"direction": "inbound", "created_at": {"$gte": now - timedelta(days=1)}}),
+            "inbound_7d": self.collection.count_documents({"direction": "inbound", "created_at": {"$gte": now - timedelta(days=7)}}),
+            "answers": {key.get("outcome") or "none": n for key, n in self._count_by(FIRST_ANSWER_PARTS, {"outcome": "$outcome"}).items()},
+            "response_seconds": self._response_times(),
+            "failed_by_error_code": {str(key.get("code") or "none"): n for key, n in self._count_by(failed, {"code": "$error_code"}).items()},
+            "unconfirmed": sum(n for key, n in by_status.items() if key.get("status") == "unconfirmed"),
+        }
+
+    def _count_by(self, match: dict, key: dict) -> dict:
+        """{group key (as a hashable dict): count} for the documents matching `match`."""
+        pipeline = [{"$match": match}, {"$group": {"_id": key, "n": {"$sum": 1}}}]
+        return {_Key(found["_id"]): found["n"] for found in self.collection.aggregate(pipeline)}
+
+    def _response_times(self) -> dict:
+        """Average and p95 (nearest rank) over every answer sent: the server computes the
+        durations; only the numbers, sorted, come back."""
+        pipeline = [
+            {"$match": {**FIRST_ANSWER_PARTS, "sent_at": {"$exists": True}, "received_at": {"$exists": True}}},
+            {"$project": {"_id": 0, "ms": {"$subtract": ["$sent_at", "$received_at"]}}},
+            {"$sort": {"ms": 1}},
+        ]
+        durations = [found["ms"] / 1000 for found in self.collection.aggregate(pipeline)]
+        if not durations:
+            return {"count": 0, "average": None, "p95": None}
+        p95 = durations[max(0, math.ceil(0.95 * len(durations)) - 1)]
+        return {"count": len(durations), "average": round(sum(durations) / len(durations), 3), "p95": round(p95, 3)}
+
     def replies_to(self, message_id: ObjectId) -> list[dict]:
         return self._in_order({"direction": "outbound", "reply_to": message_id})
 
@@ -172,3 +217,11 @@ def _is_turn(message: dict) -> bool:
     if message["direction"] == "inbound":
         return message["status"] == "answered"
     return message.get("kind") == "answer" and message.get("part") == 0
+
+
+class _Key(dict):
+    """An aggregation's group key, usable as a dict key. MongoDB leaves out a field the grouped
+    documents lack, hence `.get`."""
+
+    def __hash__(self):
+        return hash(tuple(sorted(self.items())))

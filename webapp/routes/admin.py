@@ -1,0 +1,108 @@
+"""Admin API under `/api/v1/whatsapp/` (admin token required): stats, conversations, sessions.
+
+- `GET stats`: figures over all conversations and messages.
+- `GET conversations?status=open|closed&page=1&per_page=20`: newest first.
+- `GET conversations/<id>`: the conversation with its messages and their delivery statuses.
+- `POST conversations/<id>/close`: closed; the customer's next message starts a new one.
+- `DELETE sessions/<wa_id>`: reset the customer; their next message starts a new conversation.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+from flask import Blueprint, jsonify, request
+
+from webapp.auth import admin_required
+from webapp.db.conversations import STATUSES
+from webapp.services import services
+
+bp = Blueprint("admin", __name__)
+
+CONVERSATION_ID = re.compile(r"[0-9a-f]{32}")
+WA_ID = re.compile(r"\d{6,15}")  # E.164 digits, as Twilio's WaId sends them
+MAX_PER_PAGE = 100
+MAX_MESSAGES = 1000
+MESSAGE_FIELDS = ("direction", "kind", "part", "parts", "body", "status", "twilio_sid", "error_code",
+                  "error_message", "outcome", "created_at", "sent_at", "status_at")
+
+
+@bp.get("/stats")
+@admin_required
+def stats():
+    store, now = services().store, _now()
+    conversations = dict(store.conversations.counts(), active_24h=store.sessions.active_since(now - timedelta(days=1)),
+                         active_7d=store.sessions.active_since(now - timedelta(days=7)))
+    return jsonify(generated_at=now.isoformat(), conversations=conversations, messages=store.messages.stats(now))
+
+
+@bp.get("/conversations")
+@admin_required
+def list_conversations():
+    status = request.args.get("status") or None
+    if status is not None and status not in STATUSES:
+        return jsonify(error=f"status must be one of: {', '.join(STATUSES)}"), 400
+    page, per_page = _positive_int("page", 1), _positive_int("per_page", 20)
+    if page is None or per_page is None or per_page > MAX_PER_PAGE:
+        return jsonify(error=f"page and per_page must be whole numbers from 1 (per_page at most {MAX_PER_PAGE})"), 400
+    found, total = services().store.conversations.page(status, page, per_page)
+    return jsonify(conversations=[_conversation(c) for c in found], page=page, per_page=per_page, total=total)
+
+
+@bp.get("/conversations/<conversation_id>")
+@admin_required
+def show_conversation(conversation_id: str):
+    store = services().store
+    conversation = store.conversations.get(conversation_id) if CONVERSATION_ID.fullmatch(conversation_id) else None
+    if conversation is None:
+        return jsonify(error="no such conversation"), 404
+    messages = store.messages.of_conversation(conversation_id, MAX_MESSAGES)
+    return jsonify({**_conversation(conversation), "messages": [_message(m) for m in messages]})
+
+
+@bp.post("/conversations/<conversation_id>/close")
+@admin_required
+def close_conversation(conversation_id: str):
+    store = services().store
+    if not CONVERSATION_ID.fullmatch(conversation_id) or store.conversations.get(conversation_id) is None:
+        return jsonify(error="no such conversation"), 404
+    closed_now = store.conversations.close(conversation_id, _now(), "closed by an admin")
+    store.sessions.end_conversation(conversation_id)
+    return jsonify(id=conversation_id, status="closed", already_closed=not closed_now)
+
+
+@bp.delete("/sessions/<wa_id>")
+@admin_required
+def reset_session(wa_id: str):
+    wa_id = wa_id.removeprefix("whatsapp:").lstrip("+")
+    if not WA_ID.fullmatch(wa_id):
+        return jsonify(error="wa_id must be the customer's number: 6 to 15 digits, like 34600111222"), 400
+    store = services().store
+    conversation_id = store.sessions.end(wa_id)
+    if conversation_id is None:
+        return jsonify(error="no session for this number"), 404
+    store.conversations.close(conversation_id, _now(), "session reset")
+    return jsonify(wa_id=wa_id, ended_conversation=conversation_id)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _positive_int(name: str, default: int) -> int | None:
+    value = request.args.get(name, str(default))
+    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) < 10**6 else None
+
+
+def _conversation(document: dict) -> dict:
+    return {"id": document["_id"], "wa_id": document["wa_id"], "status": document["status"],
+            "started_at": _iso(document["started_at"]), "closed_at": _iso(document.get("closed_at"))}
+
+
+def _message(document: dict) -> dict:
+    return {"id": str(document["_id"]), **{name: _iso(document[name]) for name in MESSAGE_FIELDS if name in document}}
+
+
+def _iso(value):
+    """Times as ISO 8601 (Flask would write them as HTTP dates)."""
+    return value.isoformat() if isinstance(value, datetime) else value
