@@ -1,0 +1,77 @@
+"""`/api/v1/openapi.json` is a valid OpenAPI document, names every route the app serves (and no
+other), and the app's real responses, success and error, match what it says (openapi-core)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from openapi_core import OpenAPI
+from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
+from openapi_spec_validator import validate
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+from tests.conftest import ADMIN_TOKEN, inbound_form, signed_post
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+W = "/api/v1/whatsapp"
+
+
+@pytest.fixture
+def document(client) -> dict:
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200 and response.is_json
+    return response.get_json()
+
+
+def test_the_document_is_valid_openapi(document):
+    validate(document)
+
+
+def test_it_describes_exactly_the_routes_the_app_serves(app, document):
+    served = {
+        (re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule), method.lower())
+        for rule in app.url_map.iter_rules() if rule.endpoint != "static"
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    described = {(path, method) for path, operations in document["paths"].items() for method in operations}
+    assert described == served
+
+
+def test_real_responses_match_the_document(client, worker, document):
+    openapi = OpenAPI.from_dict(document)
+    checked = []
+
+    def check(response, status: int):
+        assert response.status_code == status, response.get_data(as_text=True)
+        openapi.validate_response(WerkzeugOpenAPIRequest(_bodiless(response.request)), WerkzeugOpenAPIResponse(response))
+        checked.append((response.request.method, response.request.path, status))
+        return response.get_json(silent=True)
+
+    check(signed_post(client, inbound_form("¿Cuánto cuesta la fibra de 600 Mb?")), 200)
+    check(signed_post(client, inbound_form("hola"), token="forged"), 403)
+    worker.run_until_idle()
+    check(client.get("/healthz"), 200)
+    check(client.get("/readyz"), 503)  # no worker process has reported
+    check(client.get("/metrics", headers=ADMIN), 200)
+    check(client.get(f"{W}/diag", headers=ADMIN), 200)
+    check(client.get(f"{W}/stats", headers=ADMIN), 200)
+    check(client.get(f"{W}/stats"), 401)
+    listed = check(client.get(f"{W}/conversations?status=open", headers=ADMIN), 200)
+    check(client.get(f"{W}/conversations?per_page=1000", headers=ADMIN), 400)
+    conversation_id = listed["conversations"][0]["id"]
+    check(client.get(f"{W}/conversations/{conversation_id}", headers=ADMIN), 200)
+    check(client.get(f"{W}/conversations/{'0' * 32}", headers=ADMIN), 404)
+    check(client.post(f"{W}/conversations/{conversation_id}/close", headers=ADMIN), 200)
+    signed_post(client, inbound_form("otra vez"))  # a new conversation
+    check(client.delete(f"{W}/sessions/34600111222", headers=ADMIN), 200)
+    check(client.delete(f"{W}/sessions/not-a-number", headers=ADMIN), 400)
+    check(client.post(f"{W}/send-test", json={"to": "whatsapp:+34600111222", "text": "prueba"}, headers=ADMIN), 200)
+    check(client.post(f"{W}/send-test", json={"to": "34600", "text": "prueba"}, headers=ADMIN), 400)
+    assert len(checked) == 17
+
+
+def _bodiless(sent: Request) -> Request:
+    """The request as openapi-core needs it to find the operation: the app has read its body."""
+    return Request(EnvironBuilder(path=sent.path, method=sent.method, query_string=sent.query_string.decode(),
+                                  base_url=sent.host_url).get_environ())
