@@ -11,9 +11,11 @@ graceful_timeout = 20
 # The app is built in each worker, after fork: pymongo clients must not cross a fork.
 preload_app = False
 accesslog = "-"
-# The path without its query: queries can carry phone numbers (send-test's `to`).
-access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms pid=%(p)s'
+# With LOG_FORMAT=text. The path without its query: queries can carry phone numbers (send-test's `to`).
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms pid=%(p)s request_id=%({x-request-id}o)s'
 errorlog = "-"
+# Both logs in the app's format (LOG_FORMAT), phone numbers in paths masked.
+logger_class = "webapp.logs.GunicornLogger"
 # gunicorn 27 opens ~/.gunicorn/gunicorn.ctl by default; containers and tests need no such socket.
 control_socket_disable = True
 

@@ -106,6 +106,8 @@ def main() -> int:
     args = parser.parse_args()
     os.chdir(ROOT)
     ensure_local_env(ROOT / ".env")
+    if "LOG_FORMAT" not in {**dotenv_values(ROOT / ".env"), **os.environ}:
+        os.environ["LOG_FORMAT"] = "text"  # read in a terminal; JSON is for a log pipeline
 
     from webapp.config import ConfigError, load_settings
 

@@ -3,6 +3,7 @@ environment, ports, starting and waiting for readiness, CPU accounting. No pytes
 scripts' benchmarks use them too."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -130,3 +131,12 @@ def cpu_seconds(pid: int) -> float:
         total += times.get(current, 0.0)
         todo += children.get(current, [])
     return total
+
+
+def json_lines(output: str) -> list[dict]:
+    """The JSON objects among a process's output lines (LOG_FORMAT=json), in order."""
+    found = []
+    for line in output.splitlines():
+        if line.startswith("{"):
+            found.append(json.loads(line))
+    return found

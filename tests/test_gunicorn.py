@@ -14,7 +14,7 @@ from tests.conftest import (
     DEADLINE_SECONDS, ROOT, SENDER, WEBHOOK, inbound_form, post_signed, stop, wait_for_sent,
 )
 from tests.fakes.fake_openai import FakeOpenAI
-from tests.processes import wait_until
+from tests.processes import json_lines, wait_until
 from webapp.db import open_store
 
 
@@ -57,7 +57,7 @@ def test_rate_limit_holds_across_two_gunicorn_workers(gunicorn_server, mongodb_u
     counts = {s: store.messages.collection.count_documents({"direction": "inbound", "status": s})
               for s in ("received", "rate_limited")}
     log = stop(gunicorn_server["process"])
-    pids = set(re.findall(r'" 200 .* pid=<(\d+)>', log))
+    pids = {line["pid"] for line in json_lines(log) if line["logger"] == "gunicorn.access" and line["status"] == 200}
     assert len(pids) == 2, f"both gunicorn workers must have served requests, saw {pids} in {log[-2000:]}"
     assert counts == {"received": 5, "rate_limited": 15}
 

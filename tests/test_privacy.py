@@ -10,6 +10,7 @@ import requests
 
 from tests.conftest import ADMIN_TOKEN, AUTH_TOKEN, inbound_form, post_signed, signed_post, stop, wait_for_sent
 from tests.fakes.fake_openai import FakeOpenAI
+from tests.processes import json_lines
 
 OPS = "/api/v1/whatsapp"
 OPENAI_KEY = "sk-test-0123456789abcdefghij"
@@ -70,5 +71,6 @@ def test_gunicorn_and_worker_output_hold_no_number_secret_or_text(gunicorn_serve
     wait_for_sent(fake_twilio, 2)
 
     output = stop(gunicorn_server["process"]) + stop(worker_process)
-    assert "POST /api/v1/whatsapp/webhook" in output and "POST /api/v1/whatsapp/send-test" in output
+    requested = {(line["method"], line["path"]) for line in json_lines(output) if line["logger"] == "gunicorn.access"}
+    assert {("POST", "/api/v1/whatsapp/webhook"), ("POST", "/api/v1/whatsapp/send-test")} <= requested
     assert_private(output, output)

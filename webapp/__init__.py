@@ -5,7 +5,7 @@ import json
 import logging
 from io import BytesIO
 
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from pymongo.errors import ConnectionFailure
@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 
 from webapp.config import API_PREFIX, Settings, load_settings
 from webapp.db import open_store
+from webapp import logs
 from webapp.logs import configure_logging
 from webapp.metrics import Metrics
 from webapp.services import Services
@@ -27,7 +28,7 @@ MAX_REQUEST_BYTES = 64 * 1024  # Twilio's largest webhook (1,600 chars + 10 medi
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     warn_about_unsafe_settings(settings)
 
     app = Flask(__name__)
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(status.bp, url_prefix=API_PREFIX)
     app.register_blueprint(ops.bp, url_prefix=API_PREFIX)
     app.register_blueprint(admin.bp, url_prefix=API_PREFIX)
+    attach_request_ids(app)
     app.register_error_handler(HTTPException, _json_error)
     app.register_error_handler(ConnectionFailure, _database_unavailable)
     return app
@@ -87,6 +89,26 @@ class ChunkedBodyLimit:
             environ = {**environ, "wsgi.input": BytesIO(body), "CONTENT_LENGTH": str(len(body))}
             del environ["HTTP_TRANSFER_ENCODING"]
         return self.wsgi_app(environ, start_response)
+
+
+def attach_request_ids(app: Flask) -> None:
+    """Each request gets an id (the proxy's X-Request-ID when it sent a sane one), on every log
+    line written while it runs and in the response's X-Request-ID."""
+
+    @app.before_request
+    def bind_request_id():
+        g.request_id = logs.request_id(request.headers.get("X-Request-ID"))
+        g.log_token = logs.bind(request_id=g.request_id, route=request.url_rule.rule if request.url_rule else None)
+
+    @app.after_request
+    def send_request_id(response):
+        response.headers["X-Request-ID"] = g.request_id
+        return response
+
+    @app.teardown_request
+    def unbind_request_id(_error):
+        if "log_token" in g:
+            logs.unbind(g.log_token)
 
 
 def warn_about_unsafe_settings(settings: Settings) -> None:

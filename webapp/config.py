@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     rate_limit_storage_uri: str = ""
     max_inbound_chars: int = Field(4096, ge=1, le=65536)
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
 
     @field_validator("twilio_whatsapp_from")
     @classmethod

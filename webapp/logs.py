@@ -1,10 +1,33 @@
-"""Logging set-up, and masking of what must never reach a log line in clear."""
+"""Logging: one format for the app, the reply worker and gunicorn (JSON lines or text), a
+per-request/per-job context added to every line, and masking of what must never reach a log in
+clear.
+
+JSON (`LOG_FORMAT=json`, the default) writes one object per event to stdout: `time`, `level`,
+`logger`, `message`, plus whatever the context holds (`request_id`, `route`, `message_sid`,
+`conversation_id`) and, for gunicorn's access log, `method`, `path`, `status`, `bytes`,
+`duration_ms`. `LOG_FORMAT=text` is for reading in a terminal.
+"""
 from __future__ import annotations
 
 import logging
 import re
+import sys
+import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+
+from gunicorn import glogging
+from pythonjsonlogger.json import JsonFormatter
 
 PHONE = re.compile(r"\+?(\d{2})\d{4,}(\d{4})")
+# An X-Request-ID from a proxy is kept when it looks like an id, so logs can be joined across hops.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Libraries that log requests, documents or prompts (customer numbers and text) at INFO or DEBUG
+NOISY_LOGGERS = ("twilio.http_client", "httpx", "httpx2", "httpcore", "httpcore2", "openai", "pymongo", "chromadb",
+                 "urllib3")
+
+_context: ContextVar[dict] = ContextVar("log_context", default={})
 
 
 def mask_phone(number: str) -> str:
@@ -12,15 +35,99 @@ def mask_phone(number: str) -> str:
     return PHONE.sub(lambda m: f"+{m.group(1)}{'*' * (len(m.group(0).lstrip('+')) - 6)}{m.group(2)}", number)
 
 
-def configure_logging(level: str) -> None:
-    """One handler on the root logger (idempotent: create_app may run more than once)."""
+def request_id(incoming: str | None) -> str:
+    return incoming if incoming and REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+
+def bind(**fields) -> Token:
+    """Add fields to every log line from here on in this thread (or request); `unbind(token)`
+    restores what was there before."""
+    return _context.set({**_context.get(), **fields})
+
+
+def unbind(token: Token) -> None:
+    _context.reset(token)
+
+
+@contextmanager
+def log_context(**fields):
+    token = bind(**fields)
+    try:
+        yield
+    finally:
+        unbind(token)
+
+
+class ContextFilter(logging.Filter):
+    """Copies the context's fields onto each record (a field the call set itself wins)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in _context.get().items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
+def make_formatter(log_format: str) -> logging.Formatter:
+    if log_format == "json":
+        return JsonFormatter("{levelname}{name}{message}", style="{", timestamp="time", json_ensure_ascii=False,
+                             rename_fields={"levelname": "level", "name": "logger"})
+    return logging.Formatter(TEXT_FORMAT)
+
+
+class StdoutHandler(logging.StreamHandler):
+    """Writes to whatever sys.stdout is when a line is written (a test may have replaced it)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _stream):
+        pass
+
+
+def configure_logging(level: str, log_format: str) -> None:
+    """One handler, on stdout, on the root logger (idempotent: create_app may run more than once)."""
     root = logging.getLogger()
-    if not any(getattr(h, "_assistant", False) for h in root.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler = next((h for h in root.handlers if getattr(h, "_assistant", False)), None)
+    if handler is None:
+        handler = StdoutHandler()
+        handler.addFilter(ContextFilter())
         handler._assistant = True
         root.addHandler(handler)
+    handler.setFormatter(make_formatter(log_format))
     root.setLevel(level)
-    # Libraries that log requests, documents or prompts (customer numbers and text) at INFO or DEBUG
-    for noisy in ("twilio.http_client", "httpx", "httpcore", "openai", "pymongo", "chromadb", "urllib3"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+class GunicornLogger(glogging.Logger):
+    """gunicorn's own and access logs in the app's format (gunicorn.conf.py's `logger_class`). The
+    path is logged without its query and with phone numbers masked (`DELETE sessions/<wa_id>`)."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        from webapp.config import load_settings  # here, not at import: reading settings is start-up work
+
+        self.log_format = load_settings().log_format
+        for handler in self.error_log.handlers + self.access_log.handlers:
+            if self.log_format == "json":
+                handler.setFormatter(make_formatter("json"))
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        atoms["U"] = mask_phone(atoms["U"] or "")
+        return atoms
+
+    def access(self, resp, req, environ, request_time):
+        if self.log_format != "json":
+            return super().access(resp, req, environ, request_time)
+        if not self.access_log_enabled:
+            return
+        atoms = self.atoms(resp, req, environ, request_time)
+        self.access_log.info("request", extra={
+            "remote": atoms["h"], "method": atoms["m"], "path": atoms["U"], "status": int(atoms["s"]),
+            "bytes": atoms["B"], "duration_ms": round(atoms["D"] / 1000, 1),
+            "request_id": atoms.get("{x-request-id}o"), "pid": int(atoms["p"].strip("<>")),
+        })

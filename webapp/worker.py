@@ -24,7 +24,7 @@ from rag.answer import Answer, Assistant
 from rag.language import detect_language, phrase
 from rag.retrieve import Turn
 from webapp.db import Store
-from webapp.logs import mask_phone
+from webapp.logs import bind, log_context, mask_phone
 from webapp.metrics import Metrics, send_error_label
 from webapp.whatsapp.formatting import format_reply
 from webapp.whatsapp.outbound import DryRunSender, SendError, TwilioSender
@@ -81,7 +81,8 @@ class ReplyWorker:
         """Process a claimed job, then complete it, postpone it to its retry time, or (when it
         failed) release it for another attempt."""
         try:
-            retry_at = self.process(job)
+            with log_context(conversation_id=job["_id"]):
+                retry_at = self.process(job)
         except Exception:
             log.warning("job for conversation %s failed; released for a retry", job["_id"])
             self.store.jobs.release(job)
@@ -113,6 +114,7 @@ class ReplyWorker:
             pending = [m for m in pending if m["_id"] not in covered]
         if not pending:
             return None
+        bind(message_sid=pending[-1].get("twilio_sid"))  # the newest message answered; until the job ends
         # The session is touched here, once per batch, not by the webhook: one database call
         # less on the path Twilio waits for.
         profile_name = next((m["profile_name"] for m in reversed(pending) if m.get("profile_name")), "")
@@ -130,6 +132,7 @@ class ReplyWorker:
             language=answer.language, received_at=pending[0]["created_at"],
         )
         self.store.messages.mark_answered([m["_id"] for m in pending], now)
+        log.info("answered %d message(s): %s, %d part(s) to send", len(pending), answer.outcome, len(parts))
         return self.send_replies(job, parts)
 
     def hold_lease(self, job: dict) -> None:
@@ -272,7 +275,7 @@ def main() -> None:
     from webapp.whatsapp.outbound import make_sender
 
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     warn_about_unsafe_settings(settings)
     store = open_store(settings.mongodb_uri, int(settings.mongodb_timeout_seconds * 1000))
     store.ensure_indexes()

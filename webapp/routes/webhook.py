@@ -13,6 +13,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from rag.language import detect_language, phrase
 from webapp.auth import twilio_signature_required
+from webapp import logs
 from webapp.logs import mask_phone
 from webapp.services import services
 from webapp.whatsapp.inbound import InvalidInbound, parse_inbound
@@ -34,6 +35,7 @@ def receive():
 
     now = datetime.now(timezone.utc)
     conversation_id, started = app.store.sessions.conversation_id(inbound.wa_id, now)
+    logs.bind(message_sid=inbound.message_sid, conversation_id=conversation_id)  # until the request ends
     if started:
         app.store.conversations.start(conversation_id, inbound.wa_id, now)
     message_id = app.store.messages.insert_inbound(

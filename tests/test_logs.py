@@ -1,0 +1,84 @@
+"""Structured logs: JSON lines from gunicorn (its own and access logs) and the app, each carrying the
+request's id, route, MessageSid and conversation id; the worker's lines carry the conversation
+they are about; a text format for terminals."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+import requests
+
+from tests.conftest import ADMIN_TOKEN, inbound_form, post_signed, signed_post, stop
+from tests.processes import json_lines
+from webapp.logs import ContextFilter, configure_logging, make_formatter
+
+CUSTOMER = "whatsapp:+34600111222"
+PROXY_REQUEST_ID = "edge-4f1c2b9a-0001"
+
+
+@pytest.mark.parametrize("gunicorn_server", [{"LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}], indirect=True)
+def test_gunicorn_writes_one_json_object_per_line_with_the_request_context(gunicorn_server):
+    base_url = gunicorn_server["base_url"]
+    form = inbound_form("¿Cuánto cuesta la fibra?", sender=CUSTOMER)
+    stored = post_signed(base_url, form)
+    bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    reset = requests.delete(f"{base_url}/api/v1/whatsapp/sessions/34600111222", timeout=10,
+                            headers={**bearer, "X-Request-ID": PROXY_REQUEST_ID})
+    odd = requests.get(f"{base_url}/healthz", headers={"X-Request-ID": "not an id; <script>"}, timeout=10)
+
+    output = stop(gunicorn_server["process"])
+    lines = json_lines(output)
+    assert len(lines) == len([line for line in output.splitlines() if line.strip()]), output[-3000:]
+    assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
+
+    assert reset.status_code == 200 and reset.headers["X-Request-ID"] == PROXY_REQUEST_ID
+    assert odd.headers["X-Request-ID"] != "not an id; <script>" and len(odd.headers["X-Request-ID"]) == 32
+    access = {line["request_id"]: line for line in lines if line["logger"] == "gunicorn.access"}
+    webhook = access[stored.headers["X-Request-ID"]]
+    assert (webhook["method"], webhook["path"], webhook["status"]) == ("POST", "/api/v1/whatsapp/webhook", 200)
+    assert webhook["duration_ms"] > 0 and webhook["bytes"] > 0
+    assert access[PROXY_REQUEST_ID]["path"] == "/api/v1/whatsapp/sessions/+34*****1222"  # the number masked
+
+    (app_line,) = [line for line in lines if line["message"].startswith(f"stored {form['MessageSid']}")]
+    assert app_line["request_id"] == stored.headers["X-Request-ID"]
+    assert app_line["route"] == "/api/v1/whatsapp/webhook" and app_line["message_sid"] == form["MessageSid"]
+    assert len(app_line["conversation_id"]) == 32
+    assert any(line["logger"] == "gunicorn.error" and "Booting worker" in line["message"] for line in lines)
+    assert "600111222" not in output
+
+
+def test_the_worker_logs_the_conversation_and_message_it_is_answering(client, worker, store):
+    captured = io.StringIO()
+    handler = logging.StreamHandler(captured)
+    handler.setFormatter(make_formatter("json"))
+    handler.addFilter(ContextFilter())
+    logging.getLogger("webapp.worker").addHandler(handler)
+    try:
+        form = inbound_form("¿Cuánto cuesta la fibra?", sender=CUSTOMER)
+        signed_post(client, form)
+        worker.run_until_idle()
+        logging.getLogger("webapp.worker").info("outside any job")
+    finally:
+        logging.getLogger("webapp.worker").removeHandler(handler)
+
+    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
+    conversation_id = store.messages.find_inbound(form["MessageSid"])["conversation_id"]
+    in_job = [line for line in lines if line["message"] != "outside any job"]
+    assert in_job, "the worker logged nothing while answering"
+    assert all(line["conversation_id"] == conversation_id for line in in_job)
+    assert any(line.get("message_sid") == form["MessageSid"] for line in in_job)
+    assert "conversation_id" not in lines[-1] and "message_sid" not in lines[-1]
+
+
+def test_text_format_is_plain_lines(capsys):
+    configure_logging("INFO", "text")
+    try:
+        logging.getLogger("webapp.test").info("hola")
+        assert capsys.readouterr().out.rstrip().endswith("INFO webapp.test: hola")
+        configure_logging("INFO", "json")
+        logging.getLogger("webapp.test").info("hola")
+        assert json.loads(capsys.readouterr().out)["message"] == "hola"
+    finally:
+        configure_logging("INFO", "text")
