@@ -109,10 +109,10 @@ def app(settings):
     app = create_app(settings)
     app.config["TESTING"] = True
     yield app
-    store = app.extensions["whatsapp_assistant"].store
-    store.client.drop_database(store.db.name)
-    store.client.drop_database(f"{store.db.name}_ratelimits")
-    store.close()
+    services = app.extensions["whatsapp_assistant"]
+    services.store.client.drop_database(services.store.db.name)
+    services.store.client.drop_database(f"{services.store.db.name}_ratelimits")
+    services.close()
 
 
 @pytest.fixture
