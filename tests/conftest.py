@@ -21,6 +21,7 @@ from rag.ingest import ingest  # noqa: E402
 from rag.store import open_index  # noqa: E402
 from scripts import embedded_mongo  # noqa: E402
 from scripts.chat import twilio_form  # noqa: E402
+from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
 from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
 from tests.processes import answers_http, app_env, free_port, wait_until  # noqa: E402
 from webapp import create_app  # noqa: E402
@@ -78,6 +79,39 @@ def sample_index_path(tmp_path_factory, embedder) -> Path:
 def fake_twilio():
     with FakeTwilio(ACCOUNT_SID, AUTH_TOKEN) as server:
         yield server
+
+
+@pytest.fixture
+def fake_openai():
+    """An OpenAI-compatible server on loopback; tests that answer with the model use it through
+    `llm_overrides`."""
+    with FakeOpenAI(reply="La fibra de 600 Mb cuesta **32 €** al mes.", api_key="sk-test") as server:
+        yield server
+
+
+def llm_overrides(settings_overrides: dict, fake_openai: FakeOpenAI) -> dict:
+    """Settings that answer with the model, served by `fake_openai`."""
+    return dict(settings_overrides, openai_api_key="sk-test", openai_base_url=fake_openai.api_base,
+                openai_model="gpt-test", openai_timeout_seconds=3)
+
+
+LONG_SENTENCES = [
+    "La fibra de 600 Mb cuesta 32 € al mes e incluye el router Wi-Fi 6 sin coste adicional.",
+    "¿Necesitas más velocidad? La fibra de 1 Gb cuesta 39 € al mes y es simétrica.",
+    "La instalación es gratuita y un técnico te visita en un plazo medio de cinco días laborables.",
+    "¡Recuerda que puedes cambiar de tarifa desde la app cuando quieras, sin coste!",
+]
+
+
+def long_answer(chars: int = 5000) -> str:
+    """A model answer of about `chars` characters in numbered paragraphs (several WhatsApp messages)."""
+    paragraphs, total, i = [], 0, 0
+    while total < chars:
+        paragraph = " ".join(LONG_SENTENCES[(i + j) % len(LONG_SENTENCES)] for j in range(3))
+        paragraphs.append(f"**Punto {i + 1}.** {paragraph}")
+        total += len(paragraphs[-1]) + 2
+        i += 1
+    return "\n\n".join(paragraphs)
 
 
 @pytest.fixture

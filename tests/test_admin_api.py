@@ -11,7 +11,8 @@ from tests.conftest import ADMIN_TOKEN, inbound_form, signed_post
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 W = "/api/v1/whatsapp"
 ROUTES = [("get", f"{W}/stats"), ("get", f"{W}/conversations"), ("get", f"{W}/conversations/{'a' * 32}"),
-          ("post", f"{W}/conversations/{'a' * 32}/close"), ("delete", f"{W}/sessions/34600111222"), ("get", "/metrics")]
+          ("post", f"{W}/conversations/{'a' * 32}/close"), ("delete", f"{W}/sessions/34600111222"), ("get", "/metrics"),
+          ("post", f"{W}/messages/{'a' * 24}/resend")]
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)

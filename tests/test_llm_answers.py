@@ -6,38 +6,12 @@ import threading
 
 import pytest
 
-from tests.conftest import inbound_form, signed_post
+from tests.conftest import inbound_form, llm_overrides, long_answer, signed_post
 from tests.processes import wait_until
-from tests.fakes.fake_openai import FakeOpenAI
-
-LONG_SENTENCES = [
-    "La fibra de 600 Mb cuesta 32 € al mes e incluye el router Wi-Fi 6 sin coste adicional.",
-    "¿Necesitas más velocidad? La fibra de 1 Gb cuesta 39 € al mes y es simétrica.",
-    "La instalación es gratuita y un técnico te visita en un plazo medio de cinco días laborables.",
-    "¡Recuerda que puedes cambiar de tarifa desde la app cuando quieras, sin coste!",
-]
-
-
-def long_answer(chars: int = 5000) -> str:
-    paragraphs, total, i = [], 0, 0
-    while total < chars:
-        paragraph = " ".join(LONG_SENTENCES[(i + j) % len(LONG_SENTENCES)] for j in range(3))
-        paragraphs.append(f"**Punto {i + 1}.** {paragraph}")
-        total += len(paragraphs[-1]) + 2
-        i += 1
-    return "\n\n".join(paragraphs)
-
-
-@pytest.fixture
-def fake_openai():
-    with FakeOpenAI(reply="La fibra de 600 Mb cuesta **32 €** al mes.", api_key="sk-test") as server:
-        yield server
-
 
 @pytest.fixture
 def settings_overrides(settings_overrides, fake_openai):
-    return dict(settings_overrides, openai_api_key="sk-test", openai_base_url=fake_openai.api_base,
-                openai_model="gpt-test", openai_timeout_seconds=3)
+    return llm_overrides(settings_overrides, fake_openai)
 
 
 def test_reply_is_generated_from_retrieved_passages_and_history(client, worker, fake_twilio, fake_openai):

@@ -38,7 +38,7 @@ def test_it_describes_exactly_the_routes_the_app_serves(app, document):
     assert described == served
 
 
-def test_real_responses_match_the_document(client, worker, document):
+def test_real_responses_match_the_document(client, worker, fake_twilio, document):
     openapi = OpenAPI.from_dict(document)
     checked = []
 
@@ -62,13 +62,20 @@ def test_real_responses_match_the_document(client, worker, document):
     conversation_id = listed["conversations"][0]["id"]
     check(client.get(f"{W}/conversations/{conversation_id}", headers=ADMIN), 200)
     check(client.get(f"{W}/conversations/{'0' * 32}", headers=ADMIN), 404)
+    fake_twilio.fail_next(400, code=21610)
+    signed_post(client, inbound_form("¿Y la de 1 Gb?"))
+    worker.run_until_idle()
+    detail = check(client.get(f"{W}/conversations/{conversation_id}", headers=ADMIN), 200)
+    failed = next(m["id"] for m in detail["messages"] if m["status"] == "failed")
+    check(client.post(f"{W}/messages/{failed}/resend", headers=ADMIN), 202)
+    check(client.post(f"{W}/messages/{failed}/resend", headers=ADMIN), 409)
     check(client.post(f"{W}/conversations/{conversation_id}/close", headers=ADMIN), 200)
     signed_post(client, inbound_form("otra vez"))  # a new conversation
     check(client.delete(f"{W}/sessions/34600111222", headers=ADMIN), 200)
     check(client.delete(f"{W}/sessions/not-a-number", headers=ADMIN), 400)
     check(client.post(f"{W}/send-test", json={"to": "whatsapp:+34600111222", "text": "prueba"}, headers=ADMIN), 200)
     check(client.post(f"{W}/send-test", json={"to": "34600", "text": "prueba"}, headers=ADMIN), 400)
-    assert len(checked) == 17
+    assert len(checked) == 20
 
 
 def _bodiless(sent: Request) -> Request:

@@ -10,8 +10,10 @@ Outbound: pending → submitting (→ pending again, with `retry_at`, when Twili
           Twilio's status callbacks arrive in any order; a status only ever moves forward
           (`read` then a late `delivered` stays `read`).
 
-`dedup_key` is unique: `in:<MessageSid>` makes a repeated webhook a no-op, and
-`reply:<first inbound id>:<part>` makes re-queueing the same reply after a crash a no-op.
+`dedup_key` is unique: `in:<MessageSid>` makes a repeated webhook a no-op,
+`reply:<first inbound id>:<part>` makes re-queueing the same reply after a crash a no-op, and
+`resend:<failed part id>` makes re-sending a failed part twice a no-op. A re-sent part is a new
+message (`kind` "resend", `resend_of` the failed one, which keeps its failure and gets `resent_at`).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 DUPLICATE_KEY = 11000
 OPEN_OUTBOUND = ("pending", "submitting")
+RESENDABLE = ("failed", "undelivered")  # Twilio never delivered these; `unconfirmed` may have been
 FIRST_ANSWER_PARTS = {"direction": "outbound", "kind": "answer", "part": 0}
 # How far along its way an outbound message is; a report never moves it back.
 PROGRESS = {
@@ -109,6 +112,36 @@ class Messages:
             }
             for number, body in enumerate(parts)
         ]
+        return self._queue(documents)
+
+    def resendable_parts(self, reply_to: list[ObjectId]) -> list[dict]:
+        """The parts of the reply to `reply_to` that Twilio never delivered and that were not
+        re-sent yet, in order."""
+        return self._in_order({"direction": "outbound", "reply_to": reply_to, "status": {"$in": list(RESENDABLE)},
+                               "resent_at": {"$exists": False}})
+
+    def queue_resend(self, failed: list[dict], now: datetime) -> list[dict]:
+        """Queue a new part for each failed one (idempotent); the worker sends them in order.
+        Returns those still to send."""
+        copies = [
+            {
+                "dedup_key": f"resend:{part['_id']}",
+                "resend_of": part["_id"],
+                "kind": "resend",
+                "status": "pending",
+                "created_at": now,
+                "updated_at": now,
+                **{name: part[name] for name in ("conversation_id", "wa_id", "direction", "part", "parts", "body",
+                                                 "reply_to")},
+            }
+            for part in failed
+        ]
+        queued = self._queue(copies)
+        self.collection.update_many({"_id": {"$in": [part["_id"] for part in failed]}}, {"$set": {"resent_at": now}})
+        return queued
+
+    def _queue(self, documents: list[dict]) -> list[dict]:
+        """Insert outbound parts, each once (by `dedup_key`): those of them still to send."""
         try:
             self.collection.insert_many(documents, ordered=True)  # sets each document's _id
         except BulkWriteError as exc:
@@ -163,11 +196,20 @@ class Messages:
     def insert_outbound(self, document: dict) -> ObjectId:
         return self.collection.insert_one(dict(document, direction="outbound")).inserted_id
 
+    def get(self, message_id: ObjectId) -> dict | None:
+        return self.collection.find_one({"_id": message_id})
+
+    def last_inbound_at(self, conversation_id: str) -> datetime | None:
+        """When the customer last wrote in this conversation."""
+        latest = self.collection.find_one({"conversation_id": conversation_id, "direction": "inbound"},
+                                          sort=[("created_at", DESCENDING)], projection={"created_at": 1})
+        return latest["created_at"] if latest else None
+
     def find_inbound(self, message_sid: str) -> dict | None:
         return self.collection.find_one({"dedup_key": f"in:{message_sid}"})
 
-    def of_conversation(self, conversation_id: str, limit: int) -> list[dict]:
-        """The conversation's last `limit` messages, oldest first."""
+    def of_conversation(self, conversation_id: str, limit: int = 0) -> list[dict]:
+        """The conversation's last `limit` messages (0: all), oldest first."""
         newest = self.collection.find({"conversation_id": conversation_id}).sort(
             [("created_at", DESCENDING), ("part", DESCENDING)]).limit(limit)
         return list(newest)[::-1]

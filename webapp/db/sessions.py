@@ -56,6 +56,10 @@ class Sessions:
              **({"$set": {"profile_name": profile_name}} if profile_name else {})},
         )
 
+    def last_inbound_at(self, wa_id: str) -> datetime | None:
+        found = self.collection.find_one({"wa_id": wa_id}, projection={"last_inbound_at": 1})
+        return found.get("last_inbound_at") if found else None
+
     def active_since(self, since: datetime) -> int:
         """Customers whose latest message came at `since` or later."""
         return self.collection.count_documents({"last_inbound_at": {"$gte": since}})

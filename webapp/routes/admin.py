@@ -5,6 +5,7 @@
 - `GET conversations/<id>`: the conversation with its messages and their delivery statuses.
 - `POST conversations/<id>/close`: closed; the customer's next message starts a new one.
 - `DELETE sessions/<wa_id>`: reset the customer; their next message starts a new conversation.
+- `POST messages/<id>/resend`: queue again the parts of a reply that Twilio never delivered.
 """
 from __future__ import annotations
 
@@ -13,18 +14,16 @@ from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, jsonify, request
 
+from webapp.admin import AdminError, conversation_record, find_conversation, message_record, resend_failed_reply
 from webapp.auth import admin_required
 from webapp.db.conversations import STATUSES
 from webapp.services import services
 
 bp = Blueprint("admin", __name__)
 
-CONVERSATION_ID = re.compile(r"[0-9a-f]{32}")
 WA_ID = re.compile(r"\d{6,15}")  # E.164 digits, as Twilio's WaId sends them
 MAX_PER_PAGE = 100
 MAX_MESSAGES = 1000
-MESSAGE_FIELDS = ("direction", "kind", "part", "parts", "body", "status", "twilio_sid", "error_code",
-                  "error_message", "outcome", "created_at", "sent_at", "status_at")
 
 
 @bp.get("/stats")
@@ -46,26 +45,23 @@ def list_conversations():
     if page is None or per_page is None or per_page > MAX_PER_PAGE:
         return jsonify(error=f"page and per_page must be whole numbers from 1 (per_page at most {MAX_PER_PAGE})"), 400
     found, total = services().store.conversations.page(status, page, per_page)
-    return jsonify(conversations=[_conversation(c) for c in found], page=page, per_page=per_page, total=total)
+    return jsonify(conversations=[conversation_record(c) for c in found], page=page, per_page=per_page, total=total)
 
 
 @bp.get("/conversations/<conversation_id>")
 @admin_required
 def show_conversation(conversation_id: str):
     store = services().store
-    conversation = store.conversations.get(conversation_id) if CONVERSATION_ID.fullmatch(conversation_id) else None
-    if conversation is None:
-        return jsonify(error="no such conversation"), 404
+    conversation = find_conversation(store, conversation_id)
     messages = store.messages.of_conversation(conversation_id, MAX_MESSAGES)
-    return jsonify({**_conversation(conversation), "messages": [_message(m) for m in messages]})
+    return jsonify({**conversation_record(conversation), "messages": [message_record(m) for m in messages]})
 
 
 @bp.post("/conversations/<conversation_id>/close")
 @admin_required
 def close_conversation(conversation_id: str):
     store = services().store
-    if not CONVERSATION_ID.fullmatch(conversation_id) or store.conversations.get(conversation_id) is None:
-        return jsonify(error="no such conversation"), 404
+    find_conversation(store, conversation_id)
     closed_now = store.conversations.close(conversation_id, _now(), "closed by an admin")
     store.sessions.end_conversation(conversation_id)
     return jsonify(id=conversation_id, status="closed", already_closed=not closed_now)
@@ -85,6 +81,18 @@ def reset_session(wa_id: str):
     return jsonify(wa_id=wa_id, ended_conversation=conversation_id)
 
 
+@bp.post("/messages/<message_id>/resend")
+@admin_required
+def resend(message_id: str):
+    queued = resend_failed_reply(services().store, message_id, _now())
+    return jsonify(queued=[message_record(m) for m in queued]), 202
+
+
+@bp.errorhandler(AdminError)
+def admin_error(error: AdminError):
+    return jsonify(error=error.message), error.status
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -92,17 +100,3 @@ def _now() -> datetime:
 def _positive_int(name: str, default: int) -> int | None:
     value = request.args.get(name, str(default))
     return int(value) if value.isascii() and value.isdigit() and 0 < int(value) < 10**6 else None
-
-
-def _conversation(document: dict) -> dict:
-    return {"id": document["_id"], "wa_id": document["wa_id"], "status": document["status"],
-            "started_at": _iso(document["started_at"]), "closed_at": _iso(document.get("closed_at"))}
-
-
-def _message(document: dict) -> dict:
-    return {"id": str(document["_id"]), **{name: _iso(document[name]) for name in MESSAGE_FIELDS if name in document}}
-
-
-def _iso(value):
-    """Times as ISO 8601 (Flask would write them as HTTP dates)."""
-    return value.isoformat() if isinstance(value, datetime) else value
