@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import NotFoundError
 
 from rag.split import Chunk
 
@@ -91,7 +93,8 @@ class KnowledgeIndex:
         return str(metadata.get("revision", ""))
 
     def mark_changed(self) -> None:
-        self._collection.modify(metadata={"embedder": self.embedder_id, "revision": uuid.uuid4().hex})
+        self._collection.modify(metadata={"embedder": self.embedder_id, "revision": uuid.uuid4().hex,
+                                          "changed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
     def chunks(self, ids: list[str]) -> dict[str, tuple[str, dict]]:
         """Text and metadata of each chunk with these ids that still exists."""
@@ -132,6 +135,20 @@ class KnowledgeIndex:
 def cosine(a, b) -> float:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def describe_index(client, collection_name: str) -> dict | None:
+    """What an admin wants to know of the index, read without opening it for an embedder: its
+    chunks, how many documents they come from, the embedder that built it and when an ingest
+    last changed it. None when there is no such collection."""
+    try:
+        collection = client.get_collection(collection_name)
+    except NotFoundError:
+        return None
+    metadata = collection.metadata or {}
+    sources = {(meta or {}).get("source", "") for meta in collection.get(include=["metadatas"])["metadatas"]}
+    return {"collection": collection_name, "chunks": collection.count(), "documents": len(sources),
+            "embedder": metadata.get("embedder"), "last_ingest_at": metadata.get("changed_at")}
 
 
 def open_index(settings, embedder_id: str) -> KnowledgeIndex:

@@ -36,9 +36,15 @@ class Conversations:
     def page(self, status: str | None, page: int, per_page: int) -> tuple[list[dict], int]:
         """Newest first: one page of conversations (optionally only `status` ones) and how many
         there are in all."""
-        query = {"status": status} if status else {}
-        found = list(self.collection.find(query).sort("started_at", DESCENDING).skip((page - 1) * per_page).limit(per_page))
-        return found, self.collection.count_documents(query)
+        found = self.collection.find(_having(status)).sort("started_at", DESCENDING).skip((page - 1) * per_page)
+        return list(found.limit(per_page)), self.count(status)
+
+    def every(self, status: str | None = None):
+        """Every conversation (or every `status` one), oldest first, as a cursor."""
+        return self.collection.find(_having(status)).sort("started_at", ASCENDING)
+
+    def count(self, status: str | None = None) -> int:
+        return self.collection.count_documents(_having(status))
 
     def close(self, conversation_id: str, now: datetime, reason: str) -> bool:
         """Close an open conversation; False when it was closed already."""
@@ -49,4 +55,8 @@ class Conversations:
         return result.modified_count == 1
 
     def counts(self) -> dict:
-        return {"total": self.collection.count_documents({}), "open": self.collection.count_documents({"status": "open"})}
+        return {"total": self.count(), "open": self.count("open")}
+
+
+def _having(status: str | None) -> dict:
+    return {"status": status} if status else {}
