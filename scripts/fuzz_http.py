@@ -8,7 +8,8 @@ Starts, all on 127.0.0.1 and in a scratch folder removed afterwards: a MongoDB-p
 tests/conftest.py's `gunicorn_server` fixture configures them (ADMIN_TOKEN set; PUBLIC_BASE_URL
 unset, so Twilio's signature covers the URL the request names). The per-address admin limits are
 raised so requests with the right token reach the routes behind it (tests/test_input_fuzz.py fuzzes
-the lockout). Twenty outbound messages are stored first, so status reports can find one of ours.
+the lockout). Twenty outbound messages are stored first, so status reports can find one of ours,
+and a worker's heartbeat, so /readyz is ready (no worker runs: a 503 from it would count as a 5xx).
 
 Then sends `--requests` generated requests over `--concurrency` keep-alive connections. Request k
 of a seed is always the same request (a `random.Random` seeded with seed and k), so `--replay k`
@@ -18,8 +19,11 @@ sends that one alone. The families, each built by mutating a valid request:
   signed: fields dropped, replaced, sent twice or added; values with control characters, NUL, any
   Unicode plane, other scripts' digits, long values; random NumMedia and MediaUrlN;
 - status callbacks likewise, with a random `ref` (sometimes one of ours) and ErrorCode;
-- the admin routes (`test`, `diag`, `send-test`): right, near and wrong tokens, random query
+- the ops routes (`test`, `diag`, `send-test`): right, near and wrong tokens, random query
   strings, form, JSON (any shape, lone surrogates) and raw bodies, any method;
+- the admin API (`stats`, `conversations…`, `sessions/<wa_id>`, `messages/<id>/resend`) and the
+  routes outside it (`/metrics`, `/healthz`, `/readyz`, the OpenAPI document): random ids and
+  numbers in the path (sometimes one of ours), paging and filter queries, any method;
 - random paths under /api/v1/whatsapp/ and random methods;
 - raw bodies: invalid UTF-8, invalid percent-encoding, binary, any content type;
 - odd headers: Host, X-Forwarded-*, Content-Type, long and non-ASCII values;
@@ -72,6 +76,11 @@ OUR_MESSAGES = 20
 REPRODUCERS = 5
 FORM = "application/x-www-form-urlencoded"
 ADMIN_ROUTES = ["/test", "/diag", "/send-test"]
+ADMIN_API_ROUTES = [API_PREFIX + route for route in ("/stats", "/conversations", "/conversations/{}",
+                                                     "/conversations/{}/close", "/sessions/{}", "/messages/{}/resend")]
+OTHER_ROUTES = ["/metrics", "/healthz", "/readyz", "/api/v1/openapi.json"]
+LIST_QUERY_NAMES = ["status", "page", "per_page", "x", ""]
+LIST_QUERY_VALUES = ["open", "closed", "lost", "OPEN", "1", "0", "100", "101", "-1", "٣", "9" * 30, ""]
 CUSTOMERS = ["whatsapp:+34600111222", "whatsapp:+34600111333", "whatsapp:+447700900123"]
 ODD_TEXT = ["", " ", "\x00", "\u202e", "\ufeff", "\u200b", "😀", "٣٤٥", "²", "\r\n", "\t", "%", "%zz", "+", "&",
             "=", "null", "[]", "{}", "<x/>", "ñandú", "a" * 1_601, "a" * 4_097, "😀" * 2_000]
@@ -122,8 +131,8 @@ class Generator:
         self.validator = RequestValidator(auth_token)
         self.admin_token = admin_token
         self.our_ids = our_ids
-        self.families = [(self.webhook, 22), (self.status, 18), (self.admin, 20), (self.any_path, 10),
-                         (self.raw_body, 12), (self.odd_headers, 10), (self.oversized, 8)]
+        self.families = [(self.webhook, 20), (self.status, 16), (self.admin, 16), (self.admin_api, 10),
+                         (self.any_path, 10), (self.raw_body, 11), (self.odd_headers, 10), (self.oversized, 7)]
 
     def request(self, index: int) -> Wire:
         rng = random.Random(f"{self.seed}:{index}")
@@ -165,6 +174,20 @@ class Generator:
         if content_type:
             headers.append(("Content-Type", content_type.encode()))
         return Wire(method, f"{API_PREFIX}{route}" + (f"?{query}" if query else ""), headers, body)
+
+    def admin_api(self, rng: random.Random) -> Wire:
+        route = rng.choice(ADMIN_API_ROUTES + OTHER_ROUTES)
+        segment = rng.choice([rng.choice(self.our_ids), secrets_hex(rng, 24), secrets_hex(rng, 32), number(rng),
+                              rng.choice(CUSTOMERS), random_text(rng)])
+        path = route.format(quote(segment, safe="", errors="surrogatepass"))
+        method = rng.choice(["GET", "GET", "POST", "POST", "DELETE", "PUT", "HEAD", "OPTIONS"])
+        if rng.random() < 0.6:
+            query = urlencode([(rng.choice(LIST_QUERY_NAMES), rng.choice(LIST_QUERY_VALUES + [random_text(rng)]))
+                               for _ in range(rng.randint(1, 3))], errors="surrogatepass")
+        else:
+            query = random_query(rng)
+        headers = [("Authorization", self.authorization(rng))] if rng.random() < 0.9 else []
+        return Wire(method, path + (f"?{query}" if query else ""), headers)
 
     def any_path(self, rng: random.Random) -> Wire:
         method = rng.choice(METHODS) if rng.random() < 0.8 else "".join(
@@ -515,11 +538,13 @@ def run(generator: Generator, sender: Sender, indices: list[int], concurrency: i
 # -- the stack ----------------------------------------------------------------------------------
 
 
-def store_our_messages(mongodb_uri: str) -> list[str]:
-    """Outbound messages waiting for Twilio's reports, for status callbacks to find."""
+def prepare_database(mongodb_uri: str) -> list[str]:
+    """Outbound messages waiting for Twilio's reports, for status callbacks to find (their ids),
+    and a worker's heartbeat (kept fresh by WORKER_STALE_SECONDS), so /readyz answers 200."""
     store = open_store(mongodb_uri)
     now = datetime.now(timezone.utc)
     try:
+        store.heartbeats.beat("fuzz-worker", now, index_chunks=100)
         return [str(store.messages.insert_outbound({
             "dedup_key": f"fuzz:{n}", "kind": "test", "wa_id": "34600111222", "body": "hola",
             "status": "submitting", "twilio_sid": None, "created_at": now, "updated_at": now}))
@@ -607,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
         note(f"starting SecantusDB on 127.0.0.1:{mongo_port}")
         database = embedded_mongo.start(mongo_port, scratch / "mongo", scratch / "mongo.log")
         embedded_mongo.wait_until_up(mongodb_uri, database)
-        our_ids = store_our_messages(mongodb_uri)
+        our_ids = prepare_database(mongodb_uri)
 
         auth_token, admin_token = secrets.token_hex(16), secrets.token_hex(16)
         twilio = FakeTwilio(ACCOUNT_SID, auth_token).start()
@@ -617,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
         env = app_env(mongodb_uri, scratch / "chroma", twilio.base_url, ACCOUNT_SID, auth_token, SENDER,
                       ADMIN_TOKEN=admin_token, BIND=f"127.0.0.1:{port}",
                       RATE_LIMIT_ADMIN_PER_IP="1000000 per minute",
-                      RATE_LIMIT_ADMIN_FAILURES_PER_IP="1000000 per minute")
+                      RATE_LIMIT_ADMIN_FAILURES_PER_IP="1000000 per minute", WORKER_STALE_SECONDS="3600")
         gunicorn = start_gunicorn(env, scratch, log_file, WEB_WORKERS, START_TIMEOUT_SECONDS)
 
         generator = Generator(args.seed, f"127.0.0.1:{port}", auth_token, admin_token, our_ids)

@@ -1,5 +1,6 @@
 """No input makes the app answer 5xx (issue 5): property-based tests over the form fields, query
-strings, headers, paths, methods and raw bodies of every route under /api/v1/whatsapp/.
+strings, headers, paths, methods and raw bodies of every route: Twilio's, the ops routes, the admin
+API and the health, metrics and OpenAPI routes.
 
 Every answer must be below 500 and say what is wrong: a 4xx is JSON with an "error"; a 2xx is
 TwiML (XML), JSON or empty. The database is up here, so even a 503 is a failure. Signed requests
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from io import BytesIO
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 from bson import ObjectId
@@ -267,7 +268,7 @@ def assert_clear_answer(response) -> None:
         if request.method != "HEAD":
             assert response.get_json().get("error"), seen
     elif response.status_code != 204 and request.method not in ("HEAD", "OPTIONS"):
-        assert response.mimetype in ("application/json", "application/xml"), seen
+        assert response.mimetype in ("application/json", "application/xml", "text/plain"), seen  # text: /metrics
         assert response.get_data(), seen
 
 
@@ -369,6 +370,45 @@ def test_admin_lockout_and_limits_never_answer_5xx(client, fake_twilio, route, a
     assert_clear_answer(response)
     if response.status_code == 429:
         assert int(response.headers["Retry-After"]) >= 1
+
+
+# -- (c2) the admin API and the routes outside /api/v1/whatsapp/ ----------------------------------
+
+ADMIN_API_ROUTES = [PREFIX + route for route in ("/stats", "/conversations", "/conversations/{}",
+                                                 "/conversations/{}/close", "/sessions/{}", "/messages/{}/resend")]
+OTHER_ROUTES = ["/metrics", "/healthz", "/readyz", "/api/v1/openapi.json"]
+path_segments = st.one_of(
+    st.from_regex(r"[0-9a-f]{32}", fullmatch=True), st.from_regex(r"[0-9a-f]{24}", fullmatch=True), st.just(str(OURS)),
+    st.sampled_from(["34600111222", "whatsapp:+34600111222", "+34600111222", "٣٤٦٠٠١١١٢٢٢", "0" * 16, "..", "%00"]),
+    any_text.filter(bool).map(lambda text: quote(text, safe="")),
+)
+admin_api_queries = st.one_of(
+    st.lists(st.tuples(st.sampled_from(["status", "page", "per_page", "x", ""]),
+                       st.one_of(st.sampled_from(["open", "closed", "lost", "OPEN"]), numbers, any_text)),
+             max_size=4).map(urlencode),
+    status_queries,
+)
+
+
+@pytest.fixture
+def ready_worker(store):
+    """A worker's heartbeat, so /readyz answers 200 here too (a 503 would be a failure)."""
+    store.heartbeats.beat("fuzz-worker", datetime.now(timezone.utc), 100)
+
+
+@pytest.mark.parametrize("settings_overrides", [dict(NO_ADMIN_LIMITS, worker_stale_seconds=3600)], indirect=True)
+@fuzz(150)
+@given(method=st.sampled_from(["GET", "GET", "POST", "DELETE", "PUT", "HEAD", "OPTIONS"]),
+       route=st.sampled_from(ADMIN_API_ROUTES + OTHER_ROUTES), segment=path_segments, query=admin_api_queries,
+       authorization=authorizations)
+@example(method="POST", route=PREFIX + "/messages/{}/resend", segment=str(OURS), query="",
+         authorization=f"Bearer {ADMIN_TOKEN}")
+def test_admin_api_and_other_routes_never_answer_5xx(client, ours, ready_worker, method, route, segment, query,
+                                                     authorization):
+    headers = {} if authorization == "none" else {"Authorization": authorization}
+    response = client.open(route.format(segment), method=method, query_string=query, headers=headers)
+
+    assert_clear_answer(response)
 
 
 # -- (d) any path, any method -------------------------------------------------------------------

@@ -126,6 +126,36 @@ def test_only_media_on_twilio_hosts_is_kept(client, store, url, kept):
         [{"url": url, "content_type": "image/jpeg"}] if kept else [])
 
 
+OPEN_ROUTES = {"/healthz": 200, "/readyz": 503, "/api/v1/openapi.json": 200}  # reveal no data
+TWILIO_ROUTES = {WEBHOOK, STATUS}  # signed by Twilio instead
+
+
+def every_route(app) -> list[tuple[str, str]]:
+    """(method, path) of every route the app serves, path parameters filled in."""
+    return sorted((method, re.sub(r"<[^>]+>", "a" * 24, rule.rule)) for rule in app.url_map.iter_rules()
+                  if rule.endpoint != "static" for method in rule.methods - {"HEAD", "OPTIONS"})
+
+
+@pytest.mark.parametrize("settings_overrides", [{"rate_limit_admin_failures_per_ip": "1000 per minute"}], indirect=True)
+def test_every_route_but_twilios_and_the_open_ones_needs_the_admin_token(app, client, store, fake_twilio):
+    routes = every_route(app)
+    assert len(routes) > 15
+    for method, path in routes:
+        response = client.open(path, method=method, headers={"Authorization": "Bearer wrong"},
+                               query_string={"to": "whatsapp:+34600111222", "text": "hola"})
+        expected = 403 if path in TWILIO_ROUTES else OPEN_ROUTES.get(path, 401)
+        assert response.status_code == expected, (method, path)
+    assert fake_twilio.requests == [] and store.db.messages.count_documents({}) == 0
+
+
+@pytest.mark.parametrize("settings_overrides", [{"admin_token": ""}], indirect=True)
+def test_without_an_admin_token_every_admin_route_is_disabled(app, client):
+    for method, path in every_route(app):
+        if path not in TWILIO_ROUTES and path not in OPEN_ROUTES:
+            response = client.open(path, method=method, headers={"Authorization": "Bearer "})
+            assert response.status_code == 404 and "ADMIN_TOKEN" in response.get_json()["error"], (method, path)
+
+
 def test_healthz_answers_without_a_token_and_reveals_nothing(client):
     response = client.get("/healthz")
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}
