@@ -1,5 +1,6 @@
 """The admin command: conversations, failed replies and the knowledge index, from a terminal.
 
+    python scripts/admin.py stats
     python scripts/admin.py conversations [--status open|closed] [--page N] [--per-page N] [--json]
     python scripts/admin.py show CONVERSATION_ID [--json]
     python scripts/admin.py resend MESSAGE_ID
@@ -29,7 +30,8 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag.store import describe_index, open_client  # noqa: E402
-from webapp.admin import AdminError, conversation_record, find_conversation, message_record, resend_failed_reply  # noqa: E402
+from webapp.admin import (AdminError, conversation_record, find_conversation, message_record,  # noqa: E402
+                          resend_failed_reply, stats)
 from webapp.config import ConfigError, load_settings  # noqa: E402
 from webapp.db import open_store  # noqa: E402
 from webapp.db.conversations import STATUSES  # noqa: E402
@@ -38,6 +40,8 @@ from webapp.db.conversations import STATUSES  # noqa: E402
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("stats", help="the admin API's stats, as JSON")
 
     listing = commands.add_parser("conversations", help="list conversations, newest first")
     listing.add_argument("--status", choices=STATUSES)
@@ -78,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         return show_index(settings, args.json)
     store = open_store(settings.mongodb_uri, int(settings.mongodb_timeout_seconds * 1000))
     try:
-        command = {"conversations": list_conversations, "show": show_conversation, "resend": resend,
+        command = {"stats": show_stats, "conversations": list_conversations, "show": show_conversation, "resend": resend,
                    "export": export}[args.command]
         return command(store, args)
     except AdminError as exc:
@@ -86,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         store.close()
+
+
+def show_stats(store, _args) -> int:
+    print(json.dumps(stats(store, datetime.now(timezone.utc))))
+    return 0
 
 
 def list_conversations(store, args) -> int:

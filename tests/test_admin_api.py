@@ -60,16 +60,38 @@ def test_stats_are_exact_on_a_seeded_dataset(client, store):
     assert body["messages"] == {
         "inbound": 4, "outbound": 10, "inbound_24h": 1, "inbound_7d": 2,
         "answers": {"answered": 4, "unknown": 1},
-        "response_seconds": {"count": 5, "average": 4.0, "p95": 10.0},
+        "response_seconds_7d": {"count": 5, "average": 4.0, "p95": 10.0},
         "failed_by_error_code": {"63016": 2, "30008": 1, "none": 1},
         "unconfirmed": 1,
     }
 
 
+def test_totals_are_rolled_up_once_and_stay_exact(client, store):
+    """Messages from before yesterday are counted into the roll-up by the first stats call, once,
+    however many calls follow, even two from the same reading at once; later ones are counted live."""
+    now = datetime.now(timezone.utc)
+    old = [{"direction": "inbound", "status": "answered", "created_at": now - timedelta(days=d)} for d in (3, 4, 40)]
+    old.append({"direction": "outbound", "kind": "answer", "part": 0, "outcome": "unknown", "status": "delivered",
+                "created_at": now - timedelta(days=3)})
+    store.messages.collection.insert_many([dict(m, dedup_key=f"old:{n}") for n, m in enumerate(old)])
+
+    first = client.get(f"{W}/stats", headers=ADMIN).get_json()["messages"]
+    rolled = store.stats_rollup.get()
+    assert (rolled["inbound"], rolled["outbound"], rolled["answers"]) == (3, 1, {"unknown": 1})
+    assert store.stats_rollup.advance({"until": None}, rolled["until"], {"inbound": 3, "outbound": 1, "answers": {}}) is False
+    assert store.stats_rollup.advance({**rolled, "until": now - timedelta(days=9)}, rolled["until"],
+                                      {"inbound": 3, "outbound": 1, "answers": {}}) is False
+    signed_post(client, inbound_form("hola"))
+    second = client.get(f"{W}/stats", headers=ADMIN).get_json()["messages"]
+
+    assert (first["inbound"], first["outbound"], first["answers"]) == (3, 1, {"unknown": 1})
+    assert (second["inbound"], second["outbound"]) == (4, 1) and store.stats_rollup.get() == rolled
+
+
 def test_stats_of_an_empty_database_are_zeros(client):
     body = client.get(f"{W}/stats", headers=ADMIN).get_json()
     assert body["conversations"] == {"total": 0, "open": 0, "active_24h": 0, "active_7d": 0}
-    assert body["messages"]["response_seconds"] == {"count": 0, "average": None, "p95": None}
+    assert body["messages"]["response_seconds_7d"] == {"count": 0, "average": None, "p95": None}
     assert body["messages"]["inbound"] == body["messages"]["outbound"] == 0
 
 

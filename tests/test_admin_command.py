@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from scripts import admin
-from tests.conftest import ROOT, inbound_form, signed_post
+from tests.conftest import ADMIN_TOKEN, ROOT, inbound_form, signed_post
 from webapp.config import Settings
 
 CUSTOMERS = ["whatsapp:+34600111222", "whatsapp:+34600111333"]
@@ -53,6 +53,15 @@ def test_conversations_are_listed_as_a_table_or_json(command_env, two_conversati
 
     code, out, _ = run(capsys, "conversations", "--status", "closed", "--json")
     assert code == 0 and json.loads(out) == {"conversations": [], "page": 1, "per_page": 20, "total": 0}
+
+
+def test_stats_are_the_admin_apis(command_env, two_conversations, client, capsys):
+    code, out, _ = run(capsys, "stats")
+    api = client.get("/api/v1/whatsapp/stats", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).get_json()
+    assert code == 0
+    printed = json.loads(out)
+    assert printed["conversations"] == api["conversations"] == {"total": 2, "open": 2, "active_24h": 2, "active_7d": 2}
+    assert printed["messages"] == api["messages"] and printed["messages"]["inbound"] == 2
 
 
 def test_a_conversation_is_shown_with_its_messages_and_statuses(command_env, two_conversations, store, capsys):

@@ -1,10 +1,11 @@
 """What admins see of conversations and do to them, shared by the admin API (`routes/admin.py`)
-and the admin command (`scripts/admin.py`): conversations and messages as JSON-ready records, and
-re-sending a reply Twilio never delivered."""
+and the admin command (`scripts/admin.py`): the stats, conversations and messages as JSON-ready
+records, and re-sending a reply Twilio never delivered."""
 from __future__ import annotations
 
+import math
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from bson import ObjectId
 
@@ -14,6 +15,10 @@ CONVERSATION_ID = re.compile(r"[0-9a-f]{32}")
 MESSAGE_ID = re.compile(r"[0-9a-f]{24}")
 # WhatsApp accepts free-form text only within 24 hours of the customer's last message (Twilio 63016).
 REPLY_WINDOW = timedelta(hours=24)
+# Messages older than this before today's midnight are rolled up (webapp.db.stats_rollup): a
+# message is never stored with a time that far in the past, whatever the clocks of the servers.
+ROLLUP_LAG = timedelta(days=1)
+RECENT = timedelta(days=7)  # the window of the response times
 MESSAGE_FIELDS = ("direction", "kind", "part", "parts", "body", "status", "twilio_sid", "error_code",
                   "error_message", "outcome", "created_at", "sent_at", "status_at", "resent_at")
 
@@ -25,6 +30,49 @@ class AdminError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+def stats(store: Store, now: datetime) -> dict:
+    """Conversations (total, open, active in the last 24 h and 7 d) and messages: in and out, answers
+    by outcome, inbound in the last 24 h and 7 d, response times of the last 7 days (average and
+    p95), failed deliveries by Twilio error code and unconfirmed sends.
+
+    All-time totals come from the roll-up plus the messages stored since it, so the cost grows with
+    the last days' traffic, not with the history."""
+    rolled = _rolled_up_totals(store, now)
+    recent = store.messages.totals(rolled["until"], None)
+    conversations = dict(store.conversations.counts(), active_24h=store.sessions.active_since(now - timedelta(days=1)),
+                         active_7d=store.sessions.active_since(now - RECENT))
+    messages = {
+        "inbound": rolled["inbound"] + recent["inbound"],
+        "outbound": rolled["outbound"] + recent["outbound"],
+        "inbound_24h": store.messages.inbound_since(now - timedelta(days=1)),
+        "inbound_7d": store.messages.inbound_since(now - RECENT),
+        "answers": {outcome: rolled["answers"].get(outcome, 0) + recent["answers"].get(outcome, 0)
+                    for outcome in sorted({*rolled["answers"], *recent["answers"]})},
+        "response_seconds_7d": _summary(store.messages.response_times(now - RECENT)),
+        **store.messages.failures(),
+    }
+    return {"generated_at": now.isoformat(), "conversations": conversations, "messages": messages}
+
+
+def _rolled_up_totals(store: Store, now: datetime) -> dict:
+    """The roll-up, first moved on to ROLLUP_LAG before today's midnight if it was behind."""
+    rolled = store.stats_rollup.get()
+    boundary = datetime.combine(now.date(), time(), now.tzinfo) - ROLLUP_LAG
+    if rolled["until"] is None or rolled["until"] < boundary:
+        added = store.messages.totals(rolled["until"], boundary)
+        store.stats_rollup.advance(rolled, boundary, added)  # or another process just did
+        rolled = store.stats_rollup.get()
+    return rolled
+
+
+def _summary(durations: list[float]) -> dict:
+    """Count, average and p95 (nearest rank)."""
+    if not durations:
+        return {"count": 0, "average": None, "p95": None}
+    p95 = sorted(durations)[max(0, math.ceil(0.95 * len(durations)) - 1)]
+    return {"count": len(durations), "average": round(sum(durations) / len(durations), 3), "p95": round(p95, 3)}
 
 
 def conversation_record(document: dict) -> dict:

@@ -11,6 +11,7 @@ from webapp.db.heartbeats import Heartbeats
 from webapp.db.jobs import ReplyJobs
 from webapp.db.messages import Messages
 from webapp.db.sessions import Sessions
+from webapp.db.stats_rollup import StatsRollup
 
 DEFAULT_DATABASE = "whatsapp_assistant"
 
@@ -24,9 +25,11 @@ class Store:
     messages: Messages
     jobs: ReplyJobs
     heartbeats: Heartbeats
+    stats_rollup: StatsRollup
 
     def ensure_indexes(self) -> None:
-        for repository in (self.sessions, self.conversations, self.messages, self.jobs, self.heartbeats):
+        for repository in (self.sessions, self.conversations, self.messages, self.jobs, self.heartbeats,
+                           self.stats_rollup):
             repository.ensure_indexes()
 
     def close(self) -> None:
@@ -37,4 +40,5 @@ def open_store(uri: str, server_timeout_ms: int = 5000) -> Store:
     """Connect (lazily: pymongo connects on first use) and build the repositories."""
     client = MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=server_timeout_ms, connect=False)
     db = client.get_default_database(DEFAULT_DATABASE)
-    return Store(client, db, Sessions(db), Conversations(db), Messages(db), ReplyJobs(db), Heartbeats(db))
+    return Store(client, db, Sessions(db), Conversations(db), Messages(db), ReplyJobs(db), Heartbeats(db),
+                 StatsRollup(db))

@@ -1,6 +1,6 @@
 """Admin API under `/api/v1/whatsapp/` (admin token required): stats, conversations, sessions.
 
-- `GET stats`: figures over all conversations and messages.
+- `GET stats`: figures over all conversations and messages (see `webapp.admin.stats`).
 - `GET conversations?status=open|closed&page=1&per_page=20`: newest first.
 - `GET conversations/<id>`: the conversation with its messages and their delivery statuses.
 - `POST conversations/<id>/close`: closed; the customer's next message starts a new one.
@@ -10,11 +10,12 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from flask import Blueprint, jsonify, request
 
-from webapp.admin import AdminError, conversation_record, find_conversation, message_record, resend_failed_reply
+from webapp.admin import (AdminError, conversation_record, find_conversation, message_record, resend_failed_reply,
+                          stats)
 from webapp.auth import admin_required
 from webapp.db.conversations import STATUSES
 from webapp.services import services
@@ -28,11 +29,8 @@ MAX_MESSAGES = 1000
 
 @bp.get("/stats")
 @admin_required
-def stats():
-    store, now = services().store, _now()
-    conversations = dict(store.conversations.counts(), active_24h=store.sessions.active_since(now - timedelta(days=1)),
-                         active_7d=store.sessions.active_since(now - timedelta(days=7)))
-    return jsonify(generated_at=now.isoformat(), conversations=conversations, messages=store.messages.stats(now))
+def show_stats():
+    return jsonify(stats(services().store, _now()))
 
 
 @bp.get("/conversations")
