@@ -51,6 +51,12 @@ PHRASES = {
         "pt": "Você está enviando muitas mensagens seguidas. Eu as recebi; aguarde um momento antes de escrever novamente.",
         "fr": "Vous envoyez beaucoup de messages d'affilée. Je les ai reçus ; attendez un instant avant d'écrire à nouveau.",
     },
+    "send_voice_as_text": {
+        "es": "Todavía no puedo escuchar notas de voz. ¿Me escribes tu pregunta?",
+        "en": "I can't listen to voice notes yet. Could you type your question?",
+        "pt": "Ainda não consigo ouvir mensagens de voz. Pode escrever sua pergunta?",
+        "fr": "Je ne peux pas encore écouter les messages vocaux. Pouvez-vous écrire votre question ?",
+    },
     "send_text": {
         "es": "Por ahora solo puedo leer mensajes de texto. ¿Me escribes tu pregunta?",
         "en": "For now I can only read text messages. Could you type your question?",

@@ -19,7 +19,7 @@ REPLY_WINDOW = timedelta(hours=24)
 # message is never stored with a time that far in the past, whatever the clocks of the servers.
 ROLLUP_LAG = timedelta(days=1)
 RECENT = timedelta(days=7)  # the window of the response times
-MESSAGE_FIELDS = ("direction", "kind", "part", "parts", "body", "status", "twilio_sid", "error_code",
+MESSAGE_FIELDS = ("direction", "type", "kind", "part", "parts", "body", "media", "location", "status", "twilio_sid", "error_code",
                   "error_message", "outcome", "created_at", "sent_at", "status_at", "resent_at")
 
 

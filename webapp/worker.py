@@ -31,6 +31,9 @@ from webapp.whatsapp.outbound import DryRunSender, SendError, TwilioSender
 
 log = logging.getLogger(__name__)
 
+# A reaction (an emoji on one of our messages) is kept, but answering it would only be noise.
+UNANSWERED_TYPES = ("reaction",)
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -119,6 +122,9 @@ class ReplyWorker:
         # less on the path Twilio waits for.
         profile_name = next((m["profile_name"] for m in reversed(pending) if m.get("profile_name")), "")
         self.store.sessions.touch(job["wa_id"], conversation_id, pending[-1]["created_at"], profile_name)
+        if all(m.get("type") in UNANSWERED_TYPES and not m["body"] for m in pending):
+            self.store.messages.mark_answered([m["_id"] for m in pending], utcnow(), status="acknowledged")
+            return None
         with self.lease_kept(job):  # an LLM may take longer than a lease
             answer = self.answer(conversation_id, pending)
         # If the lease was lost all the same (the database was out of reach), another worker's
@@ -173,9 +179,10 @@ class ReplyWorker:
             Turn("user" if m["direction"] == "inbound" else "assistant", m.get("answer_text") or m["body"])
             for m in self.store.messages.history(conversation_id, pending[0]["created_at"], self.settings.history_turns)
         ]
-        if not question:  # only media: nothing we can read yet
+        if not question:  # media, a location…: nothing we can read yet
             language = detect_language(" ".join(t.text for t in history if t.role == "user"))
-            answer = Answer(phrase("send_text", language), language, "unreadable")
+            voice_only = all(m.get("type") == "audio" for m in pending)
+            answer = Answer(phrase("send_voice_as_text" if voice_only else "send_text", language), language, "unreadable")
         else:
             answer = self.assistant.answer(question, history)
         self.metrics.answers.labels(outcome=answer.outcome).inc()

@@ -1,6 +1,6 @@
 """`messages`: every message of every conversation, both directions, with Twilio SIDs and status.
 
-Inbound:  received → answered | rate_limited
+Inbound:  received → answered | acknowledged (a reaction: kept, not answered) | rate_limited
 Outbound: pending → submitting (→ pending again, with `retry_at`, when Twilio was busy or
           unreachable) → then Twilio's own status words (queued, sent, delivered, read,
           undelivered, failed), or dry_run; `failed` also when Twilio refused the request, and
@@ -152,9 +152,10 @@ class Messages:
             )
         return documents
 
-    def mark_answered(self, message_ids: list[ObjectId], now: datetime) -> None:
+    def mark_answered(self, message_ids: list[ObjectId], now: datetime, status: str = "answered") -> None:
+        """The customer's messages taken up: `answered`, or `acknowledged` (kept, no answer due)."""
         self.collection.update_many(
-            {"_id": {"$in": message_ids}, "status": "received"}, {"$set": {"status": "answered", "updated_at": now}}
+            {"_id": {"$in": message_ids}, "status": "received"}, {"$set": {"status": status, "updated_at": now}}
         )
 
     def record_send(self, message_id: ObjectId, status: str, now: datetime, **fields) -> None:

@@ -23,6 +23,7 @@ MAX_MEDIA = 10
 STATUS_WORD = re.compile(r"^[a-z_]{1,32}\Z")
 # ASCII digits only: int() also takes "²", "٣" and "1_0", and Twilio's counts and codes are short.
 SMALL_NUMBER = re.compile(r"[0-9]{1,6}")
+MESSAGE_TYPE = re.compile(r"[a-z_]{1,32}")
 
 
 class InvalidInbound(ValueError):
@@ -36,9 +37,11 @@ class InvalidInbound(ValueError):
 class InboundMessage:
     message_sid: str
     wa_id: str  # digits of the customer's number, as Twilio's WaId: "34600111222"
-    body: str
+    body: str  # the text, a media caption or a tapped button's text; "" when there is none
     profile_name: str = ""
     media: list[dict] = field(default_factory=list)
+    location: dict | None = None  # latitude, longitude, and address and label when WhatsApp sent them
+    type: str = "text"  # Twilio's MessageType when it sent one (text, image, audio, location, reaction…)
 
     @property
     def reply_address(self) -> str:
@@ -58,12 +61,39 @@ def parse_inbound(form, max_chars: int) -> InboundMessage:
     message_sid = _message_sid(form)
     media = _media(form)
     text = strip_control_chars(form.get("Body", "") or form.get("ButtonText", "")).strip()
-    if not text and not media:
-        raise InvalidInbound("Body", "Body must contain text")
     if len(text) > max_chars:
         raise InvalidInbound("Body", f"Body is longer than {max_chars} characters")
+    location = _location(form)
     profile_name = strip_control_chars(form.get("ProfileName", ""))[:100].strip()
-    return InboundMessage(message_sid, sender.removeprefix("whatsapp:+"), text, profile_name, media)
+    message_type = form.get("MessageType", "").strip().lower()
+    if not MESSAGE_TYPE.fullmatch(message_type):
+        message_type = _type_of(text, media, location, bool(form.get("ButtonText")))
+    return InboundMessage(message_sid, sender.removeprefix("whatsapp:+"), text, profile_name, media, location,
+                          message_type)
+
+
+def _type_of(text: str, media: list[dict], location: dict | None, button: bool) -> str:
+    """What the message is, when Twilio did not say (MessageType is not in every webhook)."""
+    if location:
+        return "location"
+    if media:
+        return media[0]["content_type"].partition("/")[0] or "media"
+    if button:
+        return "button"
+    return "text" if text else "unsupported"
+
+
+def _location(form) -> dict | None:
+    """A shared location, or None (also when its coordinates are not numbers on the globe: the
+    message is still answered, asking for text)."""
+    try:
+        latitude, longitude = float(form.get("Latitude", "")), float(form.get("Longitude", ""))
+    except ValueError:
+        return None
+    if not (abs(latitude) <= 90 and abs(longitude) <= 180):  # also false for nan
+        return None
+    place = {name.lower(): strip_control_chars(form.get(name, ""))[:200].strip() for name in ("Address", "Label")}
+    return {"latitude": latitude, "longitude": longitude, **{k: v for k, v in place.items() if v}}
 
 
 def _message_sid(form) -> str:
