@@ -28,7 +28,9 @@ TABLE_RULE = re.compile(r"^\|?[\s:|-]+\|?$")
 class Answer:
     text: str
     language: str
-    outcome: str  # "answered", "small_talk", "unknown" (nothing relevant found) or "error"
+    # "answered", "small_talk", "unknown" (nothing relevant found) or "error"; the worker's own:
+    # "unreadable" (no text) and "handoff" (to a person)
+    outcome: str
     sources: list[str] = field(default_factory=list)  # best first
     retrieved: list[Hit] = field(default_factory=list, repr=False)  # top-k considered, best first
     retrieval_seconds: float = 0.0  # searching and judging relevance, without rewriting or writing
@@ -45,7 +47,7 @@ class Assistant:
 
     def answer(self, question: str, history: list[Turn] = ()) -> Answer:
         history = list(history)
-        language = self._language(question, history)
+        language = self.language(question, history)
         kind = small_talk(question)
         if kind:
             return Answer(phrase(kind, language, company=self.company), language, "small_talk")
@@ -80,7 +82,7 @@ class Assistant:
             return question, history
         return (rewritten, []) if rewritten else (question, history)
 
-    def _language(self, question: str, history: list[Turn]) -> str:
+    def language(self, question: str, history: list[Turn]) -> str:
         """The customer's language; a too-short message keeps the language of their earlier ones."""
         earlier = " ".join(t.text for t in history if t.role == "user")
         fallback = detect_language(earlier, self.fallback_language) if earlier else self.fallback_language

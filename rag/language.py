@@ -51,6 +51,12 @@ PHRASES = {
         "pt": "Você está enviando muitas mensagens seguidas. Eu as recebi; aguarde um momento antes de escrever novamente.",
         "fr": "Vous envoyez beaucoup de messages d'affilée. Je les ai reçus ; attendez un instant avant d'écrire à nouveau.",
     },
+    "handoff": {
+        "es": "Te paso con una persona del equipo: te responderá por aquí lo antes posible.",
+        "en": "I'm passing you to a person from our team: they will reply here as soon as they can.",
+        "pt": "Vou passar você para uma pessoa da equipe: ela responderá por aqui assim que puder.",
+        "fr": "Je vous passe une personne de l'équipe : elle vous répondra ici dès que possible.",
+    },
     "send_voice_as_text": {
         "es": "Todavía no puedo escuchar notas de voz. ¿Me escribes tu pregunta?",
         "en": "I can't listen to voice notes yet. Could you type your question?",
@@ -77,6 +83,24 @@ SMALL_TALK = {
 }
 
 
+# Asking for a person: a request to talk to one, or the bare word. Matched on `plain` text.
+_PERSON = r"(persona|humano|alguien|agente|asesor|operador|encargado|human|person|someone|somebody|agent|" \
+          r"representative|operator|atendente|pessoa|alguem|humain|personne|quelqu un|conseiller)"
+_ARTICLE = r"((un|una|a|an|um|uma|une)\s+)?"
+WANTS_PERSON = re.compile(
+    # "quiero hablar con una persona", "can I speak to someone", "pásame con un agente"
+    rf"\b(hablar|habla|hablo|comunicarme|contactar|pasame|pasarme|ponme|talk|speak|chat|falar|conversar|parler|"
+    rf"discuter)\b(\s+\w+){{0,3}}?\s+((con|with|to|com|a|avec)\s+)?{_ARTICLE}(real\s+)?{_PERSON}\b"
+    # "quiero un humano", "I need an agent"
+    rf"|\b(quiero|necesito|want|need|quero|preciso|veux|voudrais)\s+{_ARTICLE}{_PERSON}\b"
+    # the bare word: "humano", "agent please", "persona real"
+    rf"|^{_ARTICLE}{_PERSON}( real| de verdad)?( por favor| porfa| please)?$"
+)
+# Saying yes, to the offer of a person that comes with "I don't know".
+YES = re.compile(r"^(si|vale|ok|okay|claro|si claro|claro que si|por favor|si por favor|yes|yes please|sure|please|"
+                 r"sim|sim por favor|oui|d accord|oui merci)$")
+
+
 def plain(text: str) -> str:
     """Lower case without accents: customers rarely type them."""
     decomposed = unicodedata.normalize("NFKD", text.lower())
@@ -85,8 +109,21 @@ def plain(text: str) -> str:
 
 def small_talk(text: str) -> str | None:
     """'greeting' or 'thanks' for a bare greeting or thanks (nothing to look up), else None."""
-    words = re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", plain(text))).strip()
+    words = _words(text)
     return next((kind for kind, pattern in SMALL_TALK.items() if pattern.match(words)), None)
+
+
+def _words(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", plain(text))).strip()
+
+
+def wants_person(text: str) -> bool:
+    """The customer asks to talk to a person ("quiero hablar con alguien", "agent", "humano")."""
+    return bool(WANTS_PERSON.search(_words(text)))
+
+
+def says_yes(text: str) -> bool:
+    return bool(YES.match(_words(text)))
 
 
 @lru_cache(maxsize=1)

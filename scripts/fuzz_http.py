@@ -77,7 +77,8 @@ REPRODUCERS = 5
 FORM = "application/x-www-form-urlencoded"
 ADMIN_ROUTES = ["/test", "/diag", "/send-test"]
 ADMIN_API_ROUTES = [API_PREFIX + route for route in ("/stats", "/conversations", "/conversations/{}",
-                                                     "/conversations/{}/close", "/sessions/{}", "/messages/{}/resend")]
+                                                     "/conversations/{}/close", "/conversations/{}/release",
+                                                     "/conversations/{}/reply", "/sessions/{}", "/messages/{}/resend")]
 OTHER_ROUTES = ["/metrics", "/healthz", "/readyz", "/api/v1/openapi.json"]
 LIST_QUERY_NAMES = ["status", "page", "per_page", "x", ""]
 LIST_QUERY_VALUES = ["open", "closed", "lost", "OPEN", "1", "0", "100", "101", "-1", "٣", "9" * 30, ""]
@@ -187,7 +188,10 @@ class Generator:
         else:
             query = random_query(rng)
         headers = [("Authorization", self.authorization(rng))] if rng.random() < 0.9 else []
-        return Wire(method, path + (f"?{query}" if query else ""), headers)
+        content_type, body = self.admin_body(rng)  # a reply's {"text": …} among them
+        if content_type:
+            headers.append(("Content-Type", content_type.encode()))
+        return Wire(method, path + (f"?{query}" if query else ""), headers, body)
 
     def any_path(self, rng: random.Random) -> Wire:
         method = rng.choice(METHODS) if rng.random() < 0.8 else "".join(

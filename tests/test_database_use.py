@@ -71,7 +71,7 @@ def test_webhook_from_a_known_customer_makes_five_database_calls(client, store, 
     ]
 
 
-def test_a_job_answered_in_one_part_makes_nine_database_calls_and_the_next_claim(client, store, worker, fake_twilio, commands):
+def test_a_job_answered_in_one_part_makes_eleven_database_calls_and_the_next_claim(client, store, worker, fake_twilio, commands):
     signed_post(client, inbound_form("cuánto cuesta la fibra de 600 megas?"))
     commands.clear()
 
@@ -82,11 +82,13 @@ def test_a_job_answered_in_one_part_makes_nine_database_calls_and_the_next_claim
         ("findAndModify", "reply_jobs"),  # claim
         ("find", "messages"),  # replies left by an earlier attempt, and messages to answer
         ("update", "whatsapp_sessions"),  # touch: last_inbound_at, profile name
+        ("find", "conversations"),  # in a handoff? (then the bot stays silent)
         ("find", "messages"),  # history
         ("insert", "messages"),  # the reply
         ("update", "messages"),  # the question is answered
         ("update", "messages"),  # submitting
         ("update", "messages"),  # Twilio's status and SID
+        ("insert", "events"),  # message_received, message_sent: the job's events at once
         ("delete", "reply_jobs"),  # done
         ("findAndModify", "reply_jobs"),  # the next claim finds nothing
     ]
@@ -157,8 +159,8 @@ def test_a_lost_lease_is_noticed_before_anything_is_queued(client, store, worker
         other.update_one({"_id": job["_id"]}, {"$set": {"worker": "another", "lease_until": taken}})
         return original(*args)
 
-    original = worker.answer
-    monkeypatch.setattr(worker, "answer", answer_while_the_lease_is_taken)
+    original = worker.reply_to
+    monkeypatch.setattr(worker, "reply_to", answer_while_the_lease_is_taken)
 
     with pytest.raises(RuntimeError, match="lease lost"):
         worker.handle(job)

@@ -375,7 +375,8 @@ def test_admin_lockout_and_limits_never_answer_5xx(client, fake_twilio, route, a
 # -- (c2) the admin API and the routes outside /api/v1/whatsapp/ ----------------------------------
 
 ADMIN_API_ROUTES = [PREFIX + route for route in ("/stats", "/conversations", "/conversations/{}",
-                                                 "/conversations/{}/close", "/sessions/{}", "/messages/{}/resend")]
+                                                 "/conversations/{}/close", "/conversations/{}/release",
+                                                 "/conversations/{}/reply", "/sessions/{}", "/messages/{}/resend")]
 OTHER_ROUTES = ["/metrics", "/healthz", "/readyz", "/api/v1/openapi.json"]
 path_segments = st.one_of(
     st.from_regex(r"[0-9a-f]{32}", fullmatch=True), st.from_regex(r"[0-9a-f]{24}", fullmatch=True), st.just(str(OURS)),
@@ -400,13 +401,15 @@ def ready_worker(store):
 @fuzz(150)
 @given(method=st.sampled_from(["GET", "GET", "POST", "DELETE", "PUT", "HEAD", "OPTIONS"]),
        route=st.sampled_from(ADMIN_API_ROUTES + OTHER_ROUTES), segment=path_segments, query=admin_api_queries,
-       authorization=authorizations)
+       authorization=authorizations, body=admin_bodies())
 @example(method="POST", route=PREFIX + "/messages/{}/resend", segment=str(OURS), query="",
-         authorization=f"Bearer {ADMIN_TOKEN}")
+         authorization=f"Bearer {ADMIN_TOKEN}", body=("", b""))
 def test_admin_api_and_other_routes_never_answer_5xx(client, ours, ready_worker, method, route, segment, query,
-                                                     authorization):
+                                                     authorization, body):
     headers = {} if authorization == "none" else {"Authorization": authorization}
-    response = client.open(route.format(segment), method=method, query_string=query, headers=headers)
+    content_type, data = body
+    response = client.open(route.format(segment), method=method, query_string=query, headers=headers, data=data,
+                           content_type=content_type or None)
 
     assert_clear_answer(response)
 

@@ -69,13 +69,17 @@ def test_real_responses_match_the_document(client, worker, fake_twilio, document
     failed = next(m["id"] for m in detail["messages"] if m["status"] == "failed")
     check(client.post(f"{W}/messages/{failed}/resend", headers=ADMIN), 202)
     check(client.post(f"{W}/messages/{failed}/resend", headers=ADMIN), 409)
+    check(client.post(f"{W}/conversations/{conversation_id}/reply", json={"text": "Soy Marta, del equipo."},
+                      headers=ADMIN), 202)
+    check(client.post(f"{W}/conversations/{conversation_id}/reply", json={"text": ""}, headers=ADMIN), 400)
+    check(client.post(f"{W}/conversations/{conversation_id}/release", headers=ADMIN), 200)
     check(client.post(f"{W}/conversations/{conversation_id}/close", headers=ADMIN), 200)
     signed_post(client, inbound_form("otra vez"))  # a new conversation
     check(client.delete(f"{W}/sessions/34600111222", headers=ADMIN), 200)
     check(client.delete(f"{W}/sessions/not-a-number", headers=ADMIN), 400)
     check(client.post(f"{W}/send-test", json={"to": "whatsapp:+34600111222", "text": "prueba"}, headers=ADMIN), 200)
     check(client.post(f"{W}/send-test", json={"to": "34600", "text": "prueba"}, headers=ADMIN), 400)
-    assert len(checked) == 20
+    assert len(checked) == 23
 
 
 def _bodiless(sent: Request) -> Request:

@@ -10,6 +10,8 @@ from datetime import datetime, time, timedelta
 from bson import ObjectId
 
 from webapp.db import Store
+from webapp.handoff import handoff_event
+from webapp.whatsapp.formatting import MAX_REPLY_CHARS, split_parts, strip_control_chars
 
 CONVERSATION_ID = re.compile(r"[0-9a-f]{32}")
 MESSAGE_ID = re.compile(r"[0-9a-f]{24}")
@@ -76,12 +78,17 @@ def _summary(durations: list[float]) -> dict:
 
 
 def conversation_record(document: dict) -> dict:
-    return {"id": document["_id"], "wa_id": document["wa_id"], "status": document["status"],
-            "started_at": _iso(document["started_at"]), "closed_at": _iso(document.get("closed_at"))}
+    record = {"id": document["_id"], "wa_id": document["wa_id"], "status": document["status"],
+              "started_at": _iso(document["started_at"]), "closed_at": _iso(document.get("closed_at"))}
+    for name in ("handoff", "last_handoff"):  # the current one, and the latest released
+        if name in document:
+            record[name] = {key: _iso(value) for key, value in document[name].items()}
+    return record
 
 
 def message_record(document: dict) -> dict:
-    record = {"id": str(document["_id"]), **{name: _iso(document[name]) for name in MESSAGE_FIELDS if name in document}}
+    record = {"id": str(document["_id"]), "role": _role(document),
+              **{name: _iso(document[name]) for name in MESSAGE_FIELDS if name in document}}
     if "resend_of" in document:
         record["resend_of"] = str(document["resend_of"])
     return record
@@ -107,20 +114,52 @@ def resend_failed_reply(store: Store, message_id: str, now: datetime) -> list[di
     if not failed:
         raise AdminError(f"nothing to re-send: this reply has no failed or undelivered part left "
                          f"(this part is {message['status']})", 409)
-    closes_at = reply_window_closes_at(store, message["wa_id"], message["conversation_id"])
-    if closes_at is None or now >= closes_at:
-        raise AdminError("outside WhatsApp's 24-hour window: the customer last wrote more than 24 hours ago, "
-                         "so Twilio would refuse a free-form message (63016)", 409)
+    check_reply_window(store, message["wa_id"], message["conversation_id"], now)
     queued = store.messages.queue_resend(failed, now)
     store.jobs.enqueue(message["conversation_id"], message["wa_id"], now)
     return queued
 
 
-def reply_window_closes_at(store: Store, wa_id: str, conversation_id: str) -> datetime | None:
-    """When the customer's 24-hour window closes: 24 h after their last message, in this
-    conversation or a newer one (their session's). None if they never wrote."""
-    times = [t for t in (store.sessions.last_inbound_at(wa_id), store.messages.last_inbound_at(conversation_id)) if t]
-    return max(times) + REPLY_WINDOW if times else None
+def check_reply_window(store: Store, wa_id: str, conversation_id: str, now: datetime) -> dict:
+    """The customer's latest message in the conversation, if WhatsApp's 24-hour window for a
+    free-form reply is open: it closes 24 h after their last message, in this conversation or a
+    newer one (their session's). Else AdminError, before Twilio would refuse it with 63016."""
+    last = store.messages.last_inbound(conversation_id)
+    times = [t for t in (store.sessions.last_inbound_at(wa_id), last and last["created_at"]) if t]
+    if not times or now >= max(times) + REPLY_WINDOW:
+        raise AdminError("outside WhatsApp's 24-hour window: the customer last wrote more than 24 hours ago, "
+                         "so Twilio would refuse a free-form message (63016)", 409)
+    return last
+
+
+def agent_reply(store: Store, conversation_id: str, text: str, key: str, now: datetime) -> list[dict]:
+    """Queue a person's reply to the customer (role `agent`), sent by the worker in order with the
+    rest of the conversation. `key` names it: the same key again queues nothing more."""
+    conversation = find_conversation(store, conversation_id)
+    text = strip_control_chars(text).strip()
+    if not 1 <= len(text) <= MAX_REPLY_CHARS:
+        raise AdminError(f"text must have 1 to {MAX_REPLY_CHARS} characters", 400)
+    last = check_reply_window(store, conversation["wa_id"], conversation_id, now)
+    parts = store.messages.queue_reply(conversation_id, conversation["wa_id"], [last["_id"]], split_parts(text), now,
+                                       kind="agent", key=f"agent:{key}", answer_text=text, role="agent")
+    store.jobs.enqueue(conversation_id, conversation["wa_id"], now)
+    return parts
+
+
+def release_handoff(store: Store, conversation_id: str, now: datetime) -> dict:
+    """Give the conversation back to the bot (it answers the customer's next message)."""
+    find_conversation(store, conversation_id)
+    released = store.conversations.release(conversation_id, now, by="admin")
+    if released:
+        store.events.record([handoff_event("handoff_released", conversation_id, released, by="admin")])
+    return {"id": conversation_id, "status": store.conversations.get(conversation_id)["status"],
+            "released": released is not None}
+
+
+def _role(message: dict) -> str:
+    if message["direction"] == "inbound":
+        return "customer"
+    return message.get("role", "assistant")
 
 
 def _iso(value):

@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     worker_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
     worker_stale_seconds: float = Field(60.0, gt=0, le=3600)  # /readyz: no heartbeat for this long = not ready
 
+    # Human handoff
+    handoff_after_unanswered: int = Field(2, ge=0, le=20)  # answers in a row the bot could not give; 0: never
+    handoff_timeout_minutes: float = Field(1440, gt=0, le=43200)  # the bot speaks again after this long
+    handoff_webhook_url: str = ""
+    handoff_webhook_secret: SecretStr = SecretStr("")
+
     # HTTP surface
     admin_token: SecretStr = SecretStr("")
     rate_limit_per_wa_id: str = "10 per minute;60 per hour"
@@ -99,7 +105,7 @@ class Settings(BaseSettings):
             raise ValueError("must be 'AC' followed by 32 hex characters")
         return value
 
-    @field_validator("twilio_api_base", "public_base_url", "openai_base_url", "chroma_url")
+    @field_validator("twilio_api_base", "public_base_url", "openai_base_url", "chroma_url", "handoff_webhook_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if value and urlsplit(value).scheme not in ("http", "https"):

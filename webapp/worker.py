@@ -24,6 +24,9 @@ from rag.answer import Answer, Assistant
 from rag.language import detect_language, phrase
 from rag.retrieve import Turn
 from webapp.db import Store
+from webapp.db.events import event
+from webapp.handoff import (UNANSWERED, HandoffNotifier, asked_for_person, handoff_event, notice,
+                            unanswered_in_a_row)
 from webapp.logs import bind, log_context, mask_phone
 from webapp.metrics import Metrics, send_error_label
 from webapp.whatsapp.formatting import format_reply
@@ -48,6 +51,8 @@ class ReplyWorker:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.worker_id = process_id()
+        self.events: list[dict] = []  # the job in hand's, recorded when it ends
+        self.notifier = HandoffNotifier.from_settings(settings)
 
     def run(self, stop: threading.Event, poll_turn: threading.Lock | None = None) -> None:
         """Process jobs until `stop` is set; the job in hand is always finished first. A job that
@@ -83,6 +88,7 @@ class ReplyWorker:
     def handle(self, job: dict) -> None:
         """Process a claimed job, then complete it, postpone it to its retry time, or (when it
         failed) release it for another attempt."""
+        self.events = []
         try:
             with log_context(conversation_id=job["_id"]):
                 retry_at = self.process(job)
@@ -90,10 +96,20 @@ class ReplyWorker:
             log.warning("job for conversation %s failed; released for a retry", job["_id"])
             self.store.jobs.release(job)
             raise
+        finally:
+            self.record_events()
         if retry_at:
             self.store.jobs.postpone(job, retry_at)
         else:
             self.store.jobs.complete(job)
+
+    def record_events(self) -> None:
+        """The job's events, in one command. Analytics: a failure to record them is logged, and
+        the job's outcome stands (the messages themselves are the record)."""
+        try:
+            self.store.events.record(self.events)
+        except PyMongoError as exc:
+            log.warning("%d event(s) not recorded: %s", len(self.events), exc)
 
     def run_until_idle(self, max_jobs: int = 100) -> int:
         """Process due jobs until none is left (bounded); how many were processed."""
@@ -107,39 +123,121 @@ class ReplyWorker:
         part must wait for a retry: nothing later in the conversation goes out before it."""
         conversation_id = job["_id"]
         left, pending = self.store.messages.open_work(conversation_id)
-        if left:  # queued by an earlier attempt
+        if left:  # queued by an earlier attempt, an agent's reply or a re-send
             # Queued means answered, even if the attempt that queued it died before saying so.
             covered = {i for m in left for i in m["reply_to"]}
-            self.store.messages.mark_answered(list(covered), utcnow())
+            self.store.messages.mark_taken_up(list(covered), utcnow())
             retry_at = self.send_replies(job, left)
             if retry_at:
                 return retry_at
             pending = [m for m in pending if m["_id"] not in covered]
         if not pending:
             return None
-        bind(message_sid=pending[-1].get("twilio_sid"))  # the newest message answered; until the job ends
-        # The session is touched here, once per batch, not by the webhook: one database call
-        # less on the path Twilio waits for.
-        profile_name = next((m["profile_name"] for m in reversed(pending) if m.get("profile_name")), "")
-        self.store.sessions.touch(job["wa_id"], conversation_id, pending[-1]["created_at"], profile_name)
-        if all(m.get("type") in UNANSWERED_TYPES and not m["body"] for m in pending):
-            self.store.messages.mark_answered([m["_id"] for m in pending], utcnow(), status="acknowledged")
+        self.take_up(job, pending)
+        if self.kept_for_agent(conversation_id, pending) or self.acknowledged(pending):
             return None
+        history = self.store.messages.history(conversation_id, pending[0]["created_at"], self.history_limit)
         with self.lease_kept(job):  # an LLM may take longer than a lease
-            answer = self.answer(conversation_id, pending)
+            answer, handoff_reason = self.reply_to(pending, history)
         # If the lease was lost all the same (the database was out of reach), another worker's
         # answer covers these messages and newer ones: queueing this one would mark those
         # answered with no reply.
         self.hold_lease(job)
+        # Before the reply is queued: from here on, the customer's next message waits for a person.
+        handoff = self.start_handoff(conversation_id, handoff_reason) if handoff_reason else None
         now = utcnow()
         parts = self.store.messages.queue_reply(
             conversation_id, job["wa_id"], [m["_id"] for m in pending], format_reply(answer.text), now,
             kind="answer", answer_text=answer.text, outcome=answer.outcome, sources=answer.sources,
             language=answer.language, received_at=pending[0]["created_at"],
         )
-        self.store.messages.mark_answered([m["_id"] for m in pending], now)
+        self.store.messages.mark_taken_up([m["_id"] for m in pending], now)
         log.info("answered %d message(s): %s, %d part(s) to send", len(pending), answer.outcome, len(parts))
-        return self.send_replies(job, parts)
+        retry_at = self.send_replies(job, parts)
+        if handoff:
+            self.notify_handoff(job, handoff, pending)
+        return retry_at
+
+    @property
+    def history_limit(self) -> int:
+        """Turns to read: those the assistant is given, and enough to count unanswered questions."""
+        return max(self.settings.history_turns, 2 * self.settings.handoff_after_unanswered)
+
+    def take_up(self, job: dict, pending: list[dict]) -> None:
+        """What every message taken up gets, answered or not: its event, and the session touched
+        (here, once per batch, not by the webhook: one database call less on the path Twilio
+        waits for)."""
+        bind(message_sid=pending[-1].get("twilio_sid"))  # the newest message answered; until the job ends
+        self.events += [event("message_received", str(m["_id"]), job["_id"], m["created_at"], message_id=m["_id"])
+                        for m in pending]
+        profile_name = next((m["profile_name"] for m in reversed(pending) if m.get("profile_name")), "")
+        self.store.sessions.touch(job["wa_id"], job["_id"], pending[-1]["created_at"], profile_name)
+
+    def acknowledged(self, pending: list[dict]) -> bool:
+        """Nothing to answer (reactions only): kept as acknowledged."""
+        if not all(m.get("type") in UNANSWERED_TYPES and not m["body"] for m in pending):
+            return False
+        self.store.messages.mark_taken_up([m["_id"] for m in pending], utcnow(), status="acknowledged")
+        return True
+
+    def kept_for_agent(self, conversation_id: str, pending: list[dict]) -> bool:
+        """In a handoff the bot stays silent: the messages wait for the person (status `handoff`).
+        A handoff whose time has run out is released here, and the bot answers again."""
+        handoff = (self.store.conversations.get(conversation_id) or {}).get("handoff")
+        if handoff is None:
+            return False
+        if handoff["until"] > utcnow():
+            self.store.messages.mark_taken_up([m["_id"] for m in pending], utcnow(), status="handoff")
+            log.info("%d message(s) kept for the person answering this conversation", len(pending))
+            return True
+        released = self.store.conversations.release(conversation_id, utcnow(), by="timeout")
+        if released:
+            self.events.append(handoff_event("handoff_released", conversation_id, released, by="timeout"))
+        return False
+
+    def reply_to(self, pending: list[dict], history: list[dict]) -> tuple[Answer, str | None]:
+        """The answer to the pending messages, and why the conversation goes to a person now, if
+        it does: "asked" (for a person), or "unanswered" (too many answers in a row the bot could
+        not give; this one would be one more)."""
+        question = "\n".join(m["body"] for m in pending if m["body"])
+        turns = [Turn("user" if m["direction"] == "inbound" else "assistant", m.get("answer_text") or m["body"])
+                 for m in history[max(0, len(history) - self.settings.history_turns):]]
+        reason = None
+        if not question:  # media, a location…: nothing we can read yet
+            language = detect_language(" ".join(t.text for t in turns if t.role == "user"))
+            voice_only = all(m.get("type") == "audio" for m in pending)
+            answer = Answer(phrase("send_voice_as_text" if voice_only else "send_text", language), language, "unreadable")
+        elif asked_for_person(question, history):
+            answer, reason = self.handoff_answer(question, turns), "asked"
+        else:
+            answer = self.assistant.answer(question, turns)
+            limit = self.settings.handoff_after_unanswered
+            if answer.outcome in UNANSWERED and limit and unanswered_in_a_row(history) + 1 >= limit:
+                answer, reason = self.handoff_answer(question, turns), "unanswered"
+        self.metrics.answers.labels(outcome=answer.outcome).inc()
+        if answer.retrieval_seconds:
+            self.metrics.retrieval_latency.observe(answer.retrieval_seconds)
+        return answer, reason
+
+    def handoff_answer(self, question: str, turns: list[Turn]) -> Answer:
+        language = self.assistant.language(question, turns)
+        return Answer(phrase("handoff", language), language, "handoff")
+
+    def start_handoff(self, conversation_id: str, reason: str) -> dict | None:
+        now = utcnow()
+        until = now + timedelta(minutes=self.settings.handoff_timeout_minutes)
+        handoff = self.store.conversations.start_handoff(conversation_id, now, until, reason)
+        if handoff:
+            log.info("conversation handed to a person (%s) until %s", reason, until.isoformat())
+            self.events.append(handoff_event("handoff_requested", conversation_id, handoff, reason=reason))
+        return handoff
+
+    def notify_handoff(self, job: dict, handoff: dict, pending: list[dict]) -> None:
+        question = "\n".join(m["body"] for m in pending if m["body"])
+        profile_name = next((m["profile_name"] for m in reversed(pending) if m.get("profile_name")), "")
+        error = self.notifier.notify(notice(job["_id"], job["wa_id"], handoff, question, profile_name))
+        if self.notifier.url:
+            self.store.conversations.record_notice(job["_id"], handoff["requested_at"], utcnow(), error)
 
     def hold_lease(self, job: dict) -> None:
         """Make sure the job's lease has at least half of its length left (renewing it if not),
@@ -173,23 +271,6 @@ class ReplyWorker:
             done.set()
             heartbeat.join()
 
-    def answer(self, conversation_id: str, pending: list[dict]) -> Answer:
-        question = "\n".join(m["body"] for m in pending if m["body"])
-        history = [
-            Turn("user" if m["direction"] == "inbound" else "assistant", m.get("answer_text") or m["body"])
-            for m in self.store.messages.history(conversation_id, pending[0]["created_at"], self.settings.history_turns)
-        ]
-        if not question:  # media, a location…: nothing we can read yet
-            language = detect_language(" ".join(t.text for t in history if t.role == "user"))
-            voice_only = all(m.get("type") == "audio" for m in pending)
-            answer = Answer(phrase("send_voice_as_text" if voice_only else "send_text", language), language, "unreadable")
-        else:
-            answer = self.assistant.answer(question, history)
-        self.metrics.answers.labels(outcome=answer.outcome).inc()
-        if answer.outcome in ("answered", "unknown"):
-            self.metrics.retrieval_latency.observe(answer.retrieval_seconds)
-        return answer
-
     def send_replies(self, job: dict, replies: list[dict]) -> datetime | None:
         """Send queued parts in order; a failed part fails the rest of its reply. Stops at a part
         that must wait for a retry, and returns when it is due."""
@@ -198,6 +279,8 @@ class ReplyWorker:
             self.hold_lease(job)
             if failed_reply == message["reply_to"]:
                 self.store.messages.record_send(message["_id"], "failed", utcnow(), error_message="an earlier part failed")
+                self.events.append(event("message_failed", str(message["_id"]), message["conversation_id"], utcnow(),
+                                         message_id=message["_id"]))
                 continue
             retry_at = message.get("retry_at")
             if retry_at and retry_at > utcnow():
@@ -233,12 +316,17 @@ class ReplyWorker:
             log.warning("sending to %s: %s (attempt %d, HTTP %s code %s: %s)",
                         mask_phone(to), status, attempts, exc.http_status, exc.code, exc.message)
             self.store.messages.record_send(message["_id"], status, utcnow(), attempts=attempts, **error)
+            if status == "failed":
+                self.events.append(event("message_failed", str(message["_id"]), message["conversation_id"], utcnow(),
+                                         message_id=message["_id"], error_code=exc.code))
             return status, None
         sent_at = utcnow()
         self.metrics.twilio_send_latency.observe(time.perf_counter() - started)
         if message.get("received_at"):  # an answer's first part
             self.metrics.reply_latency.observe((sent_at - message["received_at"]).total_seconds())
         self.store.messages.record_send(message["_id"], result.status, sent_at, twilio_sid=result.sid, sent_at=sent_at)
+        self.events.append(event("message_sent", str(message["_id"]), message["conversation_id"], sent_at,
+                                 message_id=message["_id"]))
         return result.status, None
 
     def retry_delay(self, attempts: int, retry_after: float | None) -> float:

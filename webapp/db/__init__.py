@@ -1,12 +1,13 @@
 """MongoDB access: one module per collection, all opened here from `MONGODB_URI`."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from pymongo import MongoClient
 from pymongo.database import Database
 
 from webapp.db.conversations import Conversations
+from webapp.db.events import Events
 from webapp.db.heartbeats import Heartbeats
 from webapp.db.jobs import ReplyJobs
 from webapp.db.messages import Messages
@@ -26,11 +27,15 @@ class Store:
     jobs: ReplyJobs
     heartbeats: Heartbeats
     stats_rollup: StatsRollup
+    events: Events
 
     def ensure_indexes(self) -> None:
-        for repository in (self.sessions, self.conversations, self.messages, self.jobs, self.heartbeats,
-                           self.stats_rollup):
+        for repository in self.repositories():
             repository.ensure_indexes()
+
+    def repositories(self) -> list:
+        """One per collection."""
+        return [getattr(self, f.name) for f in fields(self) if f.name not in ("client", "db")]
 
     def close(self) -> None:
         self.client.close()
@@ -41,4 +46,4 @@ def open_store(uri: str, server_timeout_ms: int = 5000) -> Store:
     client = MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=server_timeout_ms, connect=False)
     db = client.get_default_database(DEFAULT_DATABASE)
     return Store(client, db, Sessions(db), Conversations(db), Messages(db), ReplyJobs(db), Heartbeats(db),
-                 StatsRollup(db))
+                 StatsRollup(db), Events(db))

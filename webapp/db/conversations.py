@@ -1,8 +1,11 @@
-"""`conversations`: one document per conversation (`_id` = its id), for the admin API: whose it
-is, when it started, and whether it is open or closed. Its messages are in `messages`.
+"""`conversations`: one document per conversation (`_id` = its id): whose it is, when it started,
+and its status. Its messages are in `messages`.
 
-A conversation starts with a customer's first message after they had no session; it is closed by
-an admin (closing it, or resetting the customer's session), and their next message starts a new one.
+A conversation starts with a customer's first message after they had no session, and is `open`.
+It is in `handoff` while a person, not the bot, answers it (`handoff`: when and why it was asked
+for, until when the bot stays silent, whether the handoff webhook was told); released, it is open
+again (`last_handoff` keeps the record). It is `closed` by an admin (closing it, or resetting the
+customer's session), and their next message starts a new one.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-STATUSES = ("open", "closed")
+STATUSES = ("open", "handoff", "closed")
 
 
 class Conversations:
@@ -46,10 +49,35 @@ class Conversations:
     def count(self, status: str | None = None) -> int:
         return self.collection.count_documents(_having(status))
 
-    def close(self, conversation_id: str, now: datetime, reason: str) -> bool:
-        """Close an open conversation; False when it was closed already."""
+    def start_handoff(self, conversation_id: str, now: datetime, until: datetime, reason: str) -> dict | None:
+        """Hand an open conversation to a person until `until`: the handoff, or None when it was
+        not open (in a handoff already, or closed)."""
+        handoff = {"requested_at": now, "until": until, "reason": reason}
+        result = self.collection.update_one({"_id": conversation_id, "status": "open"},
+                                            {"$set": {"status": "handoff", "handoff": handoff}})
+        return handoff if result.modified_count == 1 else None
+
+    def record_notice(self, conversation_id: str, requested_at: datetime, now: datetime, error: str | None) -> None:
+        """Whether the handoff webhook took the notice of the handoff requested at `requested_at`."""
+        outcome = {"handoff.notify_error": error} if error else {"handoff.notified_at": now}
+        self.collection.update_one({"_id": conversation_id, "handoff.requested_at": requested_at}, {"$set": outcome})
+
+    def release(self, conversation_id: str, now: datetime, by: str) -> dict | None:
+        """Give a conversation in handoff back to the bot: the handoff released, or None when it
+        was in none (released already, by an admin or its time running out)."""
+        found = self.collection.find_one({"_id": conversation_id, "status": "handoff"}, projection={"handoff": 1})
+        if found is None:
+            return None
+        released = {**found["handoff"], "released_at": now, "released_by": by}
         result = self.collection.update_one(
-            {"_id": conversation_id, "status": "open"},
+            {"_id": conversation_id, "status": "handoff", "handoff.requested_at": found["handoff"]["requested_at"]},
+            {"$set": {"status": "open", "last_handoff": released}, "$unset": {"handoff": ""}})
+        return released if result.modified_count == 1 else None
+
+    def close(self, conversation_id: str, now: datetime, reason: str) -> bool:
+        """Close an open conversation (or one in handoff); False when it was closed already."""
+        result = self.collection.update_one(
+            {"_id": conversation_id, "status": {"$in": ["open", "handoff"]}},
             {"$set": {"status": "closed", "closed_at": now, "closed_because": reason}},
         )
         return result.modified_count == 1

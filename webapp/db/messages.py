@@ -1,6 +1,7 @@
 """`messages`: every message of every conversation, both directions, with Twilio SIDs and status.
 
-Inbound:  received → answered | acknowledged (a reaction: kept, not answered) | rate_limited
+Inbound:  received → answered | acknowledged (a reaction: kept, not answered) | handoff (kept for
+          the person answering the conversation) | rate_limited
 Outbound: pending → submitting (→ pending again, with `retry_at`, when Twilio was busy or
           unreachable) → then Twilio's own status words (queued, sent, delivered, read,
           undelivered, failed), or dry_run; `failed` also when Twilio refused the request, and
@@ -91,11 +92,13 @@ class Messages:
         return turns[::-1]
 
     def queue_reply(self, conversation_id: str, wa_id: str, reply_to: list[ObjectId], parts: list[str],
-                    now: datetime, kind: str, **details) -> list[dict]:
-        """Queue a reply's parts for sending; idempotent. Returns the parts still to send, as stored."""
+                    now: datetime, kind: str, key: str | None = None, **details) -> list[dict]:
+        """Queue a reply's parts for sending; idempotent: `key` names the reply (by default the
+        first message it answers and its kind). Returns the parts still to send, as stored."""
+        key = key or f"reply:{reply_to[0]}:{kind}"
         documents = [
             {
-                "dedup_key": f"reply:{reply_to[0]}:{kind}:{number}",
+                "dedup_key": f"{key}:{number}",
                 "conversation_id": conversation_id,
                 "wa_id": wa_id,
                 "direction": "outbound",
@@ -152,8 +155,9 @@ class Messages:
             )
         return documents
 
-    def mark_answered(self, message_ids: list[ObjectId], now: datetime, status: str = "answered") -> None:
-        """The customer's messages taken up: `answered`, or `acknowledged` (kept, no answer due)."""
+    def mark_taken_up(self, message_ids: list[ObjectId], now: datetime, status: str = "answered") -> None:
+        """The customer's messages taken up: `answered`, `acknowledged` (a reaction: no answer
+        due) or `handoff` (kept for the person answering the conversation)."""
         self.collection.update_many(
             {"_id": {"$in": message_ids}, "status": "received"}, {"$set": {"status": status, "updated_at": now}}
         )
@@ -199,11 +203,10 @@ class Messages:
     def get(self, message_id: ObjectId) -> dict | None:
         return self.collection.find_one({"_id": message_id})
 
-    def last_inbound_at(self, conversation_id: str) -> datetime | None:
-        """When the customer last wrote in this conversation."""
-        latest = self.collection.find_one({"conversation_id": conversation_id, "direction": "inbound"},
-                                          sort=[("created_at", DESCENDING)], projection={"created_at": 1})
-        return latest["created_at"] if latest else None
+    def last_inbound(self, conversation_id: str) -> dict | None:
+        """The customer's latest message in this conversation (its id and time)."""
+        return self.collection.find_one({"conversation_id": conversation_id, "direction": "inbound"},
+                                        sort=[("created_at", DESCENDING)], projection={"created_at": 1})
 
     def find_inbound(self, message_sid: str) -> dict | None:
         return self.collection.find_one({"dedup_key": f"in:{message_sid}"})
@@ -260,7 +263,9 @@ class Messages:
 
 
 def _is_turn(message: dict) -> bool:
+    """A customer's message taken up, or the first part (which holds the whole text) of an answer
+    of the bot's or a person's."""
     if message["direction"] == "inbound":
-        return message["status"] == "answered"
-    return message.get("kind") == "answer" and message.get("part") == 0
+        return message["status"] in ("answered", "handoff")
+    return message.get("kind") in ("answer", "agent") and message.get("part") == 0
 

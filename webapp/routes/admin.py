@@ -4,18 +4,21 @@
 - `GET conversations?status=open|closed&page=1&per_page=20`: newest first.
 - `GET conversations/<id>`: the conversation with its messages and their delivery statuses.
 - `POST conversations/<id>/close`: closed; the customer's next message starts a new one.
+- `POST conversations/<id>/release`: out of a handoff; the bot answers again.
+- `POST conversations/<id>/reply`: a person's reply (`text`), sent via Twilio as role `agent`.
 - `DELETE sessions/<wa_id>`: reset the customer; their next message starts a new conversation.
 - `POST messages/<id>/resend`: queue again the parts of a reply that Twilio never delivered.
 """
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime, timezone
 
 from flask import Blueprint, jsonify, request
 
-from webapp.admin import (AdminError, conversation_record, find_conversation, message_record, resend_failed_reply,
-                          stats)
+from webapp.admin import (AdminError, agent_reply, conversation_record, find_conversation, message_record,
+                          release_handoff, resend_failed_reply, stats)
 from webapp.auth import admin_required
 from webapp.db.conversations import STATUSES
 from webapp.services import services
@@ -23,6 +26,7 @@ from webapp.services import services
 bp = Blueprint("admin", __name__)
 
 WA_ID = re.compile(r"\d{6,15}")  # E.164 digits, as Twilio's WaId sends them
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 MAX_PER_PAGE = 100
 MAX_MESSAGES = 1000
 
@@ -63,6 +67,25 @@ def close_conversation(conversation_id: str):
     closed_now = store.conversations.close(conversation_id, _now(), "closed by an admin")
     store.sessions.end_conversation(conversation_id)
     return jsonify(id=conversation_id, status="closed", already_closed=not closed_now)
+
+
+@bp.post("/conversations/<conversation_id>/release")
+@admin_required
+def release(conversation_id: str):
+    return jsonify(release_handoff(services().store, conversation_id, _now()))
+
+
+@bp.post("/conversations/<conversation_id>/reply")
+@admin_required
+def reply(conversation_id: str):
+    params = request.get_json(silent=True) if request.is_json else request.form
+    if not isinstance(params, dict) or not isinstance(params.get("text"), str):
+        return jsonify(error='send the reply as {"text": "..."} (JSON) or a text= form field', field="text"), 400
+    key = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        return jsonify(error="Idempotency-Key must be 1 to 100 of A-Z a-z 0-9 . _ : -", field="Idempotency-Key"), 400
+    queued = agent_reply(services().store, conversation_id, params["text"], key, _now())
+    return jsonify(queued=[message_record(m) for m in queued]), 202
 
 
 @bp.delete("/sessions/<wa_id>")

@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from flask import Blueprint, jsonify, request
 
 from webapp.auth import twilio_signature_required
+from webapp.db.events import event
+from webapp.db.messages import RESENDABLE
 from webapp.services import services
 from webapp.whatsapp.inbound import InvalidInbound, parse_status_report
 
@@ -34,4 +36,13 @@ def record():
         return jsonify(error="no message of ours has this ref and MessageSid"), 404
     if report.error_code:
         log.warning("message %s is %s: Twilio error %s", report.message_sid, report.status, report.error_code)
+    if report.status in RESENDABLE:  # Twilio gave up on it
+        record_failure(services().store, report.message_id, report.error_code, now)
     return "", 204
+
+
+def record_failure(store, message_id, error_code: int | None, now: datetime) -> None:
+    message = store.messages.get(message_id)
+    if message.get("conversation_id"):  # a send-test message belongs to none
+        store.events.record([event("message_failed", str(message_id), message["conversation_id"], now,
+                                   message_id=message_id, error_code=error_code)])
