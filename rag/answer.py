@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from rag.language import detect_language, phrase, small_talk
-from rag.prompt import build_messages, build_rewrite_messages
+from rag.prompt import build_messages, build_rewrite_messages, system_prompt
 from rag.retrieve import Retriever, Turn, search_text
 from rag.store import Hit
 
@@ -36,23 +36,36 @@ class Answer:
     retrieval_seconds: float = 0.0  # searching and judging relevance, without rewriting or writing
 
 
+@dataclass(frozen=True)
+class Persona:
+    """Who the assistant speaks for and how, as the business set it (webapp.bot_config)."""
+
+    company: str
+    rules: str = ""  # instead of the default rules (rag.prompt.RULES); "" keeps them
+    tone: str = ""
+    model: str = ""  # the chat model to write with; "" the one configured
+    temperature: float | None = None
+
+
 class Assistant:
     def __init__(self, retriever: Retriever, chat_model=None, company: str = "", fallback_language: str = "es",
                  cite_sources: bool = False):
         self.retriever = retriever
         self.chat_model = chat_model
-        self.company = company
+        self.persona = Persona(company)
         self.fallback_language = fallback_language
         self.cite_sources = cite_sources
 
-    def answer(self, question: str, history: list[Turn] = ()) -> Answer:
+    def answer(self, question: str, history: list[Turn] = (), persona: Persona | None = None) -> Answer:
         history = list(history)
+        persona = persona or self.persona
         language = self.language(question, history)
         kind = small_talk(question)
         if kind:
-            return Answer(phrase(kind, language, company=self.company), language, "small_talk")
+            return Answer(phrase(kind, language, company=persona.company), language, "small_talk")
+        model = self._model(persona)
         try:
-            standalone, context = self._standalone(question, history)
+            standalone, context = self._standalone(model, question, history)
             started = time.perf_counter()
             retrieved = self.retriever.search(standalone, context)
             passages = self.retriever.relevant(standalone, retrieved, context)
@@ -60,7 +73,7 @@ class Assistant:
             if not passages:
                 return Answer(phrase("dont_know", language), language, "unknown", retrieved=retrieved,
                               retrieval_seconds=retrieval_seconds)
-            text = self._generate(question, standalone, history, passages, language)
+            text = self._generate(model, persona, question, standalone, history, passages, language)
         except Exception:
             log.exception("answering failed")
             return Answer(phrase("error", language), language, "error")
@@ -69,14 +82,23 @@ class Assistant:
         sources = list(dict.fromkeys(p.source for p in passages))
         return Answer(text, language, "answered", sources, retrieved, retrieval_seconds)
 
-    def _standalone(self, question: str, history: list[Turn]) -> tuple[str, list[Turn]]:
+    def _model(self, persona: Persona):
+        """The chat model as the persona wants it (model and temperature), or None offline."""
+        if self.chat_model is None:
+            return None
+        overrides = {"model": persona.model} if persona.model else {}
+        if persona.temperature is not None:
+            overrides["temperature"] = persona.temperature
+        return self.chat_model.bind(**overrides) if overrides else self.chat_model
+
+    def _standalone(self, model, question: str, history: list[Turn]) -> tuple[str, list[Turn]]:
         """The question to search for, and the turns retrieval should still join to it. With an
         LLM a follow-up is rewritten from the conversation; offline (or if the rewrite fails) the
         retriever joins it to the previous message instead (see `search_text`)."""
-        if self.chat_model is None or not any(turn.role == "user" for turn in history):
+        if model is None or not any(turn.role == "user" for turn in history):
             return question, history
         try:
-            rewritten = str(self.chat_model.invoke(build_rewrite_messages(history, question)).content).strip()
+            rewritten = str(model.invoke(build_rewrite_messages(history, question)).content).strip()
         except Exception:
             log.warning("follow-up rewrite failed; searching with the previous message joined", exc_info=True)
             return question, history
@@ -88,15 +110,16 @@ class Assistant:
         fallback = detect_language(earlier, self.fallback_language) if earlier else self.fallback_language
         return detect_language(question, fallback)
 
-    def _generate(self, question: str, standalone: str, history: list[Turn], passages: list[Hit],
-                  language: str) -> str:
-        if self.chat_model is None:
+    def _generate(self, model, persona: Persona, question: str, standalone: str, history: list[Turn],
+                  passages: list[Hit], language: str) -> str:
+        if model is None:
             best = passages[0]
             context = {best.metadata.get("title", ""), *best.metadata.get("headings", "").split(" > ")}
             asked = search_text(standalone, history)  # offline, a follow-up also means the message before it
             sentences = key_sentences(best.text, asked, self.retriever.lexical().terms, skip=context)
             return f"{phrase('found', language)}\n\n{sentences}"
-        reply = self.chat_model.invoke(build_messages(self.company, passages, history, question))
+        system = system_prompt(persona.company, persona.rules, persona.tone)
+        reply = model.invoke(build_messages(system, passages, history, question))
         return str(reply.content).strip() or phrase("dont_know", language)
 
 

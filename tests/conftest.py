@@ -130,6 +130,7 @@ def settings_overrides(mongodb_uri, sample_index_path, fake_twilio) -> dict:
         company_name="Fibra Clara",
         worker_poll_seconds=0.05,
         reply_debounce_seconds=0,  # tests that want a debounce set one
+        bot_config_refresh_seconds=0,  # a settings change is seen by the next job
     )
 
 

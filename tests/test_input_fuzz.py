@@ -268,7 +268,8 @@ def assert_clear_answer(response) -> None:
         if request.method != "HEAD":
             assert response.get_json().get("error"), seen
     elif response.status_code != 204 and request.method not in ("HEAD", "OPTIONS"):
-        assert response.mimetype in ("application/json", "application/xml", "text/plain"), seen  # text: /metrics
+        # text: /metrics; CSV: leads.csv
+        assert response.mimetype in ("application/json", "application/xml", "text/plain", "text/csv"), seen
         assert response.get_data(), seen
 
 
@@ -376,8 +377,9 @@ def test_admin_lockout_and_limits_never_answer_5xx(client, fake_twilio, route, a
 
 ADMIN_API_ROUTES = [PREFIX + route for route in ("/stats", "/conversations", "/conversations/{}",
                                                  "/conversations/{}/close", "/conversations/{}/release",
-                                                 "/conversations/{}/reply", "/sessions/{}", "/messages/{}/resend")]
-OTHER_ROUTES = ["/metrics", "/healthz", "/readyz", "/api/v1/openapi.json"]
+                                                 "/conversations/{}/reply", "/sessions/{}", "/messages/{}/resend",
+                                                 "/leads", "/leads.csv")]
+OTHER_ROUTES = ["/metrics", "/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/bot/config"]
 path_segments = st.one_of(
     st.from_regex(r"[0-9a-f]{32}", fullmatch=True), st.from_regex(r"[0-9a-f]{24}", fullmatch=True), st.just(str(OURS)),
     st.sampled_from(["34600111222", "whatsapp:+34600111222", "+34600111222", "٣٤٦٠٠١١١٢٢٢", "0" * 16, "..", "%00"]),

@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         log.warning("the rate-limit storage (RATE_LIMIT_STORAGE_URI, else MONGODB_URI) does not answer yet")
     app.extensions["whatsapp_assistant"] = Services(settings, store, make_sender(settings), limiter, Metrics())
 
-    from webapp.routes import admin, health, metrics, openapi, ops, status, webhook
+    from webapp.routes import admin, bot_config, health, metrics, openapi, ops, status, webhook
 
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(status.bp, url_prefix=API_PREFIX)
     app.register_blueprint(ops.bp, url_prefix=API_PREFIX)
     app.register_blueprint(admin.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(bot_config.bp)
     attach_request_ids(app)
     app.register_error_handler(HTTPException, _json_error)
     app.register_error_handler(ConnectionFailure, _database_unavailable)
@@ -107,8 +108,9 @@ def attach_request_ids(app: Flask) -> None:
 
     @app.teardown_request
     def unbind_request_id(_error):
-        if "log_token" in g:
-            logs.unbind(g.log_token)
+        token = g.pop("log_token", None)  # once: a streamed response tears its request down twice
+        if token is not None:
+            logs.unbind(token)
 
 
 def warn_about_unsafe_settings(settings: Settings) -> None:

@@ -21,7 +21,8 @@ REPLY_WINDOW = timedelta(hours=24)
 # message is never stored with a time that far in the past, whatever the clocks of the servers.
 ROLLUP_LAG = timedelta(days=1)
 RECENT = timedelta(days=7)  # the window of the response times
-MESSAGE_FIELDS = ("direction", "type", "kind", "part", "parts", "body", "media", "location", "status", "twilio_sid", "error_code",
+MESSAGE_FIELDS = ("direction", "type", "kind", "part", "parts", "body", "media", "location", "status", "twilio_sid",
+                  "error_code",
                   "error_message", "outcome", "created_at", "sent_at", "status_at", "resent_at")
 
 
@@ -84,6 +85,11 @@ def conversation_record(document: dict) -> dict:
         if name in document:
             record[name] = {key: _iso(value) for key, value in document[name].items()}
     return record
+
+
+def lead_record(document: dict) -> dict:
+    return {"conversation_id": document["_id"],
+            **{name: _iso(value) for name, value in document.items() if name != "_id"}}
 
 
 def message_record(document: dict) -> dict:

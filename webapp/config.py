@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     worker_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
     worker_stale_seconds: float = Field(60.0, gt=0, le=3600)  # /readyz: no heartbeat for this long = not ready
 
+    bot_config_refresh_seconds: float = Field(5.0, ge=0, le=300)  # how stale the bot settings may be, per process
+
     # Human handoff
     handoff_after_unanswered: int = Field(2, ge=0, le=20)  # answers in a row the bot could not give; 0: never
     handoff_timeout_minutes: float = Field(1440, gt=0, le=43200)  # the bot speaks again after this long

@@ -16,17 +16,20 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from pymongo.errors import PyMongoError
 
-from rag.answer import Answer, Assistant
-from rag.language import detect_language, phrase
+from rag.answer import Answer, Assistant, Persona
+from rag.language import detect_language, phrase, small_talk
 from rag.retrieve import Turn
+from webapp.bot_config import BotConfig, BotConfigReader
 from webapp.db import Store
 from webapp.db.events import event
 from webapp.handoff import (UNANSWERED, HandoffNotifier, asked_for_person, handoff_event, notice,
                             unanswered_in_a_row)
+from webapp.leads import contact_details
 from webapp.logs import bind, log_context, mask_phone
 from webapp.metrics import Metrics, send_error_label
 from webapp.whatsapp.formatting import format_reply
@@ -44,12 +47,13 @@ def utcnow() -> datetime:
 
 class ReplyWorker:
     def __init__(self, store: Store, assistant: Assistant, sender: TwilioSender | DryRunSender, settings,
-                 metrics: Metrics | None = None):
+                 metrics: Metrics | None = None, bot_config: BotConfigReader | None = None):
         self.store = store
         self.assistant = assistant
         self.sender = sender
         self.settings = settings
         self.metrics = metrics or Metrics()
+        self.bot_config = bot_config or BotConfigReader(store.bot_config, settings, settings.bot_config_refresh_seconds)
         self.worker_id = process_id()
         self.events: list[dict] = []  # the job in hand's, recorded when it ends
         self.notifier = HandoffNotifier.from_settings(settings)
@@ -137,8 +141,9 @@ class ReplyWorker:
         if self.kept_for_agent(conversation_id, pending) or self.acknowledged(pending):
             return None
         history = self.store.messages.history(conversation_id, pending[0]["created_at"], self.history_limit)
+        config = self.bot_config.current()
         with self.lease_kept(job):  # an LLM may take longer than a lease
-            answer, handoff_reason = self.reply_to(pending, history)
+            answer, handoff_reason = self.reply_to(pending, history, config)
         # If the lease was lost all the same (the database was out of reach), another worker's
         # answer covers these messages and newer ones: queueing this one would mark those
         # answered with no reply.
@@ -147,7 +152,8 @@ class ReplyWorker:
         handoff = self.start_handoff(conversation_id, handoff_reason) if handoff_reason else None
         now = utcnow()
         parts = self.store.messages.queue_reply(
-            conversation_id, job["wa_id"], [m["_id"] for m in pending], format_reply(answer.text), now,
+            conversation_id, job["wa_id"], [m["_id"] for m in pending],
+            format_reply(answer.text, config.max_answer_chars), now,
             kind="answer", answer_text=answer.text, outcome=answer.outcome, sources=answer.sources,
             language=answer.language, received_at=pending[0]["created_at"],
         )
@@ -172,6 +178,11 @@ class ReplyWorker:
                         for m in pending]
         profile_name = next((m["profile_name"] for m in reversed(pending) if m.get("profile_name")), "")
         self.store.sessions.touch(job["wa_id"], job["_id"], pending[-1]["created_at"], profile_name)
+        details = {}
+        for message in pending:  # a later message's details win
+            details.update(contact_details(message["body"]))
+        if details and self.store.leads.note(job["_id"], job["wa_id"], profile_name, details, utcnow()):
+            self.events.append(event("lead_created", job["_id"], job["_id"], utcnow()))
 
     def acknowledged(self, pending: list[dict]) -> bool:
         """Nothing to answer (reactions only): kept as acknowledged."""
@@ -195,7 +206,7 @@ class ReplyWorker:
             self.events.append(handoff_event("handoff_released", conversation_id, released, by="timeout"))
         return False
 
-    def reply_to(self, pending: list[dict], history: list[dict]) -> tuple[Answer, str | None]:
+    def reply_to(self, pending: list[dict], history: list[dict], config: BotConfig) -> tuple[Answer, str | None]:
         """The answer to the pending messages, and why the conversation goes to a person now, if
         it does: "asked" (for a person), or "unanswered" (too many answers in a row the bot could
         not give; this one would be one more)."""
@@ -206,22 +217,28 @@ class ReplyWorker:
         if not question:  # media, a location…: nothing we can read yet
             language = detect_language(" ".join(t.text for t in turns if t.role == "user"))
             voice_only = all(m.get("type") == "audio" for m in pending)
-            answer = Answer(phrase("send_voice_as_text" if voice_only else "send_text", language), language, "unreadable")
+            answer = Answer(phrase("send_voice_as_text" if voice_only else "send_text", language), language,
+                            "unreadable")
         elif asked_for_person(question, history):
-            answer, reason = self.handoff_answer(question, turns), "asked"
+            answer, reason = self.handoff_answer(question, turns, config), "asked"
         else:
-            answer = self.assistant.answer(question, turns)
+            answer = self.assistant.answer(question, turns, persona(config))
             limit = self.settings.handoff_after_unanswered
             if answer.outcome in UNANSWERED and limit and unanswered_in_a_row(history) + 1 >= limit:
-                answer, reason = self.handoff_answer(question, turns), "unanswered"
+                answer, reason = self.handoff_answer(question, turns, config), "unanswered"
+        if config.greeting and not history and reason is None:  # the conversation's first message
+            alone = small_talk(question) == "greeting"
+            answer = replace(answer, text=config.greeting if alone else f"{config.greeting}\n\n{answer.text}")
         self.metrics.answers.labels(outcome=answer.outcome).inc()
         if answer.retrieval_seconds:
             self.metrics.retrieval_latency.observe(answer.retrieval_seconds)
         return answer, reason
 
-    def handoff_answer(self, question: str, turns: list[Turn]) -> Answer:
+    def handoff_answer(self, question: str, turns: list[Turn], config: BotConfig) -> Answer:
+        """A person will answer; out of business hours, the business's own message for that."""
         language = self.assistant.language(question, turns)
-        return Answer(phrase("handoff", language), language, "handoff")
+        closed = config.out_of_hours_message and config.out_of_hours(utcnow())
+        return Answer(config.out_of_hours_message if closed else phrase("handoff", language), language, "handoff")
 
     def start_handoff(self, conversation_id: str, reason: str) -> dict | None:
         now = utcnow()
@@ -336,6 +353,10 @@ class ReplyWorker:
         return max(retry_after or 0.0, random.uniform(0, ceiling))
 
 
+def persona(config: BotConfig) -> Persona:
+    return Persona(config.company_name, config.system_prompt, config.tone, config.model, config.temperature)
+
+
 def process_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -384,8 +405,10 @@ def main() -> None:
     # Threads share the store, the model and the Twilio client; each claims its own conversations.
     # Waiting on the LLM or Twilio dominates a job, so threads multiply throughput.
     poll_turn = threading.Lock()
+    bot_config = BotConfigReader(store.bot_config, settings, settings.bot_config_refresh_seconds)
     threads = [
-        threading.Thread(target=ReplyWorker(store, assistant, sender, settings, metrics).run, args=(stop, poll_turn),
+        threading.Thread(target=ReplyWorker(store, assistant, sender, settings, metrics, bot_config).run,
+                         args=(stop, poll_turn),
                          name=f"reply-{n}")
         for n in range(settings.worker_threads)
     ]

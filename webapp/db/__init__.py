@@ -6,10 +6,12 @@ from dataclasses import dataclass, fields
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from webapp.db.bot_config import BotConfigs
 from webapp.db.conversations import Conversations
 from webapp.db.events import Events
 from webapp.db.heartbeats import Heartbeats
 from webapp.db.jobs import ReplyJobs
+from webapp.db.leads import Leads
 from webapp.db.messages import Messages
 from webapp.db.sessions import Sessions
 from webapp.db.stats_rollup import StatsRollup
@@ -28,6 +30,8 @@ class Store:
     heartbeats: Heartbeats
     stats_rollup: StatsRollup
     events: Events
+    leads: Leads
+    bot_config: BotConfigs
 
     def ensure_indexes(self) -> None:
         for repository in self.repositories():
@@ -46,4 +50,4 @@ def open_store(uri: str, server_timeout_ms: int = 5000) -> Store:
     client = MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=server_timeout_ms, connect=False)
     db = client.get_default_database(DEFAULT_DATABASE)
     return Store(client, db, Sessions(db), Conversations(db), Messages(db), ReplyJobs(db), Heartbeats(db),
-                 StatsRollup(db), Events(db))
+                 StatsRollup(db), Events(db), Leads(db), BotConfigs(db))

@@ -8,6 +8,7 @@
 - `POST conversations/<id>/reply`: a person's reply (`text`), sent via Twilio as role `agent`.
 - `DELETE sessions/<wa_id>`: reset the customer; their next message starts a new conversation.
 - `POST messages/<id>/resend`: queue again the parts of a reply that Twilio never delivered.
+- `GET leads`, `GET leads.csv`: the contact details customers gave, listed or as a CSV file.
 """
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ import re
 import uuid
 from datetime import datetime, timezone
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from webapp.admin import (AdminError, agent_reply, conversation_record, find_conversation, message_record,
-                          release_handoff, resend_failed_reply, stats)
+from webapp.admin import (AdminError, agent_reply, conversation_record, find_conversation, lead_record,
+                          message_record, release_handoff, resend_failed_reply, stats)
 from webapp.auth import admin_required
 from webapp.db.conversations import STATUSES
+from webapp.leads import csv_lines
 from webapp.services import services
 
 bp = Blueprint("admin", __name__)
@@ -86,6 +88,23 @@ def reply(conversation_id: str):
         return jsonify(error="Idempotency-Key must be 1 to 100 of A-Z a-z 0-9 . _ : -", field="Idempotency-Key"), 400
     queued = agent_reply(services().store, conversation_id, params["text"], key, _now())
     return jsonify(queued=[message_record(m) for m in queued]), 202
+
+
+@bp.get("/leads")
+@admin_required
+def list_leads():
+    page, per_page = _positive_int("page", 1), _positive_int("per_page", 20)
+    if page is None or per_page is None or per_page > MAX_PER_PAGE:
+        return jsonify(error=f"page and per_page must be whole numbers from 1 (per_page at most {MAX_PER_PAGE})"), 400
+    found, total = services().store.leads.page(page, per_page)
+    return jsonify(leads=[lead_record(lead) for lead in found], page=page, per_page=per_page, total=total)
+
+
+@bp.get("/leads.csv")
+@admin_required
+def export_leads():
+    lines = stream_with_context(csv_lines(services().store.leads.every()))
+    return Response(lines, mimetype="text/csv", headers={"Content-Disposition": 'attachment; filename="leads.csv"'})
 
 
 @bp.delete("/sessions/<wa_id>")

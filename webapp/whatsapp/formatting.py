@@ -154,7 +154,8 @@ def split_parts(text: str, limit: int = MAX_PART_CHARS) -> list[str]:
     return parts
 
 
-def format_reply(text: str) -> list[str]:
-    """Clean, convert, cap and split an answer into the WhatsApp messages to send, in order."""
+def format_reply(text: str, max_chars: int = MAX_REPLY_CHARS) -> list[str]:
+    """Clean, convert, cap (at `max_chars`, at most MAX_REPLY_CHARS) and split an answer into the
+    WhatsApp messages to send, in order."""
     text = to_whatsapp_markup(strip_control_chars(text))
-    return split_parts(cap_text(text, MAX_REPLY_CHARS), MAX_PART_CHARS)
+    return split_parts(cap_text(text, min(max_chars, MAX_REPLY_CHARS)), MAX_PART_CHARS)

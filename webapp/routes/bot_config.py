@@ -1,0 +1,44 @@
+"""`GET`/`PUT /api/v1/bot/config` (admin token): the bot settings kept in the database
+(`webapp.bot_config`). A PUT names the fields it changes; the whole is validated before anything
+is saved, and every worker uses it within BOT_CONFIG_REFRESH_SECONDS."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Blueprint, jsonify, request
+
+from webapp.auth import admin_required
+from webapp.bot_config import InvalidConfig, stored_config, updated
+from webapp.services import services
+
+bp = Blueprint("bot_config", __name__)
+
+
+@bp.get("/api/v1/bot/config")
+@admin_required
+def show():
+    return _current()
+
+
+@bp.put("/api/v1/bot/config")
+@admin_required
+def change():
+    changes = request.get_json(silent=True)
+    if not isinstance(changes, dict) or not changes:
+        return jsonify(error='send the fields to change as a JSON object, e.g. {"tone": "cercano"}'), 400
+    app = services()
+    current = stored_config(app.store.bot_config.get(), app.settings)
+    try:
+        config = updated(current, changes)
+    except InvalidConfig as exc:
+        return jsonify(error=f"invalid bot settings: {exc}", problems=exc.problems), 400
+    app.store.bot_config.save(config.model_dump(), datetime.now(timezone.utc))
+    return _current()
+
+
+def _current():
+    app = services()
+    config = stored_config(app.store.bot_config.get(), app.settings)
+    meta = app.store.bot_config.meta()
+    updated_at = meta["updated_at"] and meta["updated_at"].isoformat()
+    return jsonify(**config.model_dump(), version=meta["version"], updated_at=updated_at)
