@@ -6,6 +6,7 @@
     python scripts/admin.py resend MESSAGE_ID
     python scripts/admin.py index [--json]
     python scripts/admin.py export [--status open|closed] [--output FILE]
+    python scripts/admin.py purge [--older-than-days N]
 
 Uses the app's settings (.env and the environment: MONGODB_URI, CHROMA_PATH / CHROMA_URL, …) and
 talks to MongoDB and Chroma directly, so it works whether the web app runs or not.
@@ -14,6 +15,8 @@ talks to MongoDB and Chroma directly, so it works whether the web app runs or no
   as new messages; the worker sends them in order. Refused outside the customer's 24-hour window.
 - `export` writes one JSON object per line: a conversation with all its messages, oldest
   conversation first.
+- `purge` deletes messages, events and emptied conversations older than N days (default
+  RETENTION_DAYS), as the worker does every hour when RETENTION_DAYS is set.
 
 Exit codes: 0 done, 1 refused or not found (the reason is printed), 2 bad arguments or settings.
 """
@@ -22,7 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from tqdm import tqdm
@@ -35,6 +38,7 @@ from webapp.admin import (AdminError, conversation_record, find_conversation, me
 from webapp.config import ConfigError, load_settings  # noqa: E402
 from webapp.db import open_store  # noqa: E402
 from webapp.db.conversations import STATUSES  # noqa: E402
+from webapp.retention import purge  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -62,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     export = commands.add_parser("export", help="conversations with their messages, as JSON lines")
     export.add_argument("--status", choices=STATUSES)
     export.add_argument("--output", type=Path, help="write here instead of to standard output")
+
+    purging = commands.add_parser("purge", help="delete what is older than the retention period")
+    purging.add_argument("--older-than-days", type=positive, help="default: RETENTION_DAYS")
     return parser.parse_args(argv)
 
 
@@ -81,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "index":
         return show_index(settings, args.json)
     store = open_store(settings.mongodb_uri, int(settings.mongodb_timeout_seconds * 1000))
+    args.retention_days = settings.retention_days
     try:
         command = {"stats": show_stats, "conversations": list_conversations, "show": show_conversation, "resend": resend,
-                   "export": export}[args.command]
+                   "export": export, "purge": purge_old}[args.command]
         return command(store, args)
     except AdminError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
@@ -148,6 +156,17 @@ def export(store, args) -> int:
             output.close()
     if args.output:
         print(f"exported {total} conversation(s) to {args.output}", file=sys.stderr)
+    return 0
+
+
+def purge_old(store, args) -> int:
+    days = args.older_than_days or args.retention_days
+    if not days:
+        print("error: give --older-than-days N, or set RETENTION_DAYS", file=sys.stderr)
+        return 2
+    deleted = purge(store, datetime.now(timezone.utc) - timedelta(days=days))
+    print(f"deleted {deleted['messages']} message(s), {deleted['events']} event(s), {deleted['conversations']} "
+          f"conversation(s) and {deleted['sessions']} session(s) older than {days} days")
     return 0
 
 

@@ -76,10 +76,10 @@ OUR_MESSAGES = 20
 REPRODUCERS = 5
 FORM = "application/x-www-form-urlencoded"
 ADMIN_ROUTES = ["/test", "/diag", "/send-test"]
-ADMIN_API_ROUTES = [API_PREFIX + route for route in ("/stats", "/conversations", "/conversations/{}",
-                                                     "/conversations/{}/close", "/conversations/{}/release",
-                                                     "/conversations/{}/reply", "/sessions/{}", "/messages/{}/resend",
-                                                     "/leads", "/leads.csv")]
+# Every admin API route ({} a path parameter); tests/test_input_fuzz.py fuzzes the same.
+ADMIN_API_ROUTES = [API_PREFIX + route for route in (
+    "/stats", "/conversations", "/conversations/{}", "/conversations/{}/close", "/conversations/{}/release",
+    "/conversations/{}/reply", "/sessions/{}", "/customers/{}", "/messages/{}/resend", "/leads", "/leads.csv")]
 OTHER_ROUTES = ["/metrics", "/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/bot/config"]
 LIST_QUERY_NAMES = ["status", "page", "per_page", "x", ""]
 LIST_QUERY_VALUES = ["open", "closed", "lost", "OPEN", "1", "0", "100", "101", "-1", "٣", "9" * 30, ""]

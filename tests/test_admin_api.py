@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, inbound_form, signed_post
+from webapp.db.events import event
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 W = "/api/v1/whatsapp"
@@ -34,8 +35,13 @@ def test_stats_are_exact_on_a_seeded_dataset(client, store):
     ago = lambda **delta: now - timedelta(**delta)  # noqa: E731
     store.conversations.collection.insert_many([
         {"_id": f"{n:032x}", "wa_id": f"3460000000{n}", "status": status, "started_at": ago(days=20)}
-        for n, status in enumerate(["open", "open", "closed"])
+        for n, status in enumerate(["open", "open", "closed", "handoff"])
     ])
+    store.events.record([event("handoff_requested", f"h{n}", f"{n:032x}", at) for n, at in
+                         enumerate([ago(days=1), ago(days=8), ago(days=9)])]
+                        + [event("lead_created", f"{n:032x}", f"{n:032x}", at) for n, at in
+                           enumerate([ago(days=2), ago(days=30)])])
+    store.leads.collection.insert_many([{"_id": f"{n:032x}", "wa_id": "x", "source": "whatsapp"} for n in range(2)])
     store.sessions.collection.insert_many([
         {"wa_id": f"3460000000{n}", "conversation_id": f"{n:032x}", "last_inbound_at": at}
         for n, at in enumerate([ago(hours=1), ago(days=2), ago(days=10)])
@@ -56,7 +62,9 @@ def test_stats_are_exact_on_a_seeded_dataset(client, store):
 
     assert response.status_code == 200
     body = response.get_json()
-    assert body["conversations"] == {"total": 3, "open": 2, "active_24h": 1, "active_7d": 2}
+    assert body["conversations"] == {"total": 4, "open": 2, "handoff": 1, "active_24h": 1, "active_7d": 2}
+    assert body["handoffs"] == {"requested": 3, "requested_7d": 1, "in_progress": 1}
+    assert body["leads"] == {"total": 2, "created_7d": 1}
     assert body["messages"] == {
         "inbound": 4, "outbound": 10, "inbound_24h": 1, "inbound_7d": 2,
         "answers": {"answered": 4, "unknown": 1},
@@ -90,7 +98,9 @@ def test_totals_are_rolled_up_once_and_stay_exact(client, store):
 
 def test_stats_of_an_empty_database_are_zeros(client):
     body = client.get(f"{W}/stats", headers=ADMIN).get_json()
-    assert body["conversations"] == {"total": 0, "open": 0, "active_24h": 0, "active_7d": 0}
+    assert body["conversations"] == {"total": 0, "open": 0, "handoff": 0, "active_24h": 0, "active_7d": 0}
+    assert body["handoffs"] == {"requested": 0, "requested_7d": 0, "in_progress": 0}
+    assert body["leads"] == {"total": 0, "created_7d": 0}
     assert body["messages"]["response_seconds_7d"] == {"count": 0, "average": None, "p95": None}
     assert body["messages"]["inbound"] == body["messages"]["outbound"] == 0
 

@@ -60,7 +60,8 @@ def test_stats_are_the_admin_apis(command_env, two_conversations, client, capsys
     api = client.get("/api/v1/whatsapp/stats", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).get_json()
     assert code == 0
     printed = json.loads(out)
-    assert printed["conversations"] == api["conversations"] == {"total": 2, "open": 2, "active_24h": 2, "active_7d": 2}
+    assert printed["conversations"] == api["conversations"] == {"total": 2, "open": 2, "handoff": 0, "active_24h": 2,
+                                                                    "active_7d": 2}
     assert printed["messages"] == api["messages"] and printed["messages"]["inbound"] == 2
 
 

@@ -25,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.test import EnvironBuilder, TestResponse, run_wsgi_app
 from werkzeug.wrappers import Request
 
+from scripts.fuzz_http import ADMIN_API_ROUTES, OTHER_ROUTES
 from tests.conftest import ADMIN_TOKEN, AUTH_TOKEN, SENDER, WEBHOOK, inbound_form
 from webapp import MAX_REQUEST_BYTES
 from webapp.config import WHATSAPP_ADDRESS
@@ -375,11 +376,6 @@ def test_admin_lockout_and_limits_never_answer_5xx(client, fake_twilio, route, a
 
 # -- (c2) the admin API and the routes outside /api/v1/whatsapp/ ----------------------------------
 
-ADMIN_API_ROUTES = [PREFIX + route for route in ("/stats", "/conversations", "/conversations/{}",
-                                                 "/conversations/{}/close", "/conversations/{}/release",
-                                                 "/conversations/{}/reply", "/sessions/{}", "/messages/{}/resend",
-                                                 "/leads", "/leads.csv")]
-OTHER_ROUTES = ["/metrics", "/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/bot/config"]
 path_segments = st.one_of(
     st.from_regex(r"[0-9a-f]{32}", fullmatch=True), st.from_regex(r"[0-9a-f]{24}", fullmatch=True), st.just(str(OURS)),
     st.sampled_from(["34600111222", "whatsapp:+34600111222", "+34600111222", "٣٤٦٠٠١١١٢٢٢", "0" * 16, "..", "%00"]),

@@ -89,7 +89,9 @@ def test_real_responses_match_the_document(client, worker, fake_twilio, document
     check(client.get("/api/v1/bot/config", headers=ADMIN), 200)
     check(client.put("/api/v1/bot/config", json={"tone": "cercano"}, headers=ADMIN), 200)
     check(client.put("/api/v1/bot/config", json={"temperature": 9}, headers=ADMIN), 400)
-    assert len(checked) == 29
+    check(client.delete(f"{W}/customers/34600111222", headers=ADMIN), 200)
+    check(client.delete(f"{W}/customers/ana", headers=ADMIN), 400)
+    assert len(checked) == 31
 
 
 def _bodiless(sent: Request) -> Request:

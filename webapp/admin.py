@@ -36,13 +36,15 @@ class AdminError(Exception):
 
 
 def stats(store: Store, now: datetime) -> dict:
-    """Conversations (total, open, active in the last 24 h and 7 d) and messages: in and out, answers
-    by outcome, inbound in the last 24 h and 7 d, response times of the last 7 days (average and
-    p95), failed deliveries by Twilio error code and unconfirmed sends.
+    """Conversations (total, open, in handoff, active in the last 24 h and 7 d); messages: in and
+    out, answers by outcome, inbound in the last 24 h and 7 d, response times of the last 7 days
+    (average and p95), failed deliveries by Twilio error code and unconfirmed sends; handoffs
+    (requested, in the last 7 days, in progress) and leads (all, created in the last 7 days), the
+    counts of events on the (type, at) index.
 
     All-time totals come from the roll-up plus the messages stored since it, so the cost grows with
     the last days' traffic, not with the history."""
-    rolled = _rolled_up_totals(store, now)
+    rolled = roll_up(store, now)
     recent = store.messages.totals(rolled["until"], None)
     conversations = dict(store.conversations.counts(), active_24h=store.sessions.active_since(now - timedelta(days=1)),
                          active_7d=store.sessions.active_since(now - RECENT))
@@ -56,10 +58,16 @@ def stats(store: Store, now: datetime) -> dict:
         "response_seconds_7d": _summary(store.messages.response_times(now - RECENT)),
         **store.messages.failures(),
     }
-    return {"generated_at": now.isoformat(), "conversations": conversations, "messages": messages}
+    week_ago = now - RECENT
+    handoffs = {"requested": store.events.count("handoff_requested"),
+                "requested_7d": store.events.count("handoff_requested", week_ago),
+                "in_progress": conversations["handoff"]}
+    leads = {"total": store.leads.count(), "created_7d": store.events.count("lead_created", week_ago)}
+    return {"generated_at": now.isoformat(), "conversations": conversations, "messages": messages,
+            "handoffs": handoffs, "leads": leads}
 
 
-def _rolled_up_totals(store: Store, now: datetime) -> dict:
+def roll_up(store: Store, now: datetime) -> dict:
     """The roll-up, first moved on to ROLLUP_LAG before today's midnight if it was behind."""
     rolled = store.stats_rollup.get()
     boundary = datetime.combine(now.date(), time(), now.tzinfo) - ROLLUP_LAG

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     worker_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
     worker_stale_seconds: float = Field(60.0, gt=0, le=3600)  # /readyz: no heartbeat for this long = not ready
 
+    retention_days: int = Field(0, ge=0, le=36500)  # messages, events and emptied conversations older go; 0 keeps all
     bot_config_refresh_seconds: float = Field(5.0, ge=0, le=300)  # how stale the bot settings may be, per process
 
     # Human handoff

@@ -388,6 +388,7 @@ def main() -> None:
     from webapp.config import load_settings
     from webapp.db import open_store
     from webapp.logs import configure_logging
+    from webapp.retention import keep_purging
     from webapp.whatsapp.outbound import make_sender
 
     settings = load_settings()
@@ -414,6 +415,9 @@ def main() -> None:
     ]
     threads.append(threading.Thread(target=keep_beating, name="heartbeat",
                                     args=(store, assistant.retriever.index, settings.worker_heartbeat_seconds, stop)))
+    if settings.retention_days:
+        threads.append(threading.Thread(target=keep_purging, name="retention",
+                                        args=(store, settings.retention_days, stop)))
     for thread in threads:
         thread.start()
     # Join in slices: the main thread stays free to run the signal handler. (Not stop.wait(), which

@@ -83,7 +83,7 @@ class Conversations:
         return result.modified_count == 1
 
     def counts(self) -> dict:
-        return {"total": self.count(), "open": self.count("open")}
+        return {"total": self.count(), "open": self.count("open"), "handoff": self.count("handoff")}
 
 
 def _having(status: str | None) -> dict:

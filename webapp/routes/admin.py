@@ -9,6 +9,7 @@
 - `DELETE sessions/<wa_id>`: reset the customer; their next message starts a new conversation.
 - `POST messages/<id>/resend`: queue again the parts of a reply that Twilio never delivered.
 - `GET leads`, `GET leads.csv`: the contact details customers gave, listed or as a CSV file.
+- `DELETE customers/<wa_id>`: erase everything about a customer, on their request.
 """
 from __future__ import annotations
 
@@ -23,11 +24,12 @@ from webapp.admin import (AdminError, agent_reply, conversation_record, find_con
 from webapp.auth import admin_required
 from webapp.db.conversations import STATUSES
 from webapp.leads import csv_lines
+from webapp.retention import erase_customer
 from webapp.services import services
 
 bp = Blueprint("admin", __name__)
 
-WA_ID = re.compile(r"\d{6,15}")  # E.164 digits, as Twilio's WaId sends them
+WA_ID = re.compile(r"[0-9]{6,15}")  # E.164 digits, as Twilio's WaId sends them
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 MAX_PER_PAGE = 100
 MAX_MESSAGES = 1000
@@ -90,6 +92,15 @@ def reply(conversation_id: str):
     return jsonify(queued=[message_record(m) for m in queued]), 202
 
 
+@bp.delete("/customers/<wa_id>")
+@admin_required
+def erase(wa_id: str):
+    wa_id = _wa_id(wa_id)
+    if wa_id is None:
+        return jsonify(error="wa_id must be the customer's number: 6 to 15 digits, like 34600111222"), 400
+    return jsonify(wa_id=wa_id, deleted=erase_customer(services().store, wa_id))
+
+
 @bp.get("/leads")
 @admin_required
 def list_leads():
@@ -110,8 +121,8 @@ def export_leads():
 @bp.delete("/sessions/<wa_id>")
 @admin_required
 def reset_session(wa_id: str):
-    wa_id = wa_id.removeprefix("whatsapp:").lstrip("+")
-    if not WA_ID.fullmatch(wa_id):
+    wa_id = _wa_id(wa_id)
+    if wa_id is None:
         return jsonify(error="wa_id must be the customer's number: 6 to 15 digits, like 34600111222"), 400
     store = services().store
     conversation_id = store.sessions.end(wa_id)
@@ -131,6 +142,12 @@ def resend(message_id: str):
 @bp.errorhandler(AdminError)
 def admin_error(error: AdminError):
     return jsonify(error=error.message), error.status
+
+
+def _wa_id(given: str) -> str | None:
+    """The digits of a customer's number given as 34600111222, +34600111222 or whatsapp:+34600111222."""
+    digits = given.removeprefix("whatsapp:").removeprefix("+")
+    return digits if WA_ID.fullmatch(digits) else None
 
 
 def _now() -> datetime:
