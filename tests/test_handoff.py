@@ -106,6 +106,21 @@ def test_a_receiver_that_fails_is_tried_again_and_the_handoff_stands(client, sto
     assert "persona del equipo" in bodies(fake_twilio)[-1]
 
 
+def test_a_handoff_whose_job_died_before_the_notice_is_notified_with_the_next_message(client, store, worker,
+                                                                                     fake_twilio, receiver):
+    say(client, worker, "quiero hablar con una persona")
+    handed = conversation(store)
+    store.conversations.collection.update_one({"_id": handed["_id"]}, {"$unset": {"handoff.notified_at": ""}})
+    before = len(receiver.received)
+
+    say(client, worker, "¿sigue ahí alguien?")
+
+    assert len(receiver.received) == before + 1 and receiver.received[-1].json()["last_message"] == "¿sigue ahí alguien?"
+    assert "notified_at" in conversation(store)["handoff"]
+    say(client, worker, "¿hola?")
+    assert len(receiver.received) == before + 1  # told once
+
+
 def test_two_answers_in_a_row_the_bot_could_not_give_hand_off(client, store, worker, fake_twilio):
     worker.assistant.retriever.threshold = 0.99  # nothing in the index is this close
     say(client, worker, "¿Cuál es la capital de Mongolia?")

@@ -138,7 +138,7 @@ class ReplyWorker:
         if not pending:
             return None
         self.take_up(job, pending)
-        if self.kept_for_agent(conversation_id, pending) or self.acknowledged(pending):
+        if self.kept_for_agent(job, pending) or self.acknowledged(pending):
             return None
         history = self.store.messages.history(conversation_id, pending[0]["created_at"], self.history_limit)
         config = self.bot_config.current()
@@ -191,15 +191,18 @@ class ReplyWorker:
         self.store.messages.mark_taken_up([m["_id"] for m in pending], utcnow(), status="acknowledged")
         return True
 
-    def kept_for_agent(self, conversation_id: str, pending: list[dict]) -> bool:
+    def kept_for_agent(self, job: dict, pending: list[dict]) -> bool:
         """In a handoff the bot stays silent: the messages wait for the person (status `handoff`).
         A handoff whose time has run out is released here, and the bot answers again."""
+        conversation_id = job["_id"]
         handoff = (self.store.conversations.get(conversation_id) or {}).get("handoff")
         if handoff is None:
             return False
         if handoff["until"] > utcnow():
             self.store.messages.mark_taken_up([m["_id"] for m in pending], utcnow(), status="handoff")
             log.info("%d message(s) kept for the person answering this conversation", len(pending))
+            if "notified_at" not in handoff and "notify_error" not in handoff:  # its job died before telling
+                self.notify_handoff(job, handoff, pending)
             return True
         released = self.store.conversations.release(conversation_id, utcnow(), by="timeout")
         if released:

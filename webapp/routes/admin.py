@@ -47,9 +47,7 @@ def list_conversations():
     status = request.args.get("status") or None
     if status is not None and status not in STATUSES:
         return jsonify(error=f"status must be one of: {', '.join(STATUSES)}"), 400
-    page, per_page = _positive_int("page", 1), _positive_int("per_page", 20)
-    if page is None or per_page is None or per_page > MAX_PER_PAGE:
-        return jsonify(error=f"page and per_page must be whole numbers from 1 (per_page at most {MAX_PER_PAGE})"), 400
+    page, per_page = _paging()
     found, total = services().store.conversations.page(status, page, per_page)
     return jsonify(conversations=[conversation_record(c) for c in found], page=page, per_page=per_page, total=total)
 
@@ -96,17 +94,13 @@ def reply(conversation_id: str):
 @admin_required
 def erase(wa_id: str):
     wa_id = _wa_id(wa_id)
-    if wa_id is None:
-        return jsonify(error="wa_id must be the customer's number: 6 to 15 digits, like 34600111222"), 400
     return jsonify(wa_id=wa_id, deleted=erase_customer(services().store, wa_id))
 
 
 @bp.get("/leads")
 @admin_required
 def list_leads():
-    page, per_page = _positive_int("page", 1), _positive_int("per_page", 20)
-    if page is None or per_page is None or per_page > MAX_PER_PAGE:
-        return jsonify(error=f"page and per_page must be whole numbers from 1 (per_page at most {MAX_PER_PAGE})"), 400
+    page, per_page = _paging()
     found, total = services().store.leads.page(page, per_page)
     return jsonify(leads=[lead_record(lead) for lead in found], page=page, per_page=per_page, total=total)
 
@@ -122,8 +116,6 @@ def export_leads():
 @admin_required
 def reset_session(wa_id: str):
     wa_id = _wa_id(wa_id)
-    if wa_id is None:
-        return jsonify(error="wa_id must be the customer's number: 6 to 15 digits, like 34600111222"), 400
     store = services().store
     conversation_id = store.sessions.end(wa_id)
     if conversation_id is None:
@@ -144,10 +136,19 @@ def admin_error(error: AdminError):
     return jsonify(error=error.message), error.status
 
 
-def _wa_id(given: str) -> str | None:
+def _wa_id(given: str) -> str:
     """The digits of a customer's number given as 34600111222, +34600111222 or whatsapp:+34600111222."""
     digits = given.removeprefix("whatsapp:").removeprefix("+")
-    return digits if WA_ID.fullmatch(digits) else None
+    if not WA_ID.fullmatch(digits):
+        raise AdminError("wa_id must be the customer's number: 6 to 15 digits, like 34600111222", 400)
+    return digits
+
+
+def _paging() -> tuple[int, int]:
+    page, per_page = _positive_int("page", 1), _positive_int("per_page", 20)
+    if page is None or per_page is None or per_page > MAX_PER_PAGE:
+        raise AdminError(f"page and per_page must be whole numbers from 1 (per_page at most {MAX_PER_PAGE})", 400)
+    return page, per_page
 
 
 def _now() -> datetime:
