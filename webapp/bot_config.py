@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from rag.answer import Persona
 from webapp.whatsapp.formatting import MAX_REPLY_CHARS
 
 REFRESH_SECONDS = 5.0
@@ -81,6 +82,10 @@ class BotConfig(BaseModel):
 
     def out_of_hours(self, moment: datetime) -> bool:
         return self.business_hours is not None and not self.business_hours.open_at(moment)
+
+    def persona(self) -> Persona:
+        """What the assistant needs of these settings."""
+        return Persona(self.company_name, self.system_prompt, self.tone, self.model, self.temperature)
 
 
 class InvalidConfig(ValueError):

@@ -21,12 +21,12 @@ from datetime import datetime, timedelta, timezone
 
 from pymongo.errors import PyMongoError
 
-from rag.answer import Answer, Assistant, Persona
+from rag.answer import Answer, Assistant
 from rag.language import detect_language, phrase, small_talk
 from rag.retrieve import Turn
 from webapp.bot_config import BotConfig, BotConfigReader
 from webapp.db import Store
-from webapp.db.events import event
+from webapp.db.events import event, message_event
 from webapp.handoff import (UNANSWERED, HandoffNotifier, asked_for_person, handoff_event, notice,
                             unanswered_in_a_row)
 from webapp.leads import contact_details
@@ -174,9 +174,8 @@ class ReplyWorker:
         (here, once per batch, not by the webhook: one database call less on the path Twilio
         waits for)."""
         bind(message_sid=pending[-1].get("twilio_sid"))  # the newest message answered; until the job ends
-        self.events += [event("message_received", str(m["_id"]), job["_id"], m["created_at"], message_id=m["_id"])
-                        for m in pending]
-        profile_name = next((m["profile_name"] for m in reversed(pending) if m.get("profile_name")), "")
+        self.events += [message_event("message_received", m, m["created_at"]) for m in pending]
+        profile_name = profile_name_of(pending)
         self.store.sessions.touch(job["wa_id"], job["_id"], pending[-1]["created_at"], profile_name)
         details = {}
         for message in pending:  # a later message's details win
@@ -213,7 +212,7 @@ class ReplyWorker:
         """The answer to the pending messages, and why the conversation goes to a person now, if
         it does: "asked" (for a person), or "unanswered" (too many answers in a row the bot could
         not give; this one would be one more)."""
-        question = "\n".join(m["body"] for m in pending if m["body"])
+        question = question_of(pending)
         turns = [Turn("user" if m["direction"] == "inbound" else "assistant", m.get("answer_text") or m["body"])
                  for m in history[max(0, len(history) - self.settings.history_turns):]]
         reason = None
@@ -225,7 +224,7 @@ class ReplyWorker:
         elif asked_for_person(question, history):
             answer, reason = self.handoff_answer(question, turns, config), "asked"
         else:
-            answer = self.assistant.answer(question, turns, persona(config))
+            answer = self.assistant.answer(question, turns, config.persona())
             limit = self.settings.handoff_after_unanswered
             if answer.outcome in UNANSWERED and limit and unanswered_in_a_row(history) + 1 >= limit:
                 answer, reason = self.handoff_answer(question, turns, config), "unanswered"
@@ -253,9 +252,8 @@ class ReplyWorker:
         return handoff
 
     def notify_handoff(self, job: dict, handoff: dict, pending: list[dict]) -> None:
-        question = "\n".join(m["body"] for m in pending if m["body"])
-        profile_name = next((m["profile_name"] for m in reversed(pending) if m.get("profile_name")), "")
-        error = self.notifier.notify(notice(job["_id"], job["wa_id"], handoff, question, profile_name))
+        error = self.notifier.notify(notice(job["_id"], job["wa_id"], handoff, question_of(pending),
+                                            profile_name_of(pending)))
         if self.notifier.url:
             self.store.conversations.record_notice(job["_id"], handoff["requested_at"], utcnow(), error)
 
@@ -299,8 +297,7 @@ class ReplyWorker:
             self.hold_lease(job)
             if failed_reply == message["reply_to"]:
                 self.store.messages.record_send(message["_id"], "failed", utcnow(), error_message="an earlier part failed")
-                self.events.append(event("message_failed", str(message["_id"]), message["conversation_id"], utcnow(),
-                                         message_id=message["_id"]))
+                self.events.append(message_event("message_failed", message, utcnow()))
                 continue
             retry_at = message.get("retry_at")
             if retry_at and retry_at > utcnow():
@@ -337,16 +334,14 @@ class ReplyWorker:
                         mask_phone(to), status, attempts, exc.http_status, exc.code, exc.message)
             self.store.messages.record_send(message["_id"], status, utcnow(), attempts=attempts, **error)
             if status == "failed":
-                self.events.append(event("message_failed", str(message["_id"]), message["conversation_id"], utcnow(),
-                                         message_id=message["_id"], error_code=exc.code))
+                self.events.append(message_event("message_failed", message, utcnow(), error_code=exc.code))
             return status, None
         sent_at = utcnow()
         self.metrics.twilio_send_latency.observe(time.perf_counter() - started)
         if message.get("received_at"):  # an answer's first part
             self.metrics.reply_latency.observe((sent_at - message["received_at"]).total_seconds())
         self.store.messages.record_send(message["_id"], result.status, sent_at, twilio_sid=result.sid, sent_at=sent_at)
-        self.events.append(event("message_sent", str(message["_id"]), message["conversation_id"], sent_at,
-                                 message_id=message["_id"]))
+        self.events.append(message_event("message_sent", message, sent_at))
         return result.status, None
 
     def retry_delay(self, attempts: int, retry_after: float | None) -> float:
@@ -356,8 +351,13 @@ class ReplyWorker:
         return max(retry_after or 0.0, random.uniform(0, ceiling))
 
 
-def persona(config: BotConfig) -> Persona:
-    return Persona(config.company_name, config.system_prompt, config.tone, config.model, config.temperature)
+def question_of(pending: list[dict]) -> str:
+    """The customer's messages taken up together, as one question."""
+    return "\n".join(m["body"] for m in pending if m["body"])
+
+
+def profile_name_of(pending: list[dict]) -> str:
+    return next((m["profile_name"] for m in reversed(pending) if m.get("profile_name")), "")
 
 
 def process_id() -> str:

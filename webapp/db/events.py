@@ -26,6 +26,11 @@ def event(type_: str, key: str, conversation_id: str, at: datetime, **details) -
     return {"_id": f"{type_}:{key}", "type": type_, "conversation_id": conversation_id, "at": at, **details}
 
 
+def message_event(type_: str, message: dict, at: datetime, **details) -> dict:
+    """An event about one message (received, sent, failed)."""
+    return event(type_, str(message["_id"]), message["conversation_id"], at, message_id=message["_id"], **details)
+
+
 class Events:
     def __init__(self, db: Database):
         self.collection = db.events

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, jsonify, request
 
 from webapp.auth import twilio_signature_required
-from webapp.db.events import event
+from webapp.db.events import message_event
 from webapp.db.messages import RESENDABLE
 from webapp.services import services
 from webapp.whatsapp.inbound import InvalidInbound, parse_status_report
@@ -44,5 +44,4 @@ def record():
 def record_failure(store, message_id, error_code: int | None, now: datetime) -> None:
     message = store.messages.get(message_id)
     if message.get("conversation_id"):  # a send-test message belongs to none
-        store.events.record([event("message_failed", str(message_id), message["conversation_id"], now,
-                                   message_id=message_id, error_code=error_code)])
+        store.events.record([message_event("message_failed", message, now, error_code=error_code)])
