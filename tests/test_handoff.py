@@ -242,3 +242,19 @@ def test_other_mentions_of_people_are_not(text):
 def test_yes_is_recognised_only_as_a_whole_answer():
     assert all(says_yes(t) for t in ("Sí, por favor", "vale", "ok!", "yes please", "sim", "oui"))
     assert not any(says_yes(t) for t in ("no", "sí, pero antes dime el precio", "no gracias"))
+
+
+def test_a_person_can_answer_an_older_conversation_while_the_customer_writes_in_a_newer_one(client, store, worker,
+                                                                                          fake_twilio):
+    say(client, worker, "¿Cuánto cuesta la fibra de 600 Mb?")
+    (old,) = store.conversations.collection.find()
+    client.post(f"{W}/conversations/{old['_id']}/close", headers=ADMIN)
+    say(client, worker, "¿Y la de 1 Gb?")  # a new conversation: the window is open through it
+    store.messages.collection.delete_many({"conversation_id": old["_id"], "direction": "inbound"})  # as a purge would
+
+    response = client.post(f"{W}/conversations/{old['_id']}/reply", json={"text": "Sobre tu pregunta de ayer…"},
+                           headers=ADMIN)
+    worker.run_until_idle()
+
+    assert response.status_code == 202
+    assert fake_twilio.sent_messages()[-1]["body"] == "Sobre tu pregunta de ayer…"

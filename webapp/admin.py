@@ -1,6 +1,7 @@
 """What admins see of conversations and do to them, shared by the admin API (`routes/admin.py`)
-and the admin command (`scripts/admin.py`): the stats, conversations and messages as JSON-ready
-records, and re-sending a reply Twilio never delivered."""
+and the admin command (`scripts/admin.py`): the stats; conversations, messages and leads as
+JSON-ready records; re-sending a reply Twilio never delivered, a person's reply, and giving a
+conversation in handoff back to the bot."""
 from __future__ import annotations
 
 import math
@@ -22,8 +23,7 @@ REPLY_WINDOW = timedelta(hours=24)
 ROLLUP_LAG = timedelta(days=1)
 RECENT = timedelta(days=7)  # the window of the response times
 MESSAGE_FIELDS = ("direction", "type", "kind", "part", "parts", "body", "media", "location", "status", "twilio_sid",
-                  "error_code",
-                  "error_message", "outcome", "created_at", "sent_at", "status_at", "resent_at")
+                  "error_code", "error_message", "outcome", "created_at", "sent_at", "status_at", "resent_at")
 
 
 class AdminError(Exception):
@@ -134,10 +134,11 @@ def resend_failed_reply(store: Store, message_id: str, now: datetime) -> list[di
     return queued
 
 
-def check_reply_window(store: Store, wa_id: str, conversation_id: str, now: datetime) -> dict:
-    """The customer's latest message in the conversation, if WhatsApp's 24-hour window for a
-    free-form reply is open: it closes 24 h after their last message, in this conversation or a
-    newer one (their session's). Else AdminError, before Twilio would refuse it with 63016."""
+def check_reply_window(store: Store, wa_id: str, conversation_id: str, now: datetime) -> dict | None:
+    """The customer's latest message in the conversation (None if it has none left), if
+    WhatsApp's 24-hour window for a free-form reply is open: it closes 24 h after their last
+    message, in this conversation or a newer one (their session's). Else AdminError, before
+    Twilio would refuse it with 63016."""
     last = store.messages.last_inbound(conversation_id)
     times = [t for t in (store.sessions.last_inbound_at(wa_id), last and last["created_at"]) if t]
     if not times or now >= max(times) + REPLY_WINDOW:
@@ -154,7 +155,8 @@ def agent_reply(store: Store, conversation_id: str, text: str, key: str, now: da
     if not 1 <= len(text) <= MAX_REPLY_CHARS:
         raise AdminError(f"text must have 1 to {MAX_REPLY_CHARS} characters", 400)
     last = check_reply_window(store, conversation["wa_id"], conversation_id, now)
-    parts = store.messages.queue_reply(conversation_id, conversation["wa_id"], [last["_id"]], split_parts(text), now,
+    reply_to = [last["_id"]] if last else []
+    parts = store.messages.queue_reply(conversation_id, conversation["wa_id"], reply_to, split_parts(text), now,
                                        kind="agent", key=f"agent:{key}", answer_text=text, role="agent")
     store.jobs.enqueue(conversation_id, conversation["wa_id"], now)
     return parts
