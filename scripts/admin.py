@@ -111,9 +111,9 @@ def list_conversations(store, args) -> int:
     if args.json:
         print(json.dumps({"conversations": records, "page": args.page, "per_page": args.per_page, "total": total}))
         return 0
-    print(f"{'id':32}  {'customer':15}  {'status':6}  {'started':25}  closed")
+    print(f"{'id':32}  {'customer':15}  {'status':7}  {'started':25}  closed")
     for record in records:
-        print(f"{record['id']:32}  {record['wa_id']:15}  {record['status']:6}  {record['started_at']:25}  "
+        print(f"{record['id']:32}  {record['wa_id']:15}  {record['status']:7}  {record['started_at']:25}  "
               f"{record['closed_at'] or ''}")
     pages = max(1, -(-total // args.per_page))
     print(f"page {args.page} of {pages}, {total} conversation(s)")
