@@ -1,14 +1,16 @@
 """Load benchmark: many WhatsApp customers at once, through the app as it runs in production.
 
     python scripts/bench_load.py [--customers 200] [--messages 10] [--rate 50] [--llm-delay SECONDS]
-                                 [--workers 1] [--worker-threads 4] [--debounce 2] [--json]
-                                 [--mongodb-uri URI] [--mongodb-options OPTIONS] [--keep]
+                                 [--web-instances 1] [--workers 1] [--worker-threads 4] [--chroma-server]
+                                 [--debounce 2] [--json] [--mongodb-uri URI] [--mongodb-options OPTIONS] [--keep]
 
 Starts, all on 127.0.0.1 and in a scratch folder removed afterwards: a MongoDB-protocol server
-(SecantusDB, fresh data), a Chroma index of the sample knowledge base (sample_kb/), the fake Twilio
-REST API, gunicorn with 2 workers and `--workers` worker processes (`python -m webapp.worker`, with
-`--worker-threads` threads each). Answers are offline (no LLM), unless `--llm-delay` is given: then
-a fake OpenAI server answers every chat request after that many seconds.
+(SecantusDB, fresh data), a Chroma index of the sample knowledge base (sample_kb/: a folder, or with
+`--chroma-server` a `chroma run` server), the fake Twilio REST API, `--web-instances` gunicorn
+instances of 2 workers each (one port each: the load is spread over them, as a load balancer would)
+and `--workers` worker processes (`python -m webapp.worker`, with `--worker-threads` threads each),
+all sharing the one database and index. Answers are offline (no LLM), unless `--llm-delay` is
+given: then a fake OpenAI server answers every chat request after that many seconds.
 
 Each customer sends `--messages` distinct Spanish questions about the sample knowledge base, in
 order; all customers together send `--rate` messages per second, open-loop (every message leaves at
@@ -65,7 +67,8 @@ from scripts.eval_rag import percentile  # noqa: E402
 from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
 from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
 from tests.processes import (  # noqa: E402
-    app_env, cpu_seconds, database_uri, free_port, log_count, start_gunicorn, start_process, wait_until)
+    app_env, cpu_seconds, database_uri, free_port, json_lines, log_count, start_chroma_server, start_gunicorn,
+    start_process, wait_until)
 from webapp.config import Settings, load_settings  # noqa: E402
 from webapp.db.messages import OPEN_OUTBOUND  # noqa: E402
 
@@ -177,8 +180,9 @@ def question(customer: int, seq: int) -> str:
 class Load:
     """Sends the planned messages open-loop and records what happened to each request."""
 
-    def __init__(self, url: str, auth_token: str, customers: int, messages: int, rate: float, client_threads: int):
-        self.url = url
+    def __init__(self, urls: list[str], auth_token: str, customers: int, messages: int, rate: float,
+                 client_threads: int):
+        self.urls = urls  # message k goes to urls[k % len(urls)]
         self.validator = RequestValidator(auth_token)
         self.rate = rate
         self.client_threads = client_threads
@@ -193,13 +197,14 @@ class Load:
         form = twilio_form(customer_number(customer), SENDER, question(customer, seq), f"Cliente {customer}",
                            ACCOUNT_SID)
         # a fresh connection per webhook, as Twilio's deliveries come
-        headers = {"X-Twilio-Signature": self.validator.compute_signature(self.url, form), "Connection": "close"}
+        url = self.urls[k % len(self.urls)]
+        headers = {"X-Twilio-Signature": self.validator.compute_signature(url, form), "Connection": "close"}
         record = {"customer": customer, "seq": seq, "sid": form["MessageSid"], "scheduled": scheduled}
         session = getattr(self.local, "session", None) or requests.Session()
         self.local.session = session
         record["started"] = time.monotonic()
         try:
-            response = session.post(self.url, data=form, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS)
+            response = session.post(url, data=form, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS)
             record["status"] = response.status_code
         except requests.RequestException as exc:
             record["status"] = None
@@ -414,12 +419,13 @@ def analyse(load: Load, inbound: list[dict], outbound: list[dict], sends: list[t
     }
 
 
-def gunicorn_request_ms(log_file: Path) -> dict:
-    """gunicorn's own time for each webhook request (access log `us=` field)."""
-    text = log_file.read_text(errors="replace") if log_file.exists() else ""
-    pattern = r"POST " + re.escape(WEBHOOK_PATH) + r"\S* \S+ status=2\d\d us=(\d+)"
-    micros = [int(m) / 1e6 for m in re.findall(pattern, text)]
-    return summary_ms(micros, 50, 99)
+def gunicorn_request_ms(log_files: list[Path]) -> dict:
+    """gunicorn's own time for each acknowledged webhook request (its JSON access log)."""
+    seconds = [line["duration_ms"] / 1000 for log_file in log_files if log_file.exists()
+               for line in json_lines(log_file.read_text(errors="replace"))
+               if line.get("logger") == "gunicorn.access" and line.get("path") == WEBHOOK_PATH
+               and 200 <= line.get("status", 0) < 300]
+    return summary_ms(seconds, 50, 99)
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -437,8 +443,8 @@ def print_table(report: dict) -> None:
     lines = [
         f"load: {config['customers']} customers x {config['messages']} messages at {config['rate']} msg/s, open-loop "
         f"({config['client_threads']} client threads)",
-        f"app: gunicorn {WEB_WORKERS} workers, {config['workers']} worker process(es) x {config['worker_threads']} "
-        f"threads, {llm}",
+        f"app: {config['web_instances']} gunicorn instance(s) x {WEB_WORKERS} workers, {config['workers']} worker "
+        f"process(es) x {config['worker_threads']} threads, {llm}; Chroma {config['chroma']}",
         f"database: {config['mongodb']}{', options ' + config['mongodb_options'] if config['mongodb_options'] else ''}",
         f"settings: REPLY_DEBOUNCE_SECONDS={config['debounce']}, RATE_LIMIT_PER_WA_ID={config['rate_limit']!r} "
         "(raised so the limiter never refuses this load), PUBLIC_BASE_URL unset (no status callbacks)",
@@ -504,7 +510,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="messages per second, all customers together")
     parser.add_argument("--llm-delay", type=float, default=None, metavar="SECONDS",
                         help="answer with a fake OpenAI that takes this long on every chat request")
+    parser.add_argument("--web-instances", type=int, default=1, help="gunicorn instances, one port each")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--chroma-server", action="store_true",
+                        help="serve the index with `chroma run` (CHROMA_URL) instead of a folder")
     parser.add_argument("--worker-threads", type=int, default=4, help="WORKER_THREADS of each worker process")
     parser.add_argument("--debounce", type=float, default=2.0, help="REPLY_DEBOUNCE_SECONDS")
     parser.add_argument("--rate-limit", default=DEFAULT_RATE_LIMIT, help="RATE_LIMIT_PER_WA_ID")
@@ -524,7 +533,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.client_threads is None:
         args.client_threads = int(args.rate * REQUEST_TIMEOUT_SECONDS) + 16
-    if min(args.customers, args.messages, args.workers, args.worker_threads, args.client_threads) < 1 or args.rate <= 0:
+    if min(args.customers, args.messages, args.web_instances, args.workers, args.worker_threads,
+           args.client_threads) < 1 or args.rate <= 0:
         parser.error("counts and the rate must be positive")
 
     run_local.interrupt_on_signals()
@@ -554,10 +564,16 @@ def main(argv: list[str] | None = None) -> int:
         client = MongoClient(mongodb_uri, tz_aware=True)
         db = client.get_default_database()
 
-        # knowledge index of sample_kb/
+        # knowledge index of sample_kb/, in a folder or a Chroma server
         auth_token = secrets.token_hex(16)
-        settings = load_settings(_env_file=None, chroma_path=scratch / "chroma", mongodb_uri=mongodb_uri,
-                                 validate_twilio_signature=False)
+        chroma = {}
+        if args.chroma_server:
+            chroma_port = free_port()
+            note(f"starting chroma run on 127.0.0.1:{chroma_port}")
+            processes.append(start_chroma_server(scratch / "chroma-server", chroma_port, scratch / "chroma.log"))
+            chroma["CHROMA_URL"] = f"http://127.0.0.1:{chroma_port}"
+        settings = load_settings(_env_file=None, mongodb_uri=mongodb_uri, validate_twilio_signature=False,
+                                 chroma_path=scratch / "chroma", **{name.lower(): value for name, value in chroma.items()})
         with contextlib.redirect_stdout(sys.stderr):
             run_local.load_sample_if_empty(settings)
 
@@ -570,11 +586,9 @@ def main(argv: list[str] | None = None) -> int:
             # every chat request (a rewrite of a follow-up, or an answer) waits; at most two per message
             llm.delay_next(args.llm_delay, times=2 * args.customers * args.messages + 100)
 
-        port = free_port()
         env = app_env(mongodb_uri, scratch / "chroma", twilio.base_url, ACCOUNT_SID, auth_token, SENDER,
                       REPLY_DEBOUNCE_SECONDS=str(args.debounce), RATE_LIMIT_PER_WA_ID=args.rate_limit,
-                      BIND=f"127.0.0.1:{port}", WEB_THREADS=str(WEB_THREADS),
-                      WORKER_THREADS=str(args.worker_threads))
+                      WEB_THREADS=str(WEB_THREADS), WORKER_THREADS=str(args.worker_threads), **chroma)
         worker_env = dict(env)
         if llm is not None:
             worker_env.update(OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=llm.api_base,
@@ -583,13 +597,14 @@ def main(argv: list[str] | None = None) -> int:
              f"{WEB_WORKERS * WEB_THREADS} at a time")
         baseline = [webhook_baseline(env, database_uri(mongodb_uri, f"{database_name}_baseline"), auth_token, n)
                     for n in (1, WEB_WORKERS * WEB_THREADS)]
-        note(f"starting gunicorn ({WEB_WORKERS} workers) on 127.0.0.1:{port} and {args.workers} worker process(es)"
-             f" x {args.worker_threads} threads")
+        ports = [free_port() for _ in range(args.web_instances)]
+        note(f"starting {args.web_instances} gunicorn instance(s) ({WEB_WORKERS} workers each) on ports "
+             f"{', '.join(map(str, ports))} and {args.workers} worker process(es) x {args.worker_threads} threads")
         # cwd is the scratch folder, so the repository's own .env is not read
-        gunicorn_log = scratch / "gunicorn.log"
-        gunicorn = start_gunicorn(env, scratch, gunicorn_log, WEB_WORKERS, START_TIMEOUT_SECONDS,
-                                  ("--access-logformat", "pid=%(p)s %(r)s status=%(s)s us=%(D)s"))
-        processes.append(gunicorn)
+        gunicorn_logs = [scratch / f"gunicorn-{port}.log" for port in ports]
+        gunicorns = [start_gunicorn(dict(env, BIND=f"127.0.0.1:{port}"), scratch, log, WEB_WORKERS,
+                                    START_TIMEOUT_SECONDS) for port, log in zip(ports, gunicorn_logs)]
+        processes += gunicorns
         worker_logs = [scratch / f"worker-{n}.log" for n in range(args.workers)]
         workers = [start_process([sys.executable, "-m", "webapp.worker"], worker_env, scratch, log)
                    for log in worker_logs]
@@ -598,11 +613,11 @@ def main(argv: list[str] | None = None) -> int:
                    "worker processes", START_TIMEOUT_SECONDS, 0.2, processes)
         startup_seconds = time.monotonic() - began
 
-        load = Load(f"http://127.0.0.1:{port}{WEBHOOK_PATH}", auth_token, args.customers, args.messages, args.rate,
-                    args.client_threads)
+        load = Load([f"http://127.0.0.1:{port}{WEBHOOK_PATH}" for port in ports], auth_token, args.customers,
+                    args.messages, args.rate, args.client_threads)
         note(f"sending {len(load.plan)} messages at {args.rate} msg/s")
         cpu_before = {"secantusdb": cpu_seconds(database.pid) if database else 0.0,
-                      "gunicorn": cpu_seconds(gunicorn.pid),
+                      "gunicorn": sum(cpu_seconds(g.pid) for g in gunicorns),
                       "workers": sum(cpu_seconds(w.pid) for w in workers), "bench": _own_cpu()}
         sending_started = time.monotonic()
         load.run(stop)
@@ -614,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
 
         cpu = {
             "secantusdb": round(cpu_seconds(database.pid) - cpu_before["secantusdb"], 1) if database else None,
-            "gunicorn": round(cpu_seconds(gunicorn.pid) - cpu_before["gunicorn"], 1),
+            "gunicorn": round(sum(cpu_seconds(g.pid) for g in gunicorns) - cpu_before["gunicorn"], 1),
             "workers": round(sum(cpu_seconds(w.pid) for w in workers) - cpu_before["workers"], 1),
             "bench (client + fakes)": round(_own_cpu() - cpu_before["bench"], 1),
         }
@@ -623,11 +638,12 @@ def main(argv: list[str] | None = None) -> int:
                                          {"reply_to": 1, "part": 1, "kind": 1, "twilio_sid": 1, "status": 1,
                                           "outcome": 1, "wa_id": 1, "body": 1}))
         result = analyse(load, inbound, outbound, twilio.sends())
-        result["webhook_server_ms"] = gunicorn_request_ms(gunicorn_log)
+        result["webhook_server_ms"] = gunicorn_request_ms(gunicorn_logs)
         report = {
             "config": {
                 "customers": args.customers, "messages": args.messages, "rate": args.rate,
-                "llm_delay": args.llm_delay, "workers": args.workers, "worker_threads": args.worker_threads,
+                "llm_delay": args.llm_delay, "web_instances": args.web_instances, "workers": args.workers,
+                "worker_threads": args.worker_threads, "chroma": "server (chroma run)" if args.chroma_server else "folder",
                 "web_workers": WEB_WORKERS, "debounce": args.debounce, "rate_limit": args.rate_limit,
                 "client_threads": args.client_threads, "drain_timeout": args.drain_timeout, "settle": args.settle,
                 "mongodb": "given server" if args.mongodb_uri else "SecantusDB (own, fresh)",

@@ -73,6 +73,31 @@ def start_gunicorn(env: dict, cwd: Path, log_file: Path, workers: int, timeout_s
     return process
 
 
+CHROMA_CLI = Path(sys.executable).parent / "chroma"
+
+
+def start_chroma_server(path: Path, port: int, log_file: Path, timeout_seconds: float = 30) -> subprocess.Popen:
+    """`chroma run` (Chroma's own server, as production runs it) on 127.0.0.1:`port` with its data
+    in `path`, once it answers its heartbeat."""
+    command = [str(CHROMA_CLI if CHROMA_CLI.exists() else "chroma"), "run", "--path", str(path),
+               "--host", "127.0.0.1", "--port", str(port)]
+    process = start_process(command, dict(os.environ, ANONYMIZED_TELEMETRY="False"), path.parent, log_file)
+    try:
+        wait_until(lambda: heartbeat_ok(f"http://127.0.0.1:{port}"), "chroma run", timeout_seconds, 0.2, (process,))
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process
+
+
+def heartbeat_ok(chroma_url: str) -> bool:
+    try:
+        return requests.get(chroma_url + "/api/v2/heartbeat", timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
 def log_count(path: Path, pattern: str) -> int:
     try:
         return len(re.findall(pattern, path.read_text(errors="replace")))

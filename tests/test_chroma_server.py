@@ -2,48 +2,27 @@
 `chroma run` process, as production runs it."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
-import requests
 
 from rag.ingest import ingest
 from rag.retrieve import Retriever
 from rag.store import EmbedderMismatch, open_index
 from tests.conftest import ROOT
-from tests.processes import free_port
+from tests.processes import CHROMA_CLI, free_port, start_chroma_server
 from webapp.config import load_settings
-
-CHROMA = Path(sys.executable).parent / "chroma"
 
 
 @pytest.fixture(scope="module")
 def chroma_url(tmp_path_factory):
-    if not CHROMA.exists() and not shutil.which("chroma"):
+    if not CHROMA_CLI.exists() and not shutil.which("chroma"):
         pytest.skip("the chroma CLI is not installed")
     port = free_port()
-    process = subprocess.Popen(
-        [str(CHROMA if CHROMA.exists() else "chroma"), "run", "--path", str(tmp_path_factory.mktemp("chroma-server")),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, ANONYMIZED_TELEMETRY="False"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/api/v2/heartbeat", timeout=1).ok:
-                break
-        except requests.RequestException:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("chroma run did not answer its heartbeat within 30 s")
-    yield url
+    folder = tmp_path_factory.mktemp("chroma-server")
+    process = start_chroma_server(folder / "data", port, folder / "server.log")
+    yield f"http://127.0.0.1:{port}"
     process.terminate()
     try:
         process.wait(timeout=10)
