@@ -3,6 +3,8 @@ benchmark showed the database is the bottleneck, so a step that grows a round tr
 here, not only in a benchmark), and what the less obvious queries return."""
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -58,13 +60,13 @@ def commands(store, command_log):
 
 def test_webhook_from_a_known_customer_makes_five_database_calls(client, store, commands):
     signed_post(client, inbound_form("hola"))  # the first message creates the session and the conversation
-    assert commands[:2] == [("findAndModify", "whatsapp_sessions"), ("insert", "conversations")]
+    assert commands[:3] == [("find", "whatsapp_sessions"), ("insert", "whatsapp_sessions"), ("insert", "conversations")]
     commands.clear()
 
     assert signed_post(client, inbound_form("cuánto cuesta la fibra?")).status_code == 200
 
     assert commands == [
-        ("findAndModify", "whatsapp_sessions"),  # read on every message: a reset must be seen at once
+        ("find", "whatsapp_sessions"),  # read on every message: a reset must be seen at once
         ("insert", "messages"),
         ("update", "windows"),  # RATE_LIMIT_PER_WA_ID, per minute
         ("update", "windows"),  # and per hour
@@ -199,3 +201,19 @@ def test_queueing_a_reply_again_adds_nothing_and_returns_only_what_is_left_to_se
 
     assert [p["_id"] for p in again] == [first[1]["_id"]]
     assert store.messages.collection.count_documents({"direction": "outbound"}) == 2
+
+
+def test_concurrent_first_messages_of_a_customer_share_one_conversation(store):
+    now = datetime(2026, 1, 1, 9, tzinfo=timezone.utc)
+    barrier = threading.Barrier(8)
+
+    def first_message(_):
+        barrier.wait(timeout=10)
+        return store.sessions.conversation_id("34600111222", now)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(first_message, range(8)))
+
+    assert len({conversation_id for conversation_id, _ in results}) == 1
+    assert sum(started for _, started in results) == 1
+    assert store.sessions.collection.count_documents({}) == 1

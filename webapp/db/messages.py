@@ -45,8 +45,8 @@ class Messages:
     def ensure_indexes(self) -> None:
         self.collection.create_index([("dedup_key", ASCENDING)], unique=True, name="dedup_key_unique")
         self.collection.create_index([("conversation_id", ASCENDING), ("created_at", ASCENDING)], name="conversation_time")
-        self.collection.create_index([("twilio_sid", ASCENDING)], name="twilio_sid")
         # For the admin API's stats: counts by direction and time, and the few failed or unconfirmed.
+        # (Status reports find their message by _id: no index on twilio_sid.)
         self.collection.create_index([("direction", ASCENDING), ("created_at", ASCENDING)], name="direction_time")
         self.collection.create_index([("status", ASCENDING)], name="status")
 
