@@ -4,6 +4,7 @@ Both modes go through the same `KnowledgeIndex`; only the client differs.
 """
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -76,7 +77,7 @@ class KnowledgeIndex:
 
     def metadata_by_source(self) -> dict[str, dict[str, dict]]:
         """Every chunk's metadata by chunk id, grouped by source file."""
-        result = self._collection.get(include=["metadatas"])
+        result = read_all(self._collection, ["metadatas"])
         grouped: dict[str, dict[str, dict]] = {}
         for chunk_id, metadata in zip(result["ids"], result["metadatas"]):
             grouped.setdefault((metadata or {}).get("source", ""), {})[chunk_id] = metadata or {}
@@ -84,7 +85,7 @@ class KnowledgeIndex:
 
     def contents(self) -> tuple[list[str], list[str], list[dict]]:
         """Every chunk's id, text and metadata (what a retriever keeps in memory)."""
-        result = self._collection.get(include=["documents", "metadatas"])
+        result = read_all(self._collection, ["documents", "metadatas"])
         return result["ids"], result["documents"], [meta or {} for meta in result["metadatas"]]
 
     def revision(self) -> str:
@@ -132,6 +133,18 @@ class KnowledgeIndex:
         result = self._collection.query(query_embeddings=[vector], n_results=k, include=["distances"])
         return [(i, 1.0 - distance) for i, distance in zip(result["ids"][0], result["distances"][0])]
 
+def read_all(collection, include: list[str]) -> dict[str, list]:
+    """Every chunk's id and `include` fields, MAX_BATCH at a time: a single `get` of a large
+    collection fails in chromadb 1.5.9 ("too many SQL variables", seen at 10,000 chunks)."""
+    result: dict[str, list] = {"ids": [], **{field: [] for field in include}}
+    for offset in itertools.count(0, MAX_BATCH):
+        page = collection.get(include=include, limit=MAX_BATCH, offset=offset)
+        for field in result:
+            result[field] += page[field]
+        if len(page["ids"]) < MAX_BATCH:
+            return result
+
+
 def cosine(a, b) -> float:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
@@ -146,7 +159,7 @@ def describe_index(client, collection_name: str) -> dict | None:
     except NotFoundError:
         return None
     metadata = collection.metadata or {}
-    sources = {(meta or {}).get("source", "") for meta in collection.get(include=["metadatas"])["metadatas"]}
+    sources = {(meta or {}).get("source", "") for meta in read_all(collection, ["metadatas"])["metadatas"]}
     return {"collection": collection_name, "chunks": collection.count(), "documents": len(sources),
             "embedder": metadata.get("embedder"), "last_ingest_at": metadata.get("changed_at")}
 

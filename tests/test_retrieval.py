@@ -12,6 +12,7 @@ from rag.answer import build_assistant, key_sentences, make_retriever
 from rag.ingest import ingest
 from rag.lexical import LexicalIndex
 from rag.retrieve import Turn, fuse, search_text
+from rag.split import Chunk
 from rag.store import Hit, open_index
 from webapp.config import load_settings
 
@@ -180,3 +181,17 @@ def test_readers_see_a_whole_version_of_a_document_while_it_is_replaced(tmp_path
     assert seen, "the reader never ran"
     assert all(hits and hits[0].source == "precios.md" for hits in seen)  # never missing
     assert all(h.text in valid_texts for hits in seen for h in hits)  # only texts of a complete version
+
+
+def test_a_large_index_is_read_whole_in_pages(tmp_path):
+    """chromadb 1.5.9 refuses one `get` of every chunk of a collection over ~32,766 ("too many SQL
+    variables"); the retriever's snapshot, ingestion and the admin command read it in pages."""
+    settings = load_settings(_env_file=None, validate_twilio_signature=False, chroma_path=tmp_path)
+    index = open_index(settings, "test-embedder")
+    chunks = [Chunk(f"doc-{n // 10}.md#{n}", f"texto {n}", {"source": f"doc-{n // 10}.md"}) for n in range(33_000)]
+    index.add(chunks, [[0.6, 0.8]] * len(chunks))  # tiny vectors: the reading is under test
+
+    ids, texts, metadatas = index.contents()
+
+    assert len(ids) == len(set(ids)) == 33_000 and set(texts) == {c.text for c in chunks}
+    assert len(metadatas) == 33_000 and len(index.metadata_by_source()) == 3_300
