@@ -94,8 +94,9 @@ class LexicalIndex:
         if not self.ids or not terms:
             return []
         scores = self._bm25.get_scores(terms)
-        best = np.argsort(-scores, kind="stable")[:n]  # stable: ties keep index order
-        return [(self.ids[i], float(scores[i])) for i in best if scores[i] > 0]
+        matching = np.flatnonzero(scores > 0)  # usually a few of all: sort only those
+        best = matching[np.argsort(-scores[matching], kind="stable")[:n]]  # stable: ties keep index order
+        return [(self.ids[i], float(scores[i])) for i in best]
 
     def knows(self, word: str) -> bool:
         """The documents use this word in some form ("inscribo" is known from "inscribirse"), even

@@ -105,7 +105,11 @@ class KnowledgeIndex:
     def scores(self, ids: list[str], vector: list[float]) -> dict[str, float]:
         """Cosine similarity to `vector` of each chunk with these ids that still exists."""
         result = self._collection.get(ids=ids, include=["embeddings"])
-        return {i: cosine(vector, embedding) for i, embedding in zip(result["ids"], result["embeddings"])}
+        if not result["ids"]:
+            return {}
+        matrix, query = np.asarray(result["embeddings"], dtype=float), np.asarray(vector, dtype=float)
+        similarities = matrix @ query / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(query))
+        return dict(zip(result["ids"], similarities.tolist()))
 
     def add(self, chunks: list[Chunk], vectors: list[list[float]]) -> None:
         for start in range(0, len(chunks), MAX_BATCH):
