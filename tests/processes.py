@@ -137,26 +137,44 @@ def wait_until(condition, what: str, seconds: float = 60, every: float = 0.05,
     raise TimeoutError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
+def _proc_stats() -> dict[int, list[str]]:
+    """Every running process's /proc/<pid>/stat fields after the command name (Linux)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # exited meanwhile
+                continue
+    return found
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and all its descendants still running, the process first."""
+    children: dict[int, list[int]] = {}
+    for child, fields in _proc_stats().items():
+        children.setdefault(int(fields[1]), []).append(child)
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += sorted(children.get(current, []))
+    return tree
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process and all its descendants still running (Linux /proc)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    times: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # exited meanwhile
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        total += times.get(current, 0.0)
-        todo += children.get(current, [])
-    return total
+    stats = _proc_stats()
+    return sum((int(stats[p][11]) + int(stats[p][12])) / ticks for p in process_tree(pid) if p in stats)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of one process, in MiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def json_lines(output: str) -> list[dict]:
