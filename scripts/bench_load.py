@@ -250,6 +250,7 @@ def webhook_baseline(env: dict[str, str], mongodb_uri: str, auth_token: str, con
     settings = load_settings(_env_file=None, **{
         **{name.lower(): value for name, value in env.items() if name.lower() in Settings.model_fields},
         "mongodb_uri": mongodb_uri,
+        "log_level": "WARNING",  # its INFO lines would be mixed into the report
     })
     app = create_app(settings)
     url = "http://localhost" + WEBHOOK_PATH
