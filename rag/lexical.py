@@ -94,8 +94,13 @@ class LexicalIndex:
         if not self.ids or not terms:
             return []
         scores = self._bm25.get_scores(terms)
-        matching = np.flatnonzero(scores > 0)  # usually a few of all: sort only those
-        best = matching[np.argsort(-scores[matching], kind="stable")[:n]]  # stable: ties keep index order
+        matching = np.flatnonzero(scores > 0)
+        if len(matching) > n:  # the n best without sorting them all: those above the n-th best score,
+            kth = np.partition(scores[matching], -n)[-n]  # and as many equal to it as fit, first ones first
+            above = np.flatnonzero(scores[matching] > kth)
+            tied = np.flatnonzero(scores[matching] == kth)[: n - len(above)]
+            matching = matching[np.sort(np.concatenate([above, tied]))]
+        best = matching[np.argsort(-scores[matching], kind="stable")]  # stable: ties keep index order
         return [(self.ids[i], float(scores[i])) for i in best]
 
     def knows(self, word: str) -> bool:
