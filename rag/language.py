@@ -51,6 +51,12 @@ PHRASES = {
         "pt": "Você está enviando muitas mensagens seguidas. Eu as recebi; aguarde um momento antes de escrever novamente.",
         "fr": "Vous envoyez beaucoup de messages d'affilée. Je les ai reçus ; attendez un instant avant d'écrire à nouveau.",
     },
+    "contact_noted": {
+        "es": "¡Gracias! Lo he anotado. ¿En qué más puedo ayudarte?",
+        "en": "Thank you! I've noted it. How else can I help?",
+        "pt": "Obrigado! Anotei. Em que mais posso ajudar?",
+        "fr": "Merci ! C'est noté. Que puis-je faire d'autre pour vous ?",
+    },
     "handoff": {
         "es": "Te paso con una persona del equipo: te responderá por aquí lo antes posible.",
         "en": "I'm passing you to a person from our team: they will reply here as soon as they can.",

@@ -8,7 +8,7 @@ import io
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, inbound_form, signed_post
-from webapp.leads import contact_details
+from webapp.leads import contact_details, only_contact_details
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 W = "/api/v1/whatsapp"
@@ -30,6 +30,28 @@ def test_details_given_over_a_conversation_make_one_lead(client, store, worker, 
     assert lead["profile_name"] == "Ana" and lead["updated_at"] > lead["created_at"]
     assert store.events.count("lead_created") == 1
     assert len(fake_twilio.sent_messages()) == 2  # each message is answered as well
+
+
+def test_a_message_of_contact_details_alone_is_thanked_not_searched(client, store, worker, fake_twilio):
+    say(client, worker, "¿Cuánto cuesta la fibra de 600 Mb?")
+    say(client, worker, "me llamo Ana y mi correo es ana@example.com")
+    say(client, worker, "My name is John and my phone is +44 7700 900123", sender="whatsapp:+447700900123")
+
+    replies = [m["body"] for m in fake_twilio.sent_messages()]
+    assert "32" in replies[0]
+    assert replies[1] == "¡Gracias! Lo he anotado. ¿En qué más puedo ayudarte?"
+    assert replies[2] == "Thank you! I've noted it. How else can I help?"
+    assert store.leads.collection.count_documents({}) == 2
+
+
+@pytest.mark.parametrize(("text", "alone"), [
+    ("me llamo Ana y mi correo es ana@example.com", True), ("mi móvil es 612 345 678", True),
+    ("Soy Ana López", True), ("mi correo es ana@example.com, gracias", True),
+    ("me llamo Ana, ¿cuánto cuesta la fibra?", False), ("me llamo Ana y quiero fibra", False),
+    ("me llamo ana garcía y quiero contratar la fibra", False), ("hola", False),
+])
+def test_contact_details_alone_are_told_from_a_question(text, alone):
+    assert only_contact_details(text) is alone
 
 
 def test_a_conversation_without_contact_details_makes_no_lead(client, store, worker, fake_twilio):

@@ -12,6 +12,8 @@ import itertools
 import re
 from collections.abc import Iterator
 
+from rag.language import plain
+
 EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])")
 # A run of digits with the separators people type; 9 to 15 digits make a phone number.
 PHONE = re.compile(r"(?<![\w+])\+?\d[\d .()-]{7,20}\d(?![\w])")
@@ -26,6 +28,11 @@ INTRODUCED = re.compile(r"\b(?:[Ss]oy|I'm|I am|[Ss]ou)\s+"
 NOT_A_NAME = {"y", "e", "and", "et", "o", "or", "ou", "pero", "but", "mais", "quiero", "quisiera", "necesito",
               "tengo", "vivo", "soy", "want", "need", "have", "live", "from", "please", "por", "para", "con", "que",
               "with", "gracias", "thanks", "hola", "hello", "cliente", "client", "customer", "de", "from", "aqui"}
+# What is left of "mi correo es ana@example.com y mi móvil 612 345 678" once the details are out.
+FILLER = {"mi", "me", "mis", "es", "son", "y", "e", "o", "el", "la", "de", "del", "al", "a", "correo", "email", "mail",
+          "electronico", "telefono", "movil", "numero", "whatsapp", "contacto", "my", "is", "and", "or", "the", "phone",
+          "number", "mobile", "meu", "minha", "meus", "mon", "ma", "est", "et", "hola", "hi", "gracias", "thanks",
+          "llamarme", "llamadme", "llamame", "call", "me", "at", "en", "por", "favor", "please", "aqui", "here"}
 CSV_COLUMNS = ("conversation_id", "wa_id", "name", "email", "phone", "profile_name", "source", "created_at",
                "updated_at")
 
@@ -45,7 +52,29 @@ def contact_details(text: str) -> dict:
     return found
 
 
+def only_contact_details(text: str) -> bool:
+    """The message gives contact details and nothing else to answer ("me llamo Ana, mi correo es
+    ana@example.com"): no question, no word beyond the details and the words that carry them."""
+    if "?" in text or not contact_details(text):
+        return False
+    rest = PHONE.sub(" ", EMAIL.sub(" ", text))
+    named = _named(rest)
+    if named:
+        rest = rest[: named[0]] + " " + rest[named[1]:]
+    return all(word in FILLER for word in re.findall(r"[^\W\d_]+", plain(rest)))
+
+
 def _name(text: str) -> str | None:
+    named = _named(text)
+    if named is None:
+        return None
+    name = named[2]
+    return name if any(c.isupper() for c in name) else name.title()
+
+
+def _named(text: str) -> tuple[int, int, str] | None:
+    """Where "me llamo Ana García" is in `text` (start, end) and the name, which ends where a word
+    that is not a name begins ("me llamo Ana y quiero…")."""
     match = NAMED.search(text) or INTRODUCED.search(text)
     if match is None:
         return None
@@ -56,8 +85,8 @@ def _name(text: str) -> str | None:
         words.append(word)
     if not words:
         return None
-    name = " ".join(words)
-    return name if any(c.isupper() for c in name) else name.title()
+    end = match.start(1) + len(" ".join(words))
+    return match.start(), end, " ".join(words)
 
 
 def csv_lines(leads) -> Iterator[str]:

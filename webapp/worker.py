@@ -29,7 +29,7 @@ from webapp.db import Store
 from webapp.db.events import event, message_event
 from webapp.handoff import (UNANSWERED, HandoffNotifier, asked_for_person, handoff_event, notice,
                             unanswered_in_a_row)
-from webapp.leads import contact_details
+from webapp.leads import contact_details, only_contact_details
 from webapp.logs import bind, log_context, mask_phone
 from webapp.metrics import Metrics, send_error_label
 from webapp.whatsapp.formatting import format_reply
@@ -223,6 +223,9 @@ class ReplyWorker:
                             "unreadable")
         elif asked_for_person(question, history):
             answer, reason = self.handoff_answer(question, turns, config), "asked"
+        elif only_contact_details(question):  # noted as a lead in take_up; nothing to look up
+            language = self.assistant.language(question, turns)
+            answer = Answer(phrase("contact_noted", language), language, "small_talk")
         else:
             answer = self.assistant.answer(question, turns, config.persona())
             limit = self.settings.handoff_after_unanswered
