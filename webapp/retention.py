@@ -16,7 +16,6 @@ from pymongo.errors import PyMongoError
 
 from webapp.admin import roll_up
 from webapp.db import Store
-from webapp.db.events import TYPES
 from webapp.logs import mask_phone
 
 log = logging.getLogger(__name__)
@@ -28,32 +27,25 @@ def purge(store: Store, before: datetime) -> dict:
     """Delete what is older than `before`, and than the stats roll-up (so the all-time totals keep
     counting every message: up to a day more is kept); how many documents of each collection went."""
     before = min(before, roll_up(store, datetime.now(timezone.utc))["until"])
-    messages = sum(store.messages.collection.delete_many({"direction": direction, "created_at": {"$lt": before}})
-                   .deleted_count for direction in ("inbound", "outbound"))  # on the (direction, created_at) index
-    events = sum(store.events.collection.delete_many({"type": type_, "at": {"$lt": before}}).deleted_count
-                 for type_ in TYPES)
-    emptied = [c["_id"] for c in store.conversations.collection.find({"started_at": {"$lt": before}}, {"_id": 1})
-               if store.messages.collection.count_documents({"conversation_id": c["_id"]}, limit=1) == 0]
+    messages, events = store.messages.delete_created_before(before), store.events.delete_before(before)
+    emptied = [c for c in store.conversations.ids_started_before(before) if not store.messages.has_any(c)]
     return {"messages": messages, "events": events, **_delete_conversations(store, emptied)}
 
 
 def erase_customer(store: Store, wa_id: str) -> dict:
     """Delete every session, conversation, message, lead, event and queued job of `wa_id`; how
     many documents of each collection went (all zero when there was nothing)."""
-    conversation_ids = [c["_id"] for c in store.conversations.collection.find({"wa_id": wa_id}, {"_id": 1})]
-    session = store.sessions.collection.find_one({"wa_id": wa_id}, {"conversation_id": 1})
-    if session and session["conversation_id"] not in conversation_ids:
-        conversation_ids.append(session["conversation_id"])
-    in_them = {"conversation_id": {"$in": conversation_ids}}
+    conversation_ids = store.conversations.ids_of(wa_id)
+    current = store.sessions.current_conversation(wa_id)
+    if current and current not in conversation_ids:
+        conversation_ids.append(current)
     deleted = {
-        "messages": store.messages.collection.delete_many(in_them).deleted_count
-        + store.messages.collection.delete_many({"wa_id": wa_id}).deleted_count,  # send-test messages too
-        "leads": store.leads.collection.delete_many({"$or": [{"_id": {"$in": conversation_ids}}, {"wa_id": wa_id}]})
-        .deleted_count,
-        "events": store.events.collection.delete_many(in_them).deleted_count,
+        "messages": store.messages.delete_of(conversation_ids, wa_id),
+        "leads": store.leads.delete_of(conversation_ids, wa_id),
+        "events": store.events.delete_of(conversation_ids),
         **_delete_conversations(store, conversation_ids),
     }
-    deleted["sessions"] += store.sessions.collection.delete_many({"wa_id": wa_id}).deleted_count
+    deleted["sessions"] += store.sessions.delete_of(wa_id)
     log.info("erased customer %s: %s", mask_phone(wa_id), deleted)
     return deleted
 
@@ -62,12 +54,9 @@ def _delete_conversations(store: Store, conversation_ids: list[str]) -> dict:
     """The conversations, their queued jobs, and the sessions still pointing at them."""
     if not conversation_ids:
         return {"conversations": 0, "reply_jobs": 0, "sessions": 0}
-    by_id = {"_id": {"$in": conversation_ids}}
-    return {
-        "conversations": store.conversations.collection.delete_many(by_id).deleted_count,
-        "reply_jobs": store.jobs.collection.delete_many(by_id).deleted_count,
-        "sessions": store.sessions.collection.delete_many({"conversation_id": {"$in": conversation_ids}}).deleted_count,
-    }
+    return {"conversations": store.conversations.delete(conversation_ids),
+            "reply_jobs": store.jobs.delete(conversation_ids),
+            "sessions": store.sessions.end_conversations(conversation_ids)}
 
 
 def keep_purging(store: Store, retention_days: int, stop: threading.Event,

@@ -82,6 +82,15 @@ class Conversations:
         )
         return result.modified_count == 1
 
+    def ids_started_before(self, before: datetime) -> list[str]:
+        return [c["_id"] for c in self.collection.find({"started_at": {"$lt": before}}, {"_id": 1})]
+
+    def ids_of(self, wa_id: str) -> list[str]:
+        return [c["_id"] for c in self.collection.find({"wa_id": wa_id}, {"_id": 1})]
+
+    def delete(self, conversation_ids: list[str]) -> int:
+        return self.collection.delete_many({"_id": {"$in": conversation_ids}}).deleted_count
+
     def counts(self) -> dict:
         return {"total": self.count(), "open": self.count("open"), "handoff": self.count("handoff")}
 

@@ -49,6 +49,13 @@ class Events:
             if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
                 raise
 
+    def delete_before(self, before: datetime) -> int:
+        # one delete per type: each is a range on the (type, at) index
+        return sum(self.collection.delete_many({"type": type_, "at": {"$lt": before}}).deleted_count for type_ in TYPES)
+
+    def delete_of(self, conversation_ids: list[str]) -> int:
+        return self.collection.delete_many({"conversation_id": {"$in": conversation_ids}}).deleted_count
+
     def count(self, type_: str, since: datetime | None = None) -> int:
         return self.collection.count_documents({"type": type_, **({"at": {"$gte": since}} if since else {})})
 

@@ -65,6 +65,9 @@ class ReplyJobs:
             {"_id": job["_id"], "worker": job["worker"]}, {"$set": {"lease_until": NEVER_LEASED, "due_at": due_at}}
         )
 
+    def delete(self, conversation_ids: list[str]) -> int:
+        return self.collection.delete_many({"_id": {"$in": conversation_ids}}).deleted_count
+
     def backlog(self) -> tuple[int, datetime | None]:
         """How many conversations have work queued, and since when the oldest has (one command)."""
         found = list(self.collection.aggregate(

@@ -37,5 +37,10 @@ class Leads:
         """Every lead, most recently noted first, as a cursor."""
         return self.collection.find().sort("updated_at", DESCENDING)
 
+    def delete_of(self, conversation_ids: list[str], wa_id: str) -> int:
+        """The leads of these conversations, and any other of `wa_id`'s."""
+        query = {"$or": [{"_id": {"$in": conversation_ids}}, {"wa_id": wa_id}]}
+        return self.collection.delete_many(query).deleted_count
+
     def count(self) -> int:
         return self.collection.count_documents({})

@@ -200,6 +200,19 @@ class Messages:
     def insert_outbound(self, document: dict) -> ObjectId:
         return self.collection.insert_one(dict(document, direction="outbound")).inserted_id
 
+    def delete_created_before(self, before: datetime) -> int:
+        # one delete per direction: each is a range on the (direction, created_at) index
+        return sum(self.collection.delete_many({"direction": direction, "created_at": {"$lt": before}}).deleted_count
+                   for direction in ("inbound", "outbound"))
+
+    def delete_of(self, conversation_ids: list[str], wa_id: str) -> int:
+        """Every message of these conversations, and every other one to or from `wa_id` (send-test)."""
+        return (self.collection.delete_many({"conversation_id": {"$in": conversation_ids}}).deleted_count
+                + self.collection.delete_many({"wa_id": wa_id}).deleted_count)
+
+    def has_any(self, conversation_id: str) -> bool:
+        return self.collection.count_documents({"conversation_id": conversation_id}, limit=1) > 0
+
     def get(self, message_id: ObjectId) -> dict | None:
         return self.collection.find_one({"_id": message_id})
 

@@ -48,6 +48,17 @@ class Sessions:
         """Delete the session pointing at this conversation, if it still does."""
         self.collection.delete_one({"conversation_id": conversation_id})
 
+    def end_conversations(self, conversation_ids: list[str]) -> int:
+        """Delete the sessions still pointing at these conversations; how many there were."""
+        return self.collection.delete_many({"conversation_id": {"$in": conversation_ids}}).deleted_count
+
+    def delete_of(self, wa_id: str) -> int:
+        return self.collection.delete_many({"wa_id": wa_id}).deleted_count
+
+    def current_conversation(self, wa_id: str) -> str | None:
+        found = self.collection.find_one({"wa_id": wa_id}, projection={"conversation_id": 1})
+        return found["conversation_id"] if found else None
+
     def touch(self, wa_id: str, conversation_id: str, inbound_at: datetime, profile_name: str = "") -> None:
         """Record the customer's latest message; `last_inbound_at` is when WhatsApp's 24-hour
         reply window opened. Only moves forward, so it may be applied late and more than once.

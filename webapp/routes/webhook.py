@@ -13,7 +13,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from rag.language import detect_language, phrase
 from webapp.auth import twilio_signature_required
-from webapp.db.events import event
+from webapp.db.events import message_event
 from webapp import logs
 from webapp.logs import mask_phone
 from webapp.services import services
@@ -64,8 +64,8 @@ def receive():
         app.store.messages.mark_inbound(message_id, "rate_limited", now)
         app.store.sessions.touch(inbound.wa_id, conversation_id, now, inbound.profile_name)
         # The worker records the others when it takes them up, off the path Twilio waits for.
-        app.store.events.record([event("message_received", str(message_id), conversation_id, now,
-                                       message_id=message_id)])
+        app.store.events.record([message_event("message_received", {"_id": message_id,
+                                                                    "conversation_id": conversation_id}, now)])
         log.info("customer %s rate limited (%s)", mask_phone(inbound.wa_id), broken)
         if not app.may_send_notice(inbound.wa_id, broken):
             return _twiml_ok()
