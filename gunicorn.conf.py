@@ -16,6 +16,10 @@ access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms pid=%(p)s req
 errorlog = "-"
 # Both logs in the app's format (LOG_FORMAT), phone numbers in paths masked.
 logger_class = "webapp.logs.GunicornLogger"
+# Forwarded headers (X-Forwarded-Proto, X-Forwarded-Ssl…) are read by the app alone, and only from
+# TRUSTED_PROXY_HOPS proxies (werkzeug's ProxyFix): gunicorn's default trusts them from 127.0.0.1,
+# which would let anyone on the host switch the scheme a Twilio signature is checked against.
+forwarded_allow_ips = ""
 # gunicorn 27 opens ~/.gunicorn/gunicorn.ctl by default; containers and tests need no such socket.
 control_socket_disable = True
 

@@ -32,8 +32,9 @@ reply to reach the fake Twilio, then reports:
   a share of what it sustains.
 
 The rate limit per customer (RATE_LIMIT_PER_WA_ID) is raised (`--rate-limit`) so the limiter never
-refuses the benchmark's traffic, but it is still checked on every message. PUBLIC_BASE_URL is unset,
-so Twilio is asked for no status callbacks. Exits 1 if anything was lost, duplicated or out of
+refuses the benchmark's traffic, but it is still checked on every message, as is Twilio's signature
+(over PUBLIC_BASE_URL, each gunicorn instance's own address). The fake Twilio makes no status
+callbacks. Exits 1 if anything was lost, duplicated or out of
 order, 130 on Ctrl-C.
 """
 from __future__ import annotations
@@ -250,6 +251,7 @@ def webhook_baseline(env: dict[str, str], mongodb_uri: str, auth_token: str, con
     settings = load_settings(_env_file=None, **{
         **{name.lower(): value for name, value in env.items() if name.lower() in Settings.model_fields},
         "mongodb_uri": mongodb_uri,
+        "public_base_url": "http://localhost",  # where the test client sends
         "log_level": "WARNING",  # its INFO lines would be mixed into the report
     })
     app = create_app(settings)
@@ -478,7 +480,7 @@ def print_table(report: dict) -> None:
         f"process(es) x {config['worker_threads']} threads, {llm}; Chroma {config['chroma']}",
         f"database: {config['mongodb']}{', options ' + config['mongodb_options'] if config['mongodb_options'] else ''}",
         f"settings: REPLY_DEBOUNCE_SECONDS={config['debounce']}, RATE_LIMIT_PER_WA_ID={config['rate_limit']!r} "
-        "(raised so the limiter never refuses this load), PUBLIC_BASE_URL unset (no status callbacks)",
+        "(raised so the limiter never refuses this load)",
         "",
         f"sent                     {result['sent']:>8}   (planned {result['planned']}; HTTP {result['http_statuses']})",
         f"acknowledged (2xx)       {result['acknowledged']:>8}   ({result['stored_not_acknowledged']} more stored, "
@@ -624,9 +626,10 @@ def main(argv: list[str] | None = None) -> int:
             # every chat request (a rewrite of a follow-up, or an answer) waits; at most two per message
             llm.delay_next(args.llm_delay, times=2 * args.customers * args.messages + 100)
 
+        ports = [free_port() for _ in range(args.web_instances)]
         env = app_env(mongodb_uri, scratch / "chroma", twilio.base_url, ACCOUNT_SID, auth_token, SENDER,
-                      REPLY_DEBOUNCE_SECONDS=str(args.debounce), RATE_LIMIT_PER_WA_ID=args.rate_limit,
-                      WEB_THREADS=str(WEB_THREADS), WORKER_THREADS=str(args.worker_threads), **chroma)
+                      PUBLIC_BASE_URL=f"http://127.0.0.1:{ports[0]}", REPLY_DEBOUNCE_SECONDS=str(args.debounce),
+                      RATE_LIMIT_PER_WA_ID=args.rate_limit, WEB_THREADS=str(WEB_THREADS), WORKER_THREADS=str(args.worker_threads), **chroma)
         worker_env = dict(env)
         if llm is not None:
             worker_env.update(OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=llm.api_base,
@@ -635,13 +638,13 @@ def main(argv: list[str] | None = None) -> int:
              f"{WEB_WORKERS * WEB_THREADS} at a time")
         baseline = [webhook_baseline(env, database_uri(mongodb_uri, f"{database_name}_baseline"), auth_token, n)
                     for n in (1, WEB_WORKERS * WEB_THREADS)]
-        ports = [free_port() for _ in range(args.web_instances)]
         note(f"starting {args.web_instances} gunicorn instance(s) ({WEB_WORKERS} workers each) on ports "
              f"{', '.join(map(str, ports))} and {args.workers} worker process(es) x {args.worker_threads} threads")
         # cwd is the scratch folder, so the repository's own .env is not read
         gunicorn_logs = [scratch / f"gunicorn-{port}.log" for port in ports]
-        gunicorns = [start_gunicorn(dict(env, BIND=f"127.0.0.1:{port}"), scratch, log, WEB_WORKERS,
-                                    START_TIMEOUT_SECONDS) for port, log in zip(ports, gunicorn_logs)]
+        gunicorns = [start_gunicorn(dict(env, BIND=f"127.0.0.1:{port}", PUBLIC_BASE_URL=f"http://127.0.0.1:{port}"),
+                                    scratch, log, WEB_WORKERS, START_TIMEOUT_SECONDS)
+                     for port, log in zip(ports, gunicorn_logs)]
         processes += gunicorns
         worker_logs = [scratch / f"worker-{n}.log" for n in range(args.workers)]
         workers = [start_process([sys.executable, "-m", "webapp.worker"], worker_env, scratch, log)

@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         for label, target in servers:
             port = free_port()
             env = app_env(mongodb_uri, scratch / "chroma", "http://127.0.0.1:9", ACCOUNT_SID, auth_token, SENDER,
-                          BIND=f"127.0.0.1:{port}", RATE_LIMIT_PER_WA_ID="100000 per minute;1000000 per hour")
+                          BIND=f"127.0.0.1:{port}", PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+                          RATE_LIMIT_PER_WA_ID="100000 per minute;1000000 per hour")
             processes.append(start_gunicorn(env, scratch, scratch / f"{port}.log", WEB_WORKERS, START_TIMEOUT_SECONDS,
                                             target=target))
             clients[label] = Client(f"http://127.0.0.1:{port}{WEBHOOK_PATH}", auth_token)

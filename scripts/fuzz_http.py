@@ -6,7 +6,7 @@
 Starts, all on 127.0.0.1 and in a scratch folder removed afterwards: a MongoDB-protocol server
 (SecantusDB, fresh data), the fake Twilio REST API and gunicorn with 2 workers, configured as
 tests/conftest.py's `gunicorn_server` fixture configures them (ADMIN_TOKEN set; PUBLIC_BASE_URL
-unset, so Twilio's signature covers the URL the request names). The per-address admin limits are
+the address gunicorn listens on, so Twilio's signature covers the URL the request names). The per-address admin limits are
 raised so requests with the right token reach the routes behind it (tests/test_input_fuzz.py fuzzes
 the lockout). Twenty outbound messages are stored first, so status reports can find one of ours,
 and a worker's heartbeat, so /readyz is ready (no worker runs: a 503 from it would count as a 5xx).
@@ -645,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
         log_file = scratch / "gunicorn.log"
         note(f"starting gunicorn ({WEB_WORKERS} workers) on 127.0.0.1:{port}")
         env = app_env(mongodb_uri, scratch / "chroma", twilio.base_url, ACCOUNT_SID, auth_token, SENDER,
-                      ADMIN_TOKEN=admin_token, BIND=f"127.0.0.1:{port}",
+                      ADMIN_TOKEN=admin_token, BIND=f"127.0.0.1:{port}", PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
                       RATE_LIMIT_ADMIN_PER_IP="1000000 per minute",
                       RATE_LIMIT_ADMIN_FAILURES_PER_IP="1000000 per minute", WORKER_STALE_SECONDS="3600")
         gunicorn = start_gunicorn(env, scratch, log_file, WEB_WORKERS, START_TIMEOUT_SECONDS)

@@ -126,6 +126,7 @@ def settings_overrides(mongodb_uri, sample_index_path, fake_twilio) -> dict:
         twilio_whatsapp_from=SENDER,
         twilio_api_base=fake_twilio.base_url,
         twilio_timeout_seconds=5,
+        public_base_url="http://localhost",  # where the test client sends, so the URL Twilio signs
         admin_token=ADMIN_TOKEN,
         company_name="Fibra Clara",
         worker_poll_seconds=0.05,
@@ -190,7 +191,10 @@ DEADLINE_SECONDS = 60
 
 
 def process_env(mongodb_uri: str, chroma_path, twilio_base: str, **extra: str) -> dict[str, str]:
-    settings = {"ADMIN_TOKEN": ADMIN_TOKEN, "WORKER_POLL_SECONDS": "0.05", "REPLY_DEBOUNCE_SECONDS": "0", **extra}
+    """The processes' settings; the public URL Twilio signs is where tests reach gunicorn (BIND)."""
+    public = {"PUBLIC_BASE_URL": f"http://{extra['BIND']}"} if "BIND" in extra else {}
+    settings = {"ADMIN_TOKEN": ADMIN_TOKEN, "WORKER_POLL_SECONDS": "0.05", "REPLY_DEBOUNCE_SECONDS": "0", **public,
+                **extra}
     return app_env(mongodb_uri, chroma_path, twilio_base, ACCOUNT_SID, AUTH_TOKEN, SENDER, **settings)
 
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -28,19 +31,20 @@ def clean_environment() -> dict[str, str]:
 
 def app_env(mongodb_uri: str, chroma_path, twilio_base: str, account_sid: str, auth_token: str, sender: str,
             **extra: str) -> dict[str, str]:
-    """The environment of the app's processes (gunicorn, the worker) against local servers."""
-    return dict(
-        clean_environment(),
-        PYTHONPATH=str(ROOT),
-        MONGODB_URI=mongodb_uri,
-        CHROMA_PATH=str(chroma_path),
-        TWILIO_ACCOUNT_SID=account_sid,
-        TWILIO_AUTH_TOKEN=auth_token,
-        TWILIO_WHATSAPP_FROM=sender,
-        TWILIO_API_BASE=twilio_base,
-        COMPANY_NAME="Fibra Clara",
+    """The environment of the app's processes (gunicorn, the worker) against local servers; `extra`
+    adds settings or replaces these."""
+    return {
+        **clean_environment(),
+        "PYTHONPATH": str(ROOT),
+        "MONGODB_URI": mongodb_uri,
+        "CHROMA_PATH": str(chroma_path),
+        "TWILIO_ACCOUNT_SID": account_sid,
+        "TWILIO_AUTH_TOKEN": auth_token,
+        "TWILIO_WHATSAPP_FROM": sender,
+        "TWILIO_API_BASE": twilio_base,
+        "COMPANY_NAME": "Fibra Clara",
         **extra,
-    )
+    }
 
 
 def database_uri(server_uri: str, name: str, options: str = "") -> str:
@@ -92,6 +96,73 @@ def start_chroma_server(path: Path, port: int, log_file: Path, timeout_seconds: 
     return process
 
 
+NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "assistant.conf.template"
+# The official nginx image's /etc/nginx/nginx.conf with its paths moved into `{folder}`: the
+# template's server part must sit beside what that file already sets in `http`.
+NGINX_MAIN_CONF = """
+worker_processes auto;
+error_log stderr notice;
+pid {folder}/nginx.pid;
+daemon off;
+events {{ worker_connections 1024; }}
+http {{
+    default_type application/octet-stream;
+    access_log {folder}/access.log;
+    sendfile on;
+    keepalive_timeout 65;
+    client_body_temp_path {folder}/client_body;
+    proxy_temp_path {folder}/proxy;
+    fastcgi_temp_path {folder}/fastcgi;
+    uwsgi_temp_path {folder}/uwsgi;
+    scgi_temp_path {folder}/scgi;
+    include {folder}/assistant.conf;
+}}
+"""
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+
+
+def render_template(text: str, variables: dict[str, str]) -> str:
+    """`${NAME}` replaced for each of `variables`, as the official nginx image's envsubst does."""
+    for name, value in variables.items():
+        text = text.replace("${%s}" % name, value)
+    return text
+
+
+def start_nginx(folder: Path, http_port: int, https_port: int, upstream: str, certificate: Path, key: Path,
+                timeout_seconds: float = 20) -> subprocess.Popen:
+    """Debian's nginx running the project's proxy configuration (NGINX_TEMPLATE) in front of
+    `upstream`, on 127.0.0.1, once it answers; its files in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    server = render_template(NGINX_TEMPLATE.read_text(), {
+        "ASSISTANT_UPSTREAM": upstream, "SERVER_NAME": "_", "TLS_CERTIFICATE": str(certificate),
+        "TLS_CERTIFICATE_KEY": str(key)})
+    server = server.replace("listen 80;", f"listen 127.0.0.1:{http_port};")
+    server = server.replace("listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;")
+    (folder / "assistant.conf").write_text(server)
+    (folder / "nginx.conf").write_text(NGINX_MAIN_CONF.format(folder=folder))
+    process = start_process([nginx_binary(), "-p", str(folder), "-c", str(folder / "nginx.conf")], dict(os.environ),
+                            folder, folder / "nginx.log")
+    try:
+        wait_until(lambda: listening(http_port) and listening(https_port), "nginx", timeout_seconds, 0.1, (process,))
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process
+
+
+def self_signed_certificate(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A certificate for `host` and its key (openssl), valid for a day."""
+    certificate, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={host}",
+                    "-addext", f"subjectAltName=IP:{host}", "-keyout", str(key), "-out", str(certificate)],
+                   check=True, capture_output=True, timeout=60)
+    return certificate, key
+
+
 def heartbeat_ok(chroma_url: str) -> bool:
     try:
         return requests.get(chroma_url + "/api/v2/heartbeat", timeout=1).ok
@@ -104,6 +175,58 @@ def log_count(path: Path, pattern: str) -> int:
         return len(re.findall(pattern, path.read_text(errors="replace")))
     except FileNotFoundError:
         return 0
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+class SlowClients:
+    """What a slowloris does: `count` connections to 127.0.0.1:`port` (TLS when `tls`), each sending
+    a request's headers one line at a time, a line every `every` seconds, for at most `seconds`."""
+
+    REQUEST_LINE = b"POST /api/v1/whatsapp/webhook HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+
+    def __init__(self, port: int, count: int, tls: bool = False, every: float = 1.0, seconds: float = 60):
+        self.port, self.count, self.tls, self.every, self.seconds = port, count, tls, every, seconds
+        self.sockets: list[socket.socket] = []
+        self.closed_by_server = 0
+        self._stop = threading.Event()
+        self._feeder = threading.Thread(target=self._feed, daemon=True)
+
+    def __enter__(self) -> "SlowClients":
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        for _ in range(self.count):
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            if self.tls:
+                sock = context.wrap_socket(sock)
+            sock.sendall(self.REQUEST_LINE)
+            self.sockets.append(sock)
+        self._feeder.start()
+        return self
+
+    def _feed(self) -> None:
+        deadline = time.monotonic() + self.seconds
+        line = 0
+        while not self._stop.wait(self.every) and time.monotonic() < deadline:
+            line += 1
+            for sock in list(self.sockets):
+                try:
+                    sock.sendall(b"X-Slow-%d: 1\r\n" % line)
+                except OSError:  # the server gave up on it
+                    self.sockets.remove(sock)
+                    self.closed_by_server += 1
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._feeder.join(timeout=self.every + 5)
+        for sock in self.sockets:
+            sock.close()
 
 
 def free_port() -> int:

@@ -8,9 +8,11 @@ import subprocess
 import sys
 
 import pytest
+import requests
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import ROOT, ADMIN_TOKEN, AUTH_TOKEN, WEBHOOK, inbound_form, signed_post
+from webapp.config import ConfigError, load_settings
 
 PUBLIC = "https://bot.example.com:8443"
 STATUS = "/api/v1/whatsapp/status"
@@ -65,14 +67,32 @@ def test_a_changed_body_breaks_the_signature(client, store):
 
 
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "bot.example.com", "X-Forwarded-For": "203.0.113.9"}
+DRY_RUN = {"twilio_account_sid": "", "public_base_url": ""}  # no credentials: nothing sent, no public URL needed
 
 
-@pytest.mark.parametrize(("settings_overrides", "status"), [({"trusted_proxy_hops": 1}, 200),
-                                                            ({"trusted_proxy_hops": 0}, 403)], indirect=["settings_overrides"])
+def test_sending_for_real_needs_the_public_url_signatures_are_checked_against(settings_overrides):
+    with pytest.raises(ConfigError, match="PUBLIC_BASE_URL is required when Twilio credentials are set"):
+        load_settings(**dict(settings_overrides, public_base_url=""))
+    assert not load_settings(**dict(settings_overrides, **DRY_RUN)).twilio_sends  # dry-run starts without it
+
+
+def test_when_sending_a_signature_for_the_requests_own_host_is_refused(client, store):
+    """The signed URL is PUBLIC_BASE_URL's, never one rebuilt from a Host header the caller chose."""
+    form = inbound_form("hola")
+    evil = "http://evil.example:8000"
+    response = client.post(WEBHOOK, data=form, headers=signed_by_twilio(evil + WEBHOOK, form), base_url=evil)
+    assert response.status_code == 403
+    assert stored_messages(store) == 0
+
+
+@pytest.mark.parametrize(("settings_overrides", "status"), [({**DRY_RUN, "trusted_proxy_hops": 1}, 200),
+                                                            ({**DRY_RUN, "trusted_proxy_hops": 0}, 403)],
+                         indirect=["settings_overrides"])
 def test_behind_a_trusted_proxy_the_forwarded_url_is_the_one_checked(client, store, status):
-    """A TLS-terminating proxy calls us at http://internal; Twilio signed https://bot.example.com.
-    With TRUSTED_PROXY_HOPS=1 the app rebuilds the public URL from X-Forwarded-*; with 0 it ignores
-    them, since anyone can send those headers to an app that is not behind a proxy."""
+    """In dry-run, without PUBLIC_BASE_URL: a TLS-terminating proxy calls us at http://internal;
+    Twilio signed https://bot.example.com. With TRUSTED_PROXY_HOPS=1 the app rebuilds the public URL
+    from X-Forwarded-*; with 0 it ignores them, since anyone can send those headers to an app that is
+    not behind a proxy."""
     form = inbound_form("hola")
     headers = {**signed_by_twilio("https://bot.example.com" + WEBHOOK, form), **FORWARDED}
     response = client.post(WEBHOOK, data=form, headers=headers, base_url="http://internal:8000")
@@ -154,6 +174,30 @@ def test_without_an_admin_token_every_admin_route_is_disabled(app, client):
         if path not in TWILIO_ROUTES and path not in OPEN_ROUTES:
             response = client.open(path, method=method, headers={"Authorization": "Bearer "})
             assert response.status_code == 404 and "ADMIN_TOKEN" in response.get_json()["error"], (method, path)
+
+
+@pytest.mark.parametrize("gunicorn_server", [{"TWILIO_ACCOUNT_SID": "", "PUBLIC_BASE_URL": ""}], indirect=True)
+@pytest.mark.parametrize("scheme_header", [{"X-Forwarded-Proto": "https"}, {"X-Forwarded-Ssl": "on"}])
+def test_gunicorn_does_not_take_the_scheme_from_forwarded_headers_without_a_trusted_proxy(gunicorn_server,
+                                                                                          scheme_header):
+    """TRUSTED_PROXY_HOPS unset: a request from 127.0.0.1 cannot switch the URL a signature is
+    checked against to https, and a request signed for the URL it really used still passes."""
+    url = gunicorn_server["base_url"] + WEBHOOK
+    form = inbound_form("hola")
+    for signed_url, status in ((url.replace("http://", "https://"), 403), (url, 200)):
+        response = requests.post(url, data=form, timeout=10,
+                                 headers={**signed_by_twilio(signed_url, form), **scheme_header})
+        assert response.status_code == status, signed_url
+
+
+@pytest.mark.parametrize("gunicorn_server", [{"TWILIO_ACCOUNT_SID": "", "PUBLIC_BASE_URL": "",
+                                              "TRUSTED_PROXY_HOPS": "1"}], indirect=True)
+def test_gunicorn_passes_the_trusted_proxys_scheme_to_the_app(gunicorn_server):
+    url = gunicorn_server["base_url"] + WEBHOOK
+    form = inbound_form("hola")
+    response = requests.post(url, data=form, timeout=10, headers={
+        **signed_by_twilio(url.replace("http://", "https://"), form), "X-Forwarded-Proto": "https"})
+    assert response.status_code == 200
 
 
 def test_healthz_answers_without_a_token_and_reveals_nothing(client):

@@ -143,9 +143,13 @@ def sent_form(response: requests.Response) -> dict[str, str]:
     return {name: values[0] for name, values in form.items()}
 
 
+STATUS_URL = "https://bot.example.com/api/v1/whatsapp/status"
+
+
 def twilio_settings(prism: str, **extra):
-    return load_settings(_env_file=None, twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN,
-                         twilio_whatsapp_from=SENDER, twilio_api_base=prism, twilio_timeout_seconds=10, **extra)
+    settings = dict(twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN, twilio_whatsapp_from=SENDER,
+                    twilio_api_base=prism, twilio_timeout_seconds=10, public_base_url="https://bot.example.com")
+    return load_settings(_env_file=None, **{**settings, **extra})
 
 
 def assert_like_spec_example(result: SendResult) -> None:
@@ -183,16 +187,17 @@ def test_long_reply_every_part_is_accepted(prism):
     assert "https://fibraclara.example/tarifas?plan=600&utm_source=whatsapp" in parts[0]
 
     sender = make_sender(twilio_settings(prism))
-    assert isinstance(sender, TwilioSender) and not sender.status_callback
+    assert isinstance(sender, TwilioSender)
     results, responses = send_all(sender, parts, reference="665f1c2e9b1d4a0012345678")
 
     assert len(results) == len(parts) == len(responses)
     for result in results:
         assert_like_spec_example(result)
-    for part, response in zip(parts, responses):
+    for index, (part, response) in enumerate(zip(parts, responses)):
         assert response.status_code == 201
         assert response.request.method == "POST" and response.request.url == prism + MESSAGES
-        assert sent_form(response) == {"To": CUSTOMER, "From": SENDER, "Body": part}  # UTF-8 intact
+        assert sent_form(response) == {"To": CUSTOMER, "From": SENDER, "Body": part,  # UTF-8 intact
+                                       "StatusCallback": f"{STATUS_URL}?ref=665f1c2e9b1d4a0012345678-{index}"}
 
 
 def test_short_reply_is_accepted(prism):
@@ -202,13 +207,14 @@ def test_short_reply_is_accepted(prism):
     (result,), responses = send_all(sender, [part], reference="665f1c2e9b1d4a0012345679")
 
     assert_like_spec_example(result)
-    assert sent_form(responses[0]) == {"To": CUSTOMER, "From": SENDER, "Body": part}
+    assert sent_form(responses[0]) == {"To": CUSTOMER, "From": SENDER, "Body": part,
+                                       "StatusCallback": f"{STATUS_URL}?ref=665f1c2e9b1d4a0012345679-0"}
 
 
 def test_reply_with_status_callback_is_accepted(prism):
-    settings = twilio_settings(prism, public_base_url="https://bot.example.com")
+    settings = twilio_settings(prism)
     sender = make_sender(settings)
-    assert sender.status_callback == "https://bot.example.com/api/v1/whatsapp/status"
+    assert sender.status_callback == STATUS_URL
     parts = format_reply(LONG_ANSWER)
 
     results, responses = send_all(sender, parts, reference="665f1c2e9b1d4a001234567a")

@@ -149,6 +149,17 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _sending_needs_public_url(self) -> "Settings":
+        # Without it the signed URL would be rebuilt from the request's Host, which the caller chooses.
+        if self.twilio_sends and not self.public_base_url:
+            raise ValueError(
+                "PUBLIC_BASE_URL is required when Twilio credentials are set: it is the URL Twilio's "
+                "signatures are checked against (the base of the webhook URL in the Twilio console, "
+                "e.g. https://bot.example.com)"
+            )
+        return self
+
     @property
     def status_callback_url(self) -> str:
         """Where Twilio reports delivery of our messages; none without a public URL to reach us."""
