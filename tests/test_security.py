@@ -135,6 +135,12 @@ def test_admin_limits_count_the_client_address_the_trusted_proxy_reports(client,
     ("http://api.twilio.com/ME1", False),  # not https
     ("https://api.twilio.com.evil.example/ME1", False),
     ("https://api.twilio.com@evil.example/ME1", False),  # the host is evil.example
+    ("https://evil.example\\@api.twilio.com/ME1", False),  # a browser's host is evil.example
+    ("https://evil.example\\.api.twilio.com/ME1", False),
+    ("https://user:pass@api.twilio.com/ME1", False),  # user info, of no use to Twilio's media
+    ("https://api.twilio.com/ME1\\..\\..\\x", False),
+    ("https://evil.example\t@api.twilio.com/ME1", False),  # urlsplit drops tabs
+    ("https://api.twilio.com /ME1", False),
     ("https://evil.example/api.twilio.com/ME1", False),
     ("https://[::1/ME1", False),  # unparseable
     ("file:///etc/passwd", False),

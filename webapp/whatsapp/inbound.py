@@ -24,6 +24,7 @@ STATUS_WORD = re.compile(r"^[a-z_]{1,32}\Z")
 # ASCII digits only: int() also takes "²", "٣" and "1_0", and Twilio's counts and codes are short.
 SMALL_NUMBER = re.compile(r"[0-9]{1,6}")
 MESSAGE_TYPE = re.compile(r"[a-z_]{1,32}")
+UNSAFE_URL_CHARS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 
 
 class InvalidInbound(ValueError):
@@ -120,12 +121,18 @@ def _media(form) -> list[dict]:
 
 
 def is_twilio_media_url(url: str) -> bool:
+    """An https URL on a twilio.com host, read as a browser reads it: one with a backslash (which
+    browsers take for `/`: `https://evil.example\\@api.twilio.com/x` goes to evil.example), user
+    info, whitespace or control characters is refused rather than second-guessed."""
+    if "\\" in url or UNSAFE_URL_CHARS.search(url):
+        return False
     try:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
     except ValueError:  # e.g. an invalid port or IPv6 literal
         return False
-    return parts.scheme == "https" and (host == "twilio.com" or host.endswith(".twilio.com"))
+    return (parts.scheme == "https" and "@" not in parts.netloc
+            and (host == "twilio.com" or host.endswith(".twilio.com")))
 
 
 @dataclass(frozen=True)
