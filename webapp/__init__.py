@@ -18,7 +18,9 @@ from webapp.db import open_store
 from webapp import logs
 from webapp.logs import configure_logging
 from webapp.metrics import Metrics
+from webapp.request_body import Request
 from webapp.services import Services
+from webapp.validation import InvalidInput
 from webapp.whatsapp.outbound import make_sender
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     warn_about_unsafe_settings(settings)
 
     app = Flask(__name__)
+    app.request_class = Request
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_REQUEST_BYTES)
     if settings.trusted_proxy_hops:
         hops = settings.trusted_proxy_hops  # the client's address, scheme and host as the proxy saw them
@@ -67,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(bot_config.bp)
     attach_request_ids(app)
     app.register_error_handler(HTTPException, _json_error)
+    app.register_error_handler(InvalidInput, _invalid_input)
     app.register_error_handler(ConnectionFailure, _database_unavailable)
     return app
 
@@ -124,6 +128,10 @@ def warn_about_unsafe_settings(settings: Settings) -> None:
 
 def _json_error(error: HTTPException):
     return jsonify(error=error.description or error.name), error.code
+
+
+def _invalid_input(error: InvalidInput):
+    return jsonify(error=f"invalid request: {error}", field=error.field, problems=error.problems), 400
 
 
 def _database_unavailable(error: ConnectionFailure):

@@ -14,9 +14,10 @@ import time
 from datetime import datetime, time as clock
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rag.answer import Persona
+from webapp.validation import validated
 from webapp.whatsapp.formatting import MAX_REPLY_CHARS
 
 REFRESH_SECONDS = 5.0
@@ -88,19 +89,10 @@ class BotConfig(BaseModel):
         return Persona(self.company_name, self.system_prompt, self.tone, self.model, self.temperature)
 
 
-class InvalidConfig(ValueError):
-    def __init__(self, error: ValidationError):
-        self.problems = [{"field": ".".join(str(part) for part in e["loc"]) or "body", "error": e["msg"]}
-                         for e in error.errors()]
-        super().__init__("; ".join(f"{p['field']}: {p['error']}" for p in self.problems))
-
-
 def updated(current: BotConfig, changes: dict) -> BotConfig:
-    """`current` with `changes` (any of its fields) applied and the whole validated."""
-    try:
-        return BotConfig.model_validate({**current.model_dump(), **changes})
-    except ValidationError as exc:
-        raise InvalidConfig(exc) from None
+    """`current` with `changes` (any of its fields) applied and the whole validated (InvalidInput
+    naming each bad field)."""
+    return validated(BotConfig, {**current.model_dump(), **changes})
 
 
 def stored_config(stored: dict | None, settings) -> BotConfig:

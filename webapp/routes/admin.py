@@ -18,12 +18,14 @@ import uuid
 from datetime import datetime, timezone
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
+from pydantic import BaseModel
 
 from webapp.admin import (AdminError, agent_reply, conversation_record, find_conversation, lead_record,
                           message_record, release_handoff, resend_failed_reply, stats)
 from webapp.auth import admin_required
 from webapp.db.conversations import STATUSES
 from webapp.leads import csv_lines
+from webapp.request_body import read_body
 from webapp.retention import erase_customer
 from webapp.services import services
 
@@ -77,16 +79,20 @@ def release(conversation_id: str):
     return jsonify(release_handoff(services().store, conversation_id, _now()))
 
 
+class AgentReply(BaseModel):
+    """`{"text": …}` (JSON) or a `text` form field."""
+
+    text: str
+
+
 @bp.post("/conversations/<conversation_id>/reply")
 @admin_required
 def reply(conversation_id: str):
-    params = request.get_json(silent=True) if request.is_json else request.form
-    if not isinstance(params, dict) or not isinstance(params.get("text"), str):
-        return jsonify(error='send the reply as {"text": "..."} (JSON) or a text= form field', field="text"), 400
+    text = read_body(AgentReply, form=True).text
     key = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
     if not IDEMPOTENCY_KEY.fullmatch(key):
         return jsonify(error="Idempotency-Key must be 1 to 100 of A-Z a-z 0-9 . _ : -", field="Idempotency-Key"), 400
-    queued = agent_reply(services().store, conversation_id, params["text"], key, _now())
+    queued = agent_reply(services().store, conversation_id, text, key, _now())
     return jsonify(queued=[message_record(m) for m in queued]), 202
 
 

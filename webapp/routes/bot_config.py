@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from webapp.auth import admin_required
-from webapp.bot_config import InvalidConfig, stored_config, updated
+from webapp.bot_config import stored_config, updated
+from webapp.request_body import json_object
 from webapp.services import services
 
 bp = Blueprint("bot_config", __name__)
@@ -23,15 +24,11 @@ def show():
 @bp.put("/api/v1/bot/config")
 @admin_required
 def change():
-    changes = request.get_json(silent=True)
-    if not isinstance(changes, dict) or not changes:
-        return jsonify(error='send the fields to change as a JSON object, e.g. {"tone": "cercano"}'), 400
+    changes = json_object()
+    if not changes:
+        return jsonify(error='send the fields to change as a JSON object, e.g. {"tone": "cercano"}', field="body"), 400
     app = services()
-    current = stored_config(app.store.bot_config.get(), app.settings)
-    try:
-        config = updated(current, changes)
-    except InvalidConfig as exc:
-        return jsonify(error=f"invalid bot settings: {exc}", problems=exc.problems), 400
+    config = updated(stored_config(app.store.bot_config.get(), app.settings), changes)
     app.store.bot_config.save(config.model_dump(), datetime.now(timezone.utc))
     return _current()
 

@@ -5,11 +5,13 @@ import logging
 from datetime import datetime, timezone
 from urllib.parse import urlsplit, urlunsplit
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
+from pydantic import BaseModel, field_validator
 
 from webapp.auth import admin_required
 from webapp.config import WHATSAPP_ADDRESS, masked
 from webapp.logs import mask_phone
+from webapp.request_body import read_body
 from webapp.services import services
 from webapp.whatsapp.formatting import MAX_PART_CHARS, strip_control_chars
 from webapp.whatsapp.outbound import SendError
@@ -50,19 +52,33 @@ def diag():
     )
 
 
+class SendTest(BaseModel):
+    to: str
+    text: str
+
+    @field_validator("to")
+    @classmethod
+    def _whatsapp_address(cls, value: str) -> str:
+        value = value.strip()
+        if not WHATSAPP_ADDRESS.match(value):
+            raise ValueError("must be a WhatsApp address like whatsapp:+34600111222")
+        return value
+
+    @field_validator("text")
+    @classmethod
+    def _one_message(cls, value: str) -> str:
+        value = strip_control_chars(value).strip()
+        if not 1 <= len(value) <= MAX_PART_CHARS:
+            raise ValueError(f"must have 1 to {MAX_PART_CHARS} characters")
+        return value
+
+
 @bp.route("/send-test", methods=["GET", "POST"])
 @admin_required
 def send_test():
     """Send a text to a WhatsApp number: `to=whatsapp:+…&text=…` (query, form or JSON)."""
-    params = request.get_json(silent=True) if request.is_json else request.values
-    if not isinstance(params, dict):
-        return jsonify(error="the JSON body must be an object like {\"to\": ..., \"text\": ...}"), 400
-    to = str(params.get("to", "")).strip()
-    text = strip_control_chars(str(params.get("text", ""))).strip()
-    if not WHATSAPP_ADDRESS.match(to):
-        return jsonify(error="to must be a WhatsApp address like whatsapp:+34600111222", field="to"), 400
-    if not text or len(text) > MAX_PART_CHARS:
-        return jsonify(error=f"text must have 1 to {MAX_PART_CHARS} characters", field="text"), 400
+    params = read_body(SendTest, form=True, query=True)
+    to, text = params.to, params.text
     app = services()
     now = datetime.now(timezone.utc)
     message_id = app.store.messages.insert_outbound(
