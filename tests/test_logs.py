@@ -3,9 +3,12 @@ request's id, route, MessageSid and conversation id; the worker's lines carry th
 they are about; a text format for terminals."""
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import logging
+import sys
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -82,3 +85,50 @@ def test_text_format_is_plain_lines(capsys):
         assert json.loads(capsys.readouterr().out)["message"] == "hola"
     finally:
         configure_logging("INFO", "text")
+
+
+FORGED_LINE = "2026-12-04 12:00:00,000 INFO webapp.auth: forged"
+# CR LF, then a line that looks like ours; U+2028, NEL and a terminal escape (clear screen) after it
+FORGED_PATH = "/api/v1/whatsapp/x%0d%0a" + quote(FORGED_LINE) + "%E2%80%A8%C2%85%1b[2J%0a" + quote(FORGED_LINE)
+
+
+def raw_get(base_url: str, path: str) -> int:
+    """A GET of `path` exactly as given (no client re-encodes it)."""
+    connection = http.client.HTTPConnection(base_url.removeprefix("http://"), timeout=10)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("gunicorn_server", [{"LOG_FORMAT": "text"}, {"LOG_FORMAT": "json"}], indirect=True,
+                         ids=["text", "json"])
+def test_a_request_cannot_write_log_lines_of_its_own(gunicorn_server):
+    assert raw_get(gunicorn_server["base_url"], FORGED_PATH) == 404
+
+    output = stop(gunicorn_server["process"])
+    lines = [line for line in output.splitlines() if line.strip()]  # splitlines also breaks at U+2028 and NEL
+    (logged,) = [line for line in lines if "forged" in line]
+    assert not logged.startswith(FORGED_LINE) and "\x1b" not in output
+    if gunicorn_server["env"]["LOG_FORMAT"] == "json":
+        assert len(json_lines(output)) == len(lines)
+        (access,) = [line for line in json_lines(output) if "forged" in line["message"] + line.get("path", "")]
+        assert f"\r\n{FORGED_LINE}" in access["path"]  # the value itself is kept, escaped only on the line
+    else:
+        assert "x\\r\\n" + FORGED_LINE in logged
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_traceback_stays_under_its_line(log_format):
+    formatter = make_formatter(log_format)
+    try:
+        raise ValueError(f"bad input\n{FORGED_LINE}\u2028{FORGED_LINE}")
+    except ValueError:
+        record = logging.LogRecord("webapp.x", logging.ERROR, __file__, 1, "failed on %s", ("a\rb",), sys.exc_info())
+    lines = formatter.format(record).splitlines()
+    assert not any(line.startswith(FORGED_LINE) for line in lines)
+    if log_format == "json":
+        assert len(lines) == 1
+    else:
+        assert lines[0].endswith("failed on a\\rb") and all(line.startswith("    ") for line in lines[1:])

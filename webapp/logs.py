@@ -6,6 +6,9 @@ JSON (`LOG_FORMAT=json`, the default) writes one object per event to stdout: `ti
 `logger`, `message`, plus whatever the context holds (`request_id`, `route`, `message_sid`,
 `conversation_id`) and, for gunicorn's access log, `method`, `path`, `status`, `bytes`,
 `duration_ms`. `LOG_FORMAT=text` is for reading in a terminal.
+
+Either way one event is one line, whatever a request put in it: a path with `%0d%0a`, a header or a
+customer's text cannot start a line of its own (see `escape_control_chars`).
 """
 from __future__ import annotations
 
@@ -26,6 +29,11 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Libraries that log requests, documents or prompts (customer numbers and text) at INFO or DEBUG
 NOISY_LOGGERS = ("twilio.http_client", "httpx", "httpx2", "httpcore", "httpcore2", "openai", "pymongo", "chromadb",
                  "urllib3")
+
+# What breaks a line or drives a terminal: C0 (\r, \n, ESC…), DEL, C1 (NEL…), U+2028 and U+2029.
+CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# What of those json.dumps leaves as it is (it escapes C0 itself).
+CONTROL_CHARS_JSON_KEEPS = re.compile("[\x7f-\x9f\u2028\u2029]")
 
 _context: ContextVar[dict] = ContextVar("log_context", default={})
 
@@ -68,11 +76,42 @@ class ContextFilter(logging.Filter):
         return True
 
 
-def make_formatter(log_format: str) -> logging.Formatter:
+def escape_control_chars(text: str) -> str:
+    """'GET /a\r\nfake' → 'GET /a\\r\\nfake' (Python's escapes: \\x1b, \\x85, \\u2028…)."""
+    return CONTROL_CHARS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class TextFormatter(logging.Formatter):
+    """Control characters in a line are escaped, and a traceback's lines are indented under it, so
+    no line that starts at the left margin was written by anyone but a logger."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_control_chars(super().formatMessage(record))
+
+    def formatException(self, exc_info) -> str:
+        return _indented(super().formatException(exc_info))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indented(super().formatStack(stack_info))
+
+
+def _indented(text: str) -> str:
+    return "\n".join("    " + escape_control_chars(line) for line in text.splitlines())
+
+
+class JsonLinesFormatter(JsonFormatter):
+    """JSON escapes C0 characters; the others that some readers split lines on are written as
+    `\\uXXXX` too, which decodes to the same value."""
+
+    def jsonify_log_record(self, log_data) -> str:
+        return CONTROL_CHARS_JSON_KEEPS.sub(lambda m: f"\\u{ord(m.group()):04x}", super().jsonify_log_record(log_data))
+
+
+def make_formatter(log_format: str, text_format: str = TEXT_FORMAT, datefmt: str | None = None) -> logging.Formatter:
     if log_format == "json":
-        return JsonFormatter("{levelname}{name}{message}", style="{", timestamp="time", json_ensure_ascii=False,
-                             rename_fields={"levelname": "level", "name": "logger"})
-    return logging.Formatter(TEXT_FORMAT)
+        return JsonLinesFormatter("{levelname}{name}{message}", style="{", timestamp="time", json_ensure_ascii=False,
+                                  rename_fields={"levelname": "level", "name": "logger"})
+    return TextFormatter(text_format, datefmt)
 
 
 class StdoutHandler(logging.StreamHandler):
@@ -111,9 +150,10 @@ class GunicornLogger(glogging.Logger):
         from webapp.config import load_settings  # here, not at import: reading settings is start-up work
 
         self.log_format = load_settings().log_format
-        for handler in self.error_log.handlers + self.access_log.handlers:
-            if self.log_format == "json":
-                handler.setFormatter(make_formatter("json"))
+        for handler in self.error_log.handlers:
+            handler.setFormatter(make_formatter(self.log_format, self.error_fmt, self.datefmt))
+        for handler in self.access_log.handlers:
+            handler.setFormatter(make_formatter(self.log_format, self.access_fmt))
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
