@@ -26,7 +26,20 @@ def test_web_and_workers_run_the_app_image_against_the_shared_services():
         assert service["environment"]["PROMETHEUS_MULTIPROC_DIR"] == "/metrics"
     assert services["worker"]["command"] == ["python", "-m", "webapp.worker"]
     assert services["worker"]["healthcheck"] == {"disable": True}  # the image's HEALTHCHECK probes web's /healthz
-    assert services["web"]["ports"] == ["8000:8000"] and "ports" not in services["mongo"] | services["chroma"]
+    published = {name for name, service in services.items() if "ports" in service}
+    assert published == {"proxy"}, "only the proxy is reachable: gunicorn, MongoDB and Chroma never are"
+
+
+def test_nginx_serves_the_project_s_proxy_configuration_in_front_of_web():
+    services = compose()["services"]
+    proxy = services["proxy"]
+    assert re.fullmatch(r"nginx:\d+\.\d+\.\d+(-alpine)?", proxy["image"])  # the official image, pinned
+    assert sorted(proxy["ports"]) == ["443:443", "80:80"]
+    assert "./deploy/nginx/assistant.conf.template:/etc/nginx/templates/default.conf.template:ro" in proxy["volumes"]
+    assert proxy["environment"]["ASSISTANT_UPSTREAM"] == f"web:{services['web']['environment']['BIND'].split(':')[1]}"
+    template = (ROOT / "deploy" / "nginx" / "assistant.conf.template").read_text()
+    assert set(re.findall(r"\$\{(\w+)\}", template)) == set(proxy["environment"])  # every variable is given
+    assert services["web"]["environment"]["TRUSTED_PROXY_HOPS"] == "1"
 
 
 def test_mongodb_is_a_replica_set_of_one_and_chroma_the_pinned_release():
