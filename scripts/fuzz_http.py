@@ -24,13 +24,17 @@ sends that one alone. The families, each built by mutating a valid request:
 - the admin API (`stats`, `conversations…`, `sessions/<wa_id>`, `messages/<id>/resend`) and the
   routes outside it (`/metrics`, `/healthz`, `/readyz`, the OpenAPI document): random ids and
   numbers in the path (sometimes one of ours), paging and filter queries, any method;
+- the routes with a JSON body (`PUT /api/v1/bot/config`, `send-test`, `conversations/<id>/reply`)
+  with the right token: bodies nested deeper than Python's parser goes (`[[[…]]]`, up to the 64 KiB
+  cap), and each field given a value of any JSON type (objects like `{"$gt": ""}`, numbers, lists);
 - random paths under /api/v1/whatsapp/ and random methods;
 - raw bodies: invalid UTF-8, invalid percent-encoding, binary, any content type;
 - odd headers: Host, X-Forwarded-*, Content-Type, long and non-ASCII values;
 - oversized bodies (over the app's 64 KiB cap), with a Content-Length and chunked: expected 413.
 
 Prints the total, the count per status code, the count of 5xx (must be 0), requests per second,
-how many oversized bodies got 413, and for any 5xx the first 5 reproducers (method, path, headers,
+how many oversized bodies got 413, what the deeply nested and wrong-typed JSON bodies got, and for
+any 5xx the first 5 reproducers (method, path, headers,
 body prefix) and the exceptions in the server log. Exits 1 if any request got a 5xx or no answer,
 130 on Ctrl-C.
 """
@@ -65,6 +69,7 @@ from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
 from tests.processes import app_env, database_uri, free_port, start_gunicorn  # noqa: E402
 from webapp import MAX_REQUEST_BYTES  # noqa: E402
 from webapp.config import API_PREFIX  # noqa: E402
+from webapp.bot_config import BotConfig  # noqa: E402
 from webapp.db import open_store  # noqa: E402
 
 ACCOUNT_SID = "AC" + "f" * 32
@@ -81,6 +86,10 @@ ADMIN_API_ROUTES = [API_PREFIX + route for route in (
     "/stats", "/conversations", "/conversations/{}", "/conversations/{}/close", "/conversations/{}/release",
     "/conversations/{}/reply", "/sessions/{}", "/customers/{}", "/messages/{}/resend", "/leads", "/leads.csv")]
 OTHER_ROUTES = ["/metrics", "/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/bot/config"]
+# The routes that read a JSON body, with their fields ({} a conversation id)
+JSON_ROUTES = [("PUT", "/api/v1/bot/config", list(BotConfig.model_fields)),
+               ("POST", API_PREFIX + "/send-test", ["to", "text"]),
+               ("POST", API_PREFIX + "/conversations/{}/reply", ["text"])]
 LIST_QUERY_NAMES = ["status", "page", "per_page", "x", ""]
 LIST_QUERY_VALUES = ["open", "closed", "lost", "OPEN", "1", "0", "100", "101", "-1", "٣", "9" * 30, ""]
 CUSTOMERS = ["whatsapp:+34600111222", "whatsapp:+34600111333", "whatsapp:+447700900123"]
@@ -134,7 +143,8 @@ class Generator:
         self.admin_token = admin_token
         self.our_ids = our_ids
         self.families = [(self.webhook, 20), (self.status, 16), (self.admin, 16), (self.admin_api, 10),
-                         (self.any_path, 10), (self.raw_body, 11), (self.odd_headers, 10), (self.oversized, 7)]
+                         (self.json_body, 8), (self.any_path, 10), (self.raw_body, 11), (self.odd_headers, 10),
+                         (self.oversized, 7)]
 
     def request(self, index: int) -> Wire:
         rng = random.Random(f"{self.seed}:{index}")
@@ -193,6 +203,16 @@ class Generator:
         if content_type:
             headers.append(("Content-Type", content_type.encode()))
         return Wire(method, path + (f"?{query}" if query else ""), headers, body)
+
+    def json_body(self, rng: random.Random) -> Wire:
+        method, route, fields = rng.choice(JSON_ROUTES)
+        path = route.format(rng.choice([secrets_hex(rng, 32), rng.choice(self.our_ids)]))
+        headers = [("Authorization", f"Bearer {self.admin_token}".encode()), ("Content-Type", b"application/json")]
+        if rng.random() < 0.4:
+            return Wire(method, path, headers, deep_json(rng, rng.choice(fields)), family="deep_json")
+        values = {name: json_value(rng) if rng.random() < 0.7 else rng.choice(["hola", "whatsapp:+34600111222"])
+                  for name in rng.sample(fields, k=rng.randint(1, len(fields)))}
+        return Wire(method, path, headers, json.dumps(values).encode(), family="wrong_types")
 
     def any_path(self, rng: random.Random) -> Wire:
         method = rng.choice(METHODS) if rng.random() < 0.8 else "".join(
@@ -389,6 +409,15 @@ def json_value(rng: random.Random, depth: int = 0):
     if kind == 5:
         return [json_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
     return {random_text(rng, 8, surrogates=True): json_value(rng, depth + 1) for _ in range(rng.randint(0, 3))}
+
+
+def deep_json(rng: random.Random, field_name: str) -> bytes:
+    """JSON nested 1,000 to ~30,000 deep (Python's parser gives up near 1,000), as a whole body or
+    as one field's value, sometimes left unclosed; never over the app's body cap."""
+    opening, closing = rng.choice([("[", "]"), ('{"a": ', "}"), ('[{"a": ', "}]")])
+    depth = rng.randint(1_000, (MAX_REQUEST_BYTES - 100) // (len(opening) + len(closing)))
+    nested = opening * depth + "1" + closing * (depth if rng.random() < 0.8 else rng.randint(0, depth))
+    return (nested if rng.random() < 0.5 else json.dumps({field_name: None}).replace("null", nested)).encode()
 
 
 def random_query(rng: random.Random) -> str:
@@ -598,6 +627,9 @@ def print_report(outcomes: list[Outcome], generator: Generator, seconds: float, 
     print("oversized bodies -> 413  " + "; ".join(
         f"{label} {counts['413']} of {sum(counts.values())} {dict(counts)}"
         for label, counts in zip(("with Content-Length", "chunked"), oversized.values())))
+    print("JSON bodies (right token)  " + "; ".join(
+        f"{label} {dict(sorted(Counter(str(o.status) for o in outcomes if o.family == family).items()))}"
+        for label, family in (("nested too deeply", "deep_json"), ("fields of any JSON type", "wrong_types"))))
     print(f"4xx without a JSON error {sum(bare_4xx.values())}  {dict(bare_4xx)} (gunicorn's own refusals "
           "of malformed HTTP, or a HEAD)")
     for title, bad in (("5xx", server_errors), ("no answer", unanswered)):

@@ -19,8 +19,10 @@ def test_a_short_fuzz_run_through_gunicorn_answers_no_5xx_and_refuses_oversized_
     assert re.search(r"^no answer +0$", result.stdout, re.M)
     families = re.search(r"^requests sent .*\((.*)\)$", result.stdout, re.M)[1]
     for family in ("webhook", "status", "admin", "any_path", "raw_body", "odd_headers", "oversized",
-                   "oversized_chunked"):
+                   "oversized_chunked", "deep_json", "wrong_types"):
         assert f"'{family}':" in families
     oversized = re.search(r"^oversized bodies -> 413 +with Content-Length (\d+) of (\d+).*chunked (\d+) of (\d+)",
                           result.stdout, re.M)
     assert oversized[1] == oversized[2] and oversized[3] == oversized[4]
+    deep = re.search(r"^JSON bodies \(right token\) +nested too deeply \{(.*?)\}", result.stdout, re.M)[1]
+    assert re.fullmatch(r"'400': \d+", deep), deep  # every one refused like any malformed body
