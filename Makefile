@@ -23,8 +23,9 @@ test: $(STAMP) $(PRISM_STAMP)  ## install, then run the test suite
 
 install: $(STAMP) $(PRISM_STAMP)
 
-bench: $(STAMP)  ## the benchmarks, each against a baseline measured in the same run (about 6 minutes)
+bench: $(STAMP)  ## the benchmarks, each against a baseline measured in the same run (about 7 minutes)
 	$(BIN)/python scripts/bench_webhook.py
+	$(BIN)/python scripts/bench_slow_clients.py
 	$(BIN)/python scripts/bench_retrieval_scale.py --corpus $(CORPUS)
 	$(BIN)/python scripts/bench_ingest.py $(CORPUS) --limit 100
 	$(BIN)/python scripts/bench_load.py --customers 1000 --messages 1 --rate 20 --warm-up 50

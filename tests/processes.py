@@ -195,6 +195,7 @@ class SlowClients:
         self.port, self.count, self.tls, self.every, self.seconds = port, count, tls, every, seconds
         self.sockets: list[socket.socket] = []
         self.closed_by_server = 0
+        self.all_closed_after: float | None = None  # seconds from opening until the server had closed every one
         self._stop = threading.Event()
         self._feeder = threading.Thread(target=self._feed, daemon=True)
 
@@ -211,9 +212,9 @@ class SlowClients:
         return self
 
     def _feed(self) -> None:
-        deadline = time.monotonic() + self.seconds
+        started = time.monotonic()
         line = 0
-        while not self._stop.wait(self.every) and time.monotonic() < deadline:
+        while self.sockets and not self._stop.wait(self.every) and time.monotonic() < started + self.seconds:
             line += 1
             for sock in list(self.sockets):
                 try:
@@ -221,6 +222,13 @@ class SlowClients:
                 except OSError:  # the server gave up on it
                     self.sockets.remove(sock)
                     self.closed_by_server += 1
+        if not self.sockets:
+            self.all_closed_after = time.monotonic() - started
+
+    def wait_closed(self, seconds: float) -> bool:
+        """Wait (at most `seconds`) until the server has closed every connection."""
+        self._feeder.join(timeout=seconds)
+        return not self.sockets
 
     def __exit__(self, *exc_info) -> None:
         self._stop.set()
