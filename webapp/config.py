@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from webapp.validation import message_of
+
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -197,7 +199,7 @@ def load_settings(**overrides) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'_'.join(str(p) for p in err['loc']).upper() or 'settings'}: {err['msg']}"
+            f"{'_'.join(str(p) for p in err['loc']).upper() or 'settings'}: {message_of(err)}"
             for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from None

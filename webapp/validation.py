@@ -36,7 +36,10 @@ def validated(model: type[Model], data: object) -> Model:
 
 
 def _problem(error: dict) -> dict[str, str]:
-    field = ".".join(str(part) for part in error["loc"]) or "body"
-    # A validator's own ValueError reads better without pydantic's "Value error, " in front.
-    message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
-    return {"field": field, "error": message}
+    return {"field": ".".join(str(part) for part in error["loc"]) or "body", "error": message_of(error)}
+
+
+def message_of(error: dict) -> str:
+    """What is wrong, from one of a ValidationError's errors: a validator's own ValueError reads
+    better without pydantic's "Value error, " in front."""
+    return str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
