@@ -24,6 +24,11 @@ forwarded_allow_ips = ""
 control_socket_disable = True
 
 
+def post_worker_init(worker):
+    """"Booting worker" comes before the app is built; this line says the worker now serves."""
+    worker.log.info("Worker %s ready", worker.pid)
+
+
 def worker_exit(server, worker):
     """Close the app's MongoDB clients before interpreter shutdown would collect them noisily."""
     app = getattr(worker, "wsgi", None)

@@ -63,13 +63,13 @@ def start_process(command: list[str], env: dict, cwd: Path, log_file: Path) -> s
 
 def start_gunicorn(env: dict, cwd: Path, log_file: Path, workers: int, timeout_seconds: float,
                    target: str = "wsgi:app") -> subprocess.Popen:
-    """gunicorn serving `target` with gunicorn.conf.py, env's BIND and `workers` workers, once all
-    have booted and it answers. `cwd` should not be the repository, so a developer's own .env is
+    """gunicorn serving `target` with gunicorn.conf.py, env's BIND and `workers` workers, once every
+    worker has built the app and it answers. `cwd` should not be the repository, so a developer's own .env is
     not read."""
     process = start_process([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), target],
                             dict(env, WEB_CONCURRENCY=str(workers)), cwd, log_file)
     try:
-        wait_until(lambda: log_count(log_file, r"Booting worker with pid") >= workers
+        wait_until(lambda: log_count(log_file, r"Worker \d+ ready") >= workers
                    and answers_http(f"http://{env['BIND']}/"), "gunicorn", timeout_seconds, 0.2, (process,))
     except BaseException:
         process.kill()

@@ -16,7 +16,7 @@ from tests.processes import nginx_binary
 @pytest.mark.skipif(nginx_binary() is None or shutil.which("openssl") is None,
                     reason="nginx or openssl is not installed (.ci/run installs Debian's)")
 def test_a_small_slow_clients_benchmark_prints_each_way_in_alone_and_under_slow_clients():
-    result = subprocess.run([sys.executable, "scripts/bench_slow_clients.py", "--slow", "16", "--requests", "2",
+    result = subprocess.run([sys.executable, "scripts/bench_slow_clients.py", "--slow", "64", "--requests", "2",
                              "--timeout", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
     assert result.returncode == 0, result.stdout + result.stderr
