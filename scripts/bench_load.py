@@ -300,9 +300,9 @@ def match_sends(outbound: list[dict], sends: list[tuple[float, str, str, str]]) 
     stored, else (the worker has not stored it yet) with a part of the same customer and body that
     has no SID, one send per part. Returns (send, part) pairs in arrival order, the sends left
     over (duplicates), and how many were paired by body."""
-    by_sid = {m["twilio_sid"]: m for m in outbound if m.get("twilio_sid")}
+    by_sid = {m["external_id"]: m for m in outbound if m.get("external_id")}
     without_sid: dict[tuple[str, str], list[dict]] = {}
-    for message in sorted((m for m in outbound if not m.get("twilio_sid")), key=lambda m: m["_id"]):
+    for message in sorted((m for m in outbound if not m.get("external_id")), key=lambda m: m["_id"]):
         without_sid.setdefault((f"whatsapp:+{message['wa_id']}", message["body"]), []).append(message)
     pairs, extra, by_body = [], [], 0
     for send in sends:
@@ -345,8 +345,8 @@ def analyse(load: Load, inbound: list[dict], outbound: list[dict], sends: list[t
     acked = [r for r in records if r.get("status") and 200 <= r["status"] < 300]
     by_sid = {r["sid"]: r for r in records}
     acked_sids = {r["sid"] for r in acked}
-    inbound_by_sid = {m["twilio_sid"]: m for m in inbound}
-    seq_of = {m["_id"]: by_sid[m["twilio_sid"]]["seq"] for m in inbound if m["twilio_sid"] in by_sid}
+    inbound_by_sid = {m["external_id"]: m for m in inbound}
+    seq_of = {m["_id"]: by_sid[m["external_id"]]["seq"] for m in inbound if m["external_id"] in by_sid}
 
     # replies: one per (kind, messages answered); a reply may have several parts
     def reply_key(message: dict) -> tuple:
@@ -371,7 +371,7 @@ def analyse(load: Load, inbound: list[dict], outbound: list[dict], sends: list[t
     stored_out_of_send_order = 0
     by_customer: dict[int, list[dict]] = {}
     for message in inbound:
-        record = by_sid.get(message["twilio_sid"])
+        record = by_sid.get(message["external_id"])
         if record:
             by_customer.setdefault(record["customer"], []).append(message)
     for messages in by_customer.values():
@@ -685,9 +685,9 @@ def main(argv: list[str] | None = None) -> int:
         memory_after = memory(served)
         # the load's messages only, not the warm-up's
         inbound = list(db.messages.find({"direction": "inbound", "created_at": {"$gte": measured_since}},
-                                        {"twilio_sid": 1, "status": 1, "created_at": 1}))
+                                        {"external_id": 1, "status": 1, "created_at": 1}))
         outbound = list(db.messages.find({"direction": "outbound", "created_at": {"$gte": measured_since}},
-                                         {"reply_to": 1, "part": 1, "kind": 1, "twilio_sid": 1, "status": 1,
+                                         {"reply_to": 1, "part": 1, "kind": 1, "external_id": 1, "status": 1,
                                           "outcome": 1, "wa_id": 1, "body": 1}))
         result = analyse(load, inbound, outbound, twilio.sends())
         result["webhook_server_ms"] = gunicorn_request_ms(gunicorn_logs)

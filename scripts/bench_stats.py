@@ -60,7 +60,7 @@ def message(k: int, conversations: list[str], now: datetime, rng: random.Random)
     common = {"conversation_id": conversations[turn % len(conversations)], "created_at": received}
     if k % 2 == 0:
         return dict(common, direction="inbound", status="answered", body="¿Cuánto cuesta la fibra?",
-                    dedup_key=f"in:SM{turn:032x}", twilio_sid=f"SM{turn:032x}")
+                    dedup_key=f"in:SM{turn:032x}", external_id=f"SM{turn:032x}")
     answer = dict(common, direction="outbound", kind="answer", part=0, parts=1, body="La fibra cuesta 32 €.",
                   outcome=rng.choice(OUTCOMES), received_at=received, dedup_key=f"reply:{turn}:answer:0")
     if turn % 50 == 0:

@@ -581,7 +581,7 @@ def prepare_database(mongodb_uri: str) -> list[str]:
         store.heartbeats.beat("fuzz-worker", now, index_chunks=100)
         return [str(store.messages.insert_outbound({
             "dedup_key": f"fuzz:{n}", "kind": "test", "wa_id": "34600111222", "body": "hola",
-            "status": "submitting", "twilio_sid": None, "created_at": now, "updated_at": now}))
+            "status": "submitting", "external_id": None, "created_at": now, "updated_at": now}))
             for n in range(OUR_MESSAGES)]
     finally:
         store.close()

@@ -25,9 +25,9 @@ from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
 from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
 from tests.processes import answers_http, app_env, free_port, wait_until  # noqa: E402
 from webapp import create_app  # noqa: E402
+from webapp.channels import build_channels  # noqa: E402
 from webapp.config import Settings, load_settings  # noqa: E402
 from webapp.db import open_store  # noqa: E402
-from webapp.whatsapp.outbound import make_sender  # noqa: E402
 from webapp.worker import ReplyWorker  # noqa: E402
 
 ACCOUNT_SID = "AC" + "1" * 32
@@ -169,7 +169,7 @@ def make_assistant(settings: Settings, embedder) -> Assistant:
 @pytest.fixture
 def worker(app, settings, embedder) -> ReplyWorker:
     store = app.extensions["whatsapp_assistant"].store
-    return ReplyWorker(store, make_assistant(settings, embedder), make_sender(settings), settings)
+    return ReplyWorker(store, make_assistant(settings, embedder), build_channels(settings), settings)
 
 
 def signed_post(client, form: dict, signed_url: str | None = None, token: str = AUTH_TOKEN, path: str = WEBHOOK):

@@ -134,7 +134,7 @@ def test_a_conversation_shows_its_messages_with_delivery_statuses(client, store,
     assert detail["wa_id"] == "34600111222" and detail["status"] == "open"
     question, *reply = detail["messages"]
     assert question["direction"] == "inbound" and question["status"] == "answered" and "fibra" in question["body"]
-    assert reply and all(m["direction"] == "outbound" and m["status"] == "queued" and m["twilio_sid"] for m in reply)
+    assert reply and all(m["direction"] == "outbound" and m["status"] == "queued" and m["external_id"] for m in reply)
     assert [m["body"] for m in reply] == [m["body"] for m in fake_twilio.sent_messages()]
     assert client.get(f"{W}/conversations/not-an-id", headers=ADMIN).status_code == 404
 

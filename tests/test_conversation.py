@@ -29,7 +29,7 @@ def test_signed_message_gets_one_grounded_reply(client, store, worker, fake_twil
     assert fake_twilio.contract_violations == []
     reply = store.messages.collection.find_one({"direction": "outbound"})
     assert reply["status"] == "queued"  # Twilio's word for accepted; delivery callbacks come later
-    assert reply["twilio_sid"] == sent[0]["sid"]
+    assert reply["external_id"] == sent[0]["sid"]
     assert "planes-y-precios.md" in reply["sources"]
     assert store.messages.collection.find_one({"direction": "inbound"})["status"] == "answered"
 
@@ -181,7 +181,7 @@ def test_idle_threads_of_a_worker_process_take_turns_to_poll(store, settings, wo
     real_claim = store.jobs.claim
     monkeypatch.setattr(store.jobs, "claim", lambda *args: claims.append(1) or real_claim(*args))
     stop, poll_turn = threading.Event(), threading.Lock()
-    threads = [threading.Thread(target=ReplyWorker(store, worker.assistant, worker.sender, settings).run,
+    threads = [threading.Thread(target=ReplyWorker(store, worker.assistant, worker.channels, settings).run,
                                 args=(stop, poll_turn)) for _ in range(8)]
     for thread in threads:
         thread.start()

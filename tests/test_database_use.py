@@ -195,7 +195,7 @@ def test_queueing_a_reply_again_adds_nothing_and_returns_only_what_is_left_to_se
 
     first = queue()
     assert [p["body"] for p in first] == ["parte 1", "parte 2"] and all("_id" in p for p in first)
-    store.messages.record_send(first[0]["_id"], "sent", now, twilio_sid="SM" + "0" * 32)
+    store.messages.record_send(first[0]["_id"], "sent", now, external_id="SM" + "0" * 32)
 
     again = queue()  # as after a crash between queueing and marking the question answered
 

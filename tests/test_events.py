@@ -38,7 +38,7 @@ def test_a_failed_send_and_a_failure_report_are_one_failure_each(client, store, 
     refused = store.messages.collection.find_one({"direction": "outbound"})
     reply = sent_reply_again(client, store, worker)
     for _ in range(2):  # Twilio may report it twice
-        assert report(client, reply["_id"], reply["twilio_sid"], "undelivered", "30008").status_code == 204
+        assert report(client, reply["_id"], reply["external_id"], "undelivered", "30008").status_code == 204
 
     failures = {str(e["message_id"]): e.get("error_code") for e in store.events.collection.find({"type": "message_failed"})}
     assert failures == {str(refused["_id"]): 21610, str(reply["_id"]): 30008}

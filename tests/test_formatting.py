@@ -2,8 +2,7 @@ import re
 
 import pytest
 
-from webapp.whatsapp.formatting import (
-    MAX_PART_CHARS,
+from webapp.formatting import (
     MAX_REPLY_CHARS,
     cap_text,
     format_reply,
@@ -11,6 +10,8 @@ from webapp.whatsapp.formatting import (
     strip_control_chars,
     to_whatsapp_markup,
 )
+
+MAX_PART_CHARS = 1600  # Twilio's, the shortest a channel takes
 
 SPANISH_SENTENCES = [
     "Nuestra oficina principal abre de lunes a viernes, de 9:00 a 18:00, y los sábados hasta el mediodía.",
@@ -165,16 +166,16 @@ def test_cap_text_hard_cuts_a_single_huge_token() -> None:
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\n\t \n"])
 def test_split_parts_empty(text: str) -> None:
-    assert split_parts(text) == []
+    assert split_parts(text, MAX_PART_CHARS) == []
 
 
 def test_split_parts_short_text_is_one_part() -> None:
-    assert split_parts("  ¡Hola! ¿En qué puedo ayudarle?  ") == ["¡Hola! ¿En qué puedo ayudarle?"]
+    assert split_parts("  ¡Hola! ¿En qué puedo ayudarle?  ", MAX_PART_CHARS) == ["¡Hola! ¿En qué puedo ayudarle?"]
 
 
 def test_split_parts_packs_whole_paragraphs_greedily() -> None:
     paragraphs = [f"Párrafo {n}. " + "texto " * 110 for n in range(3)]
-    parts = split_parts("\n\n".join(p.strip() for p in paragraphs))
+    parts = split_parts("\n\n".join(p.strip() for p in paragraphs), MAX_PART_CHARS)
     assert parts == ["\n\n".join(p.strip() for p in paragraphs[:2]), paragraphs[2].strip()]
 
 
@@ -202,7 +203,7 @@ def test_split_parts_falls_back_to_word_boundaries() -> None:
 
 def test_split_parts_hard_splits_a_single_huge_word() -> None:
     word = "ab" * 1500
-    parts = split_parts(word)
+    parts = split_parts(word, MAX_PART_CHARS)
     assert parts == [word[:MAX_PART_CHARS], word[MAX_PART_CHARS:]]
     assert "".join(parts) == word
 
@@ -212,16 +213,17 @@ def test_split_parts_hard_splits_a_single_huge_word() -> None:
 
 @pytest.mark.parametrize("text", ["", "  \n\t  ", "\u200b\ufeff"])
 def test_format_reply_empty(text: str) -> None:
-    assert format_reply(text) == []
+    assert format_reply(text, MAX_PART_CHARS) == []
 
 
 def test_format_reply_short_text_unchanged() -> None:
     text = "Su pedido llegará mañana entre las 9:00 y las 14:00. ¡Gracias!"
-    assert format_reply(text) == [text]
+    assert format_reply(text, MAX_PART_CHARS) == [text]
 
 
 def test_format_reply_converts_and_cleans() -> None:
-    assert format_reply("## Envío\r\n\r\n- **Gratis** desde 50\u00a0€\u200b") == ["*Envío*\n\n• *Gratis* desde 50\u00a0€"]
+    assert format_reply("## Envío\r\n\r\n- **Gratis** desde 50\u00a0€\u200b", MAX_PART_CHARS) == [
+        "*Envío*\n\n• *Gratis* desde 50\u00a0€"]
 
 
 def test_format_reply_long_spanish_answer() -> None:
@@ -229,7 +231,7 @@ def test_format_reply_long_spanish_answer() -> None:
     assert len(text) >= 5000
     capped = cap_text(to_whatsapp_markup(strip_control_chars(text)), MAX_REPLY_CHARS)
 
-    parts = format_reply(text)
+    parts = format_reply(text, MAX_PART_CHARS)
 
     assert sum(len(part) for part in parts) <= MAX_REPLY_CHARS
     assert len(parts) >= 3

@@ -67,7 +67,7 @@ def test_asking_for_a_person_hands_off_and_the_bot_stays_silent_until_released(c
     assert reply.status_code == 202 and reply.get_json()["queued"][0]["role"] == "agent"
     assert bodies(fake_twilio)[-1] == "Hola Ana, soy Marta. ¿En qué te ayudo?"
     stored = store.messages.collection.find_one({"kind": "agent"})
-    assert stored["role"] == "agent" and stored["status"] == "queued" and stored["twilio_sid"]
+    assert stored["role"] == "agent" and stored["status"] == "queued" and stored["external_id"]
 
     released = client.post(f"{W}/conversations/{handed['_id']}/release", headers=ADMIN)
     again = client.post(f"{W}/conversations/{handed['_id']}/release", headers=ADMIN)

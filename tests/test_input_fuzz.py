@@ -66,7 +66,7 @@ def ours(store) -> ObjectId:
     """An outbound message waiting for Twilio's reports (no SID yet, so any SID matches it once)."""
     now = datetime.now(timezone.utc)
     store.messages.insert_outbound({"_id": OURS, "dedup_key": "fuzz:ours", "kind": "test", "wa_id": "34600111222",
-                                    "body": "hola", "status": "submitting", "twilio_sid": None,
+                                    "body": "hola", "status": "submitting", "external_id": None,
                                     "created_at": now, "updated_at": now})
     return OURS
 
@@ -487,4 +487,4 @@ def test_a_chunked_webhook_under_the_cap_is_read_whole_and_stored(client, store)
                            environ_overrides={"wsgi.input_terminated": True})
 
     assert response.status_code == 200, response.get_data()
-    assert store.messages.collection.find_one({"twilio_sid": "SM" + "d" * 32})["body"] == form["Body"]
+    assert store.messages.collection.find_one({"external_id": "SM" + "d" * 32})["body"] == form["Body"]

@@ -50,7 +50,7 @@ def test_five_thousand_character_answer_is_capped_and_split_in_order(client, sto
     assert numbers == sorted(numbers) and numbers[0] == 1
     parts = list(store.messages.collection.find({"direction": "outbound"}).sort("part", 1))
     assert [p["part"] for p in parts] == [0, 1, 2] and all(p["parts"] == 3 for p in parts)
-    assert [p["twilio_sid"] for p in parts] == [m["sid"] for m in sent]
+    assert [p["external_id"] for p in parts] == [m["sid"] for m in sent]
     assert fake_twilio.contract_violations == []
 
 

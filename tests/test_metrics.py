@@ -13,7 +13,7 @@ from tests.conftest import (
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.processes import free_port, start_gunicorn, wait_until
 from webapp.config import load_settings
-from webapp.whatsapp.outbound import make_sender
+from webapp.channels import build_channels
 from webapp.worker import ReplyWorker
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -61,10 +61,10 @@ def test_a_conversation_moves_the_counters_and_the_queue(client, counted_worker,
     after = scrape(client)
 
     for outcome in ("stored", "duplicate", "invalid", "forbidden"):
-        assert after[("whatsapp_webhooks_total", ("outcome", outcome))] == 1
+        assert after[("whatsapp_webhooks_total", ("channel", "twilio"), ("outcome", outcome))] == 1
     assert after[("whatsapp_answers_total", ("outcome", "answered"))] == 1
     assert after[("whatsapp_retrieval_seconds_count",)] == 1
-    assert after[("whatsapp_twilio_send_seconds_count",)] == len(fake_twilio.sent_messages()) >= 1
+    assert after[("whatsapp_send_seconds_count", ("channel", "twilio"))] == len(fake_twilio.sent_messages()) >= 1
     assert after[("whatsapp_reply_latency_seconds_count",)] == 1
     assert after[("whatsapp_reply_latency_seconds_bucket", ("le", "+Inf"))] == 1
     assert after[("whatsapp_queue_depth",)] == 0 and after[("whatsapp_queue_oldest_age_seconds",)] == 0
@@ -76,7 +76,7 @@ def test_twilio_refusals_are_counted_by_error_code(client, counted_worker, fake_
     counted_worker.run_until_idle()
 
     after = scrape(client)
-    assert after[("whatsapp_twilio_send_errors_total", ("error_code", "63016"))] == 1
+    assert after[("whatsapp_send_errors_total", ("channel", "twilio"), ("error_code", "63016"))] == 1
     assert after[("whatsapp_reply_latency_seconds_count",)] == 0  # nothing reached the customer
 
 
@@ -95,7 +95,7 @@ def test_rate_limit_hits_are_counted(strict_limits, app, client):
     after = samples(services.metrics.exposition(services.store).decode())
     assert after[("whatsapp_rate_limit_hits_total", ("limit", "customer"))] == 1
     assert after[("whatsapp_rate_limit_hits_total", ("limit", "admin_lockout"))] == 1
-    assert after[("whatsapp_webhooks_total", ("outcome", "rate_limited"))] == 1
+    assert after[("whatsapp_webhooks_total", ("channel", "twilio"), ("outcome", "rate_limited"))] == 1
 
 
 def test_llm_calls_are_timed_and_failures_counted_by_type(settings_overrides, app, client, embedder, fake_twilio):
@@ -105,7 +105,7 @@ def test_llm_calls_are_timed_and_failures_counted_by_type(settings_overrides, ap
         settings = load_settings(**dict(settings_overrides, openai_api_key="sk-test", openai_model="gpt-test",
                                         openai_base_url=fake_openai.api_base, openai_timeout_seconds=3))
         assistant = build_assistant(settings, make_retriever(settings, embedder), metrics.llm_callbacks())
-        worker = ReplyWorker(app.extensions["whatsapp_assistant"].store, assistant, make_sender(settings),
+        worker = ReplyWorker(app.extensions["whatsapp_assistant"].store, assistant, build_channels(settings),
                              settings, metrics)
         signed_post(client, inbound_form(question))
         worker.run_until_idle()
@@ -145,7 +145,7 @@ def test_two_gunicorn_workers_and_the_reply_worker_add_up(mongodb_uri, sample_in
         for _ in range(8):  # spread over both workers
             response = requests.get(f"http://{bind}/metrics", headers=ADMIN, timeout=10)
             figures = samples(response.text)
-            assert figures[("whatsapp_webhooks_total", ("outcome", "stored"))] == len(customers)
+            assert figures[("whatsapp_webhooks_total", ("channel", "twilio"), ("outcome", "stored"))] == len(customers)
             assert figures[("whatsapp_reply_latency_seconds_count",)] == len(customers)
             assert figures[("whatsapp_answers_total", ("outcome", "answered"))] == len(customers)
         # each process (two web workers, one reply worker) has its files there

@@ -90,7 +90,7 @@ def test_send_test_sends_and_records(client, store, fake_twilio):
     assert body == {"status": "ok", "twilio": {"ok": True, "status": "queued", "sid": sent["sid"]}}
     assert (sent["to"], sent["body"]) == ("whatsapp:+34600111222", "prueba")
     stored = store.messages.collection.find_one({"kind": "test"})
-    assert stored["twilio_sid"] == sent["sid"] and stored["status"] == "queued"
+    assert stored["external_id"] == sent["sid"] and stored["status"] == "queued"
 
 
 def test_send_test_reports_twilio_refusal(client, store, fake_twilio):

@@ -41,13 +41,13 @@ def test_without_twilio_credentials_replies_are_stored_not_sent(dry_run_override
     from tests.conftest import make_assistant
     from webapp import create_app
     from webapp.config import load_settings
-    from webapp.whatsapp.outbound import make_sender
+    from webapp.channels import build_channels
     from webapp.worker import ReplyWorker
 
     settings = load_settings(**dry_run_overrides)
     app = create_app(settings)
     store = app.extensions["whatsapp_assistant"].store
-    worker = ReplyWorker(store, make_assistant(settings, embedder), make_sender(settings), settings)
+    worker = ReplyWorker(store, make_assistant(settings, embedder), build_channels(settings), settings)
 
     assert signed_post(app.test_client(), inbound_form("cuánto cuesta la fibra de 600?")).status_code == 200
     worker.run_until_idle()

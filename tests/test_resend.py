@@ -44,7 +44,7 @@ def test_a_failed_reply_is_sent_again_once_as_a_new_message(client, store, worke
     original = store.messages.get(failed["_id"])
     assert original["status"] == "failed" and original["error_code"] == 21610 and original["resent_at"]
     copy = store.messages.collection.find_one({"resend_of": failed["_id"]})
-    assert copy["status"] == "queued" and copy["twilio_sid"] == fake_twilio.sent_messages()[0]["sid"]
+    assert copy["status"] == "queued" and copy["external_id"] == fake_twilio.sent_messages()[0]["sid"]
     assert fake_twilio.contract_violations == []
 
 

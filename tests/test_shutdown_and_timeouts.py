@@ -68,7 +68,7 @@ def test_an_llm_that_times_out_gets_each_customer_one_apology_in_their_language(
         (sent,) = sent_to(fake_twilio, wa_id)
         assert sent["body"] == phrase("error", language), output[-3000:]
         (reply,) = store.messages.collection.find({"wa_id": wa_id, "direction": "outbound"})
-        assert (reply["outcome"], reply["language"], reply["twilio_sid"]) == ("error", language, sent["sid"])
+        assert (reply["outcome"], reply["language"], reply["external_id"]) == ("error", language, sent["sid"])
         assert [m["status"] for m in store.messages.collection.find({"wa_id": wa_id, "direction": "inbound"})] \
             == ["answered"]
     assert len(fake_twilio.sent_messages()) == 2
@@ -222,7 +222,7 @@ def test_sigterm_of_gunicorn_mid_stream_loses_no_acknowledged_message(
     assert set(outcomes.values()) <= {200, "refused", "reset"}, unacknowledged
 
     store = open_store(mongodb_uri)
-    inbound = {m["twilio_sid"]: m for m in store.messages.collection.find({"direction": "inbound"})}
+    inbound = {m["external_id"]: m for m in store.messages.collection.find({"direction": "inbound"})}
     assert acknowledged <= set(inbound), "a message acknowledged with 200 is missing from MongoDB"
     wait_until(lambda: store.messages.collection.count_documents(
         {"direction": "inbound", "status": {"$ne": "answered"}}) == 0 and store.jobs.collection.count_documents({}) == 0,
@@ -234,7 +234,7 @@ def test_sigterm_of_gunicorn_mid_stream_loses_no_acknowledged_message(
     by_id = {m["_id"]: m for m in inbound.values()}
     replies = list(store.messages.collection.find({"direction": "outbound"}))
     assert [m["status"] for m in replies] == ["queued"] * len(replies)  # all handed to Twilio
-    reply_by_sid = {m["twilio_sid"]: m for m in replies}
+    reply_by_sid = {m["external_id"]: m for m in replies}
     sends = fake_twilio.sent_messages()
     assert sorted(m["sid"] for m in sends) == sorted(reply_by_sid)  # each part sent once
     answered_in_send_order: dict[str, list[int]] = {}

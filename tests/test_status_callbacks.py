@@ -49,7 +49,7 @@ def test_status_only_moves_forward_whatever_order_reports_arrive_in(client, stor
     assert reply["status"] == "queued"
 
     for status in ("sent", "read", "delivered", "sent"):  # the last two are late
-        assert report(client, reply["_id"], reply["twilio_sid"], status).status_code == 204
+        assert report(client, reply["_id"], reply["external_id"], status).status_code == 204
 
     stored = store.messages.collection.find_one({"_id": reply["_id"]})
     assert stored["status"] == "read"
@@ -64,16 +64,16 @@ def test_a_report_that_beats_the_send_result_is_kept(store, client):
     sid = "SM" + "a" * 32
 
     assert report(client, message_id, sid, "sent").status_code == 204
-    store.messages.record_send(message_id, "queued", now, twilio_sid=sid)  # the API call returns only now
+    store.messages.record_send(message_id, "queued", now, external_id=sid)  # the API call returns only now
 
     stored = store.messages.collection.find_one({"_id": message_id})
-    assert (stored["status"], stored["twilio_sid"]) == ("sent", sid)
+    assert (stored["status"], stored["external_id"]) == ("sent", sid)
 
 
 def test_undelivered_report_records_twilio_error_code(client, store, worker):
     reply = sent_reply(client, store, worker)
 
-    assert report(client, reply["_id"], reply["twilio_sid"], "undelivered", "63016").status_code == 204
+    assert report(client, reply["_id"], reply["external_id"], "undelivered", "63016").status_code == 204
 
     stored = store.messages.collection.find_one({"_id": reply["_id"]})
     assert (stored["status"], stored["error_code"]) == ("undelivered", 63016)
@@ -82,7 +82,7 @@ def test_undelivered_report_records_twilio_error_code(client, store, worker):
 def test_reports_for_messages_that_are_not_ours_are_refused(client, store, worker):
     reply = sent_reply(client, store, worker)
 
-    assert report(client, ObjectId(), reply["twilio_sid"], "read").status_code == 404
+    assert report(client, ObjectId(), reply["external_id"], "read").status_code == 404
     assert report(client, reply["_id"], "SM" + "b" * 32, "read").status_code == 404  # another message's SID
     assert store.messages.collection.find_one({"_id": reply["_id"]})["status"] == "queued"
 
@@ -90,7 +90,7 @@ def test_reports_for_messages_that_are_not_ours_are_refused(client, store, worke
 def test_unsigned_reports_are_refused(client, store, worker):
     reply = sent_reply(client, store, worker)
 
-    assert report(client, reply["_id"], reply["twilio_sid"], "read", signed=False).status_code == 403
+    assert report(client, reply["_id"], reply["external_id"], "read", signed=False).status_code == 403
     assert store.messages.collection.find_one({"_id": reply["_id"]})["status"] == "queued"
 
 

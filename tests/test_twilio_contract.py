@@ -1,4 +1,4 @@
-"""Contract check: the requests our real send path makes (format_reply -> TwilioSender -> twilio SDK)
+"""Contract check: the requests our real send path makes (format_reply -> TwilioChannel -> twilio SDK)
 are valid against Twilio's own OpenAPI spec, served by Stoplight Prism, which validates every
 request (a rejected one answers 422, which our sender turns into SendError) and answers with the
 spec's fixed examples. Prism is installed into .prism/ by `make install` / `make test`.
@@ -24,8 +24,10 @@ import requests
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, ROOT, SENDER
 from tests.processes import free_port
 from webapp.config import load_settings
-from webapp.whatsapp.formatting import MAX_PART_CHARS, format_reply
-from webapp.whatsapp.outbound import SendError, SendResult, TwilioSender, make_sender
+from webapp.channels import twilio
+from webapp.channels.base import SendError, SendResult
+from webapp.channels.twilio.outbound import TwilioChannel
+from webapp.formatting import format_reply
 
 SPEC = ROOT.parent / "shared" / "twilio" / "twilio_api_v2010.json"
 PRISM = ROOT / ".prism" / "node_modules" / ".bin" / "prism"
@@ -113,21 +115,21 @@ def _stop(process: subprocess.Popen) -> None:
     process.wait(timeout=5)
 
 
-def recording(sender: TwilioSender) -> list[requests.Response]:
+def recording(sender: TwilioChannel) -> list[requests.Response]:
     """Every HTTP response the sender's SDK client receives, with the request that caused it."""
     seen: list[requests.Response] = []
     sender.client.http_client.request_hooks["response"].append(lambda response, **_: seen.append(response))
     return seen
 
 
-def send_all(sender: TwilioSender, parts: list[str], reference: str):
+def send_all(sender: TwilioChannel, parts: list[str], reference: str):
     """Send every part as the worker does (reference = our message id); fail on any rejection,
     showing Prism's validation report. Returns the results and the HTTP responses."""
     responses = recording(sender)
     results = []
     for index, part in enumerate(parts):
         try:
-            results.append(sender.send(CUSTOMER, part, reference=f"{reference}-{index}"))
+            results.append(sender.send_text("", CUSTOMER.removeprefix("whatsapp:+"), part, reference=f"{reference}-{index}"))
             continue
         except SendError as exc:
             error = f"HTTP {exc.http_status} {exc.message}"
@@ -154,8 +156,8 @@ def twilio_settings(prism: str, **extra):
 
 def assert_like_spec_example(result: SendResult) -> None:
     example = _first_example("/2010-04-01/Accounts/{AccountSid}/Messages.json", "post", "201")
-    assert re.fullmatch(r"SM[0-9a-fA-F]{32}", result.sid)
-    assert (result.sid, result.status) == (example["sid"], example["status"]) == ("SM" + "a" * 32, "queued")
+    assert re.fullmatch(r"SM[0-9a-fA-F]{32}", result.external_id)
+    assert (result.external_id, result.status) == (example["sid"], example["status"]) == ("SM" + "a" * 32, "queued")
 
 
 def test_prism_really_validates(prism):
@@ -172,22 +174,22 @@ def test_prism_really_validates(prism):
     assert ok.status_code == 201, ok.text
 
     # Through our sender: a status callback that is not a URL is refused, and surfaces as SendError.
-    sender = TwilioSender(ACCOUNT_SID, AUTH_TOKEN, SENDER, prism, 10, status_callback="bot.example.com/status")
+    sender = TwilioChannel(ACCOUNT_SID, AUTH_TOKEN, SENDER, prism, 10, status_callback="bot.example.com/status")
     with pytest.raises(SendError) as refused:
-        sender.send(CUSTOMER, "hola", reference="r1")
+        sender.send_text("", CUSTOMER.removeprefix("whatsapp:+"), "hola", reference="r1")
     assert refused.value.http_status == 422
     assert not refused.value.retryable
 
 
 def test_long_reply_every_part_is_accepted(prism):
-    parts = format_reply(LONG_ANSWER)
+    parts = format_reply(LONG_ANSWER, TwilioChannel.max_part_chars)
     assert len(LONG_ANSWER) > 4000 and len(parts) >= 2
-    assert 3000 < sum(map(len, parts)) <= 4000 and all(len(part) <= MAX_PART_CHARS for part in parts)
+    assert 3000 < sum(map(len, parts)) <= 4000 and all(len(part) <= 1600 for part in parts)
     assert "*Paso 1.*" in parts[0] and "€" in parts[0] and "🚀" in parts[0] and "\n" in parts[0]
     assert "https://fibraclara.example/tarifas?plan=600&utm_source=whatsapp" in parts[0]
 
-    sender = make_sender(twilio_settings(prism))
-    assert isinstance(sender, TwilioSender)
+    sender = twilio.channel(twilio_settings(prism))
+    assert isinstance(sender, TwilioChannel)
     results, responses = send_all(sender, parts, reference="665f1c2e9b1d4a0012345678")
 
     assert len(results) == len(parts) == len(responses)
@@ -201,8 +203,8 @@ def test_long_reply_every_part_is_accepted(prism):
 
 
 def test_short_reply_is_accepted(prism):
-    (part,) = format_reply(SHORT_ANSWER)
-    sender = make_sender(twilio_settings(prism))
+    (part,) = format_reply(SHORT_ANSWER, TwilioChannel.max_part_chars)
+    sender = twilio.channel(twilio_settings(prism))
 
     (result,), responses = send_all(sender, [part], reference="665f1c2e9b1d4a0012345679")
 
@@ -213,9 +215,9 @@ def test_short_reply_is_accepted(prism):
 
 def test_reply_with_status_callback_is_accepted(prism):
     settings = twilio_settings(prism)
-    sender = make_sender(settings)
+    sender = twilio.channel(settings)
     assert sender.status_callback == STATUS_URL
-    parts = format_reply(LONG_ANSWER)
+    parts = format_reply(LONG_ANSWER, TwilioChannel.max_part_chars)
 
     results, responses = send_all(sender, parts, reference="665f1c2e9b1d4a001234567a")
 
@@ -229,11 +231,11 @@ def test_reply_with_status_callback_is_accepted(prism):
 
 
 def test_check_credentials_fetches_the_account(prism):
-    sender = make_sender(twilio_settings(prism))
+    sender = twilio.channel(twilio_settings(prism))
     responses = recording(sender)
     example = _first_example("/2010-04-01/Accounts/{Sid}.json", "get", "200")
 
-    assert sender.check_credentials() == {
+    assert sender.check() == {
         "status": "ok", "account": {"friendly_name": example["friendly_name"], "status": example["status"]}}
     (response,) = responses
     assert response.status_code == 200
@@ -243,6 +245,6 @@ def test_check_credentials_fetches_the_account(prism):
 
 def test_check_credentials_reports_a_refusal(prism):
     """A malformed account SID is refused by the spec's path pattern: reported, not raised."""
-    sender = TwilioSender("AC123", AUTH_TOKEN, SENDER, prism, 10)
-    result = sender.check_credentials()
+    sender = TwilioChannel("AC123", AUTH_TOKEN, SENDER, prism, 10)
+    result = sender.check()
     assert result["status"] == "error" and result["message"] == "HTTP 422"

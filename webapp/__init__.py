@@ -1,4 +1,5 @@
-"""The Flask app: Twilio's webhook and the ops routes under /api/v1/whatsapp/."""
+"""The Flask app: each channel's webhooks, the ops routes and admin API under /api/v1/whatsapp/,
+health and metrics."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
+from webapp.channels import build_channels
 from webapp.config import API_PREFIX, Settings, load_settings
 from webapp.db import open_store
 from webapp import logs
@@ -21,7 +23,6 @@ from webapp.metrics import Metrics
 from webapp.request_body import Request
 from webapp.services import Services
 from webapp.validation import InvalidInput
-from webapp.whatsapp.outbound import make_sender
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +57,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     # during interpreter shutdown, where creating it hangs the exiting gunicorn worker.
     if not limiter.storage.check():
         log.warning("the rate-limit storage (RATE_LIMIT_STORAGE_URI, else MONGODB_URI) does not answer yet")
-    app.extensions["whatsapp_assistant"] = Services(settings, store, make_sender(settings), limiter, Metrics())
+    app.extensions["whatsapp_assistant"] = Services(settings, store, build_channels(settings), limiter, Metrics())
 
-    from webapp.routes import admin, bot_config, health, metrics, openapi, ops, status, webhook
+    from webapp.channels.twilio import routes as twilio_routes
+    from webapp.routes import admin, bot_config, health, metrics, openapi, ops
 
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(openapi.bp)
-    app.register_blueprint(webhook.bp, url_prefix=API_PREFIX)
-    app.register_blueprint(status.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(twilio_routes.bp, url_prefix=API_PREFIX)
     app.register_blueprint(ops.bp, url_prefix=API_PREFIX)
     app.register_blueprint(admin.bp, url_prefix=API_PREFIX)
     app.register_blueprint(bot_config.bp)

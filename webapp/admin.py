@@ -10,9 +10,10 @@ from datetime import datetime, time, timedelta
 
 from bson import ObjectId
 
+from webapp.channels import Channels, route_of
 from webapp.db import Store
+from webapp.formatting import MAX_REPLY_CHARS, split_parts, strip_control_chars
 from webapp.handoff import handoff_event
-from webapp.whatsapp.formatting import MAX_REPLY_CHARS, split_parts, strip_control_chars
 
 CONVERSATION_ID = re.compile(r"[0-9a-f]{32}")
 MESSAGE_ID = re.compile(r"[0-9a-f]{24}")
@@ -22,7 +23,7 @@ REPLY_WINDOW = timedelta(hours=24)
 # message is never stored with a time that far in the past, whatever the clocks of the servers.
 ROLLUP_LAG = timedelta(days=1)
 RECENT = timedelta(days=7)  # the window of the response times
-MESSAGE_FIELDS = ("direction", "type", "kind", "part", "parts", "body", "media", "location", "status", "twilio_sid",
+MESSAGE_FIELDS = ("direction", "type", "kind", "part", "parts", "body", "media", "location", "status", "channel", "external_id",
                   "error_code", "error_message", "outcome", "created_at", "sent_at", "status_at", "resent_at")
 
 
@@ -147,17 +148,21 @@ def check_reply_window(store: Store, wa_id: str, conversation_id: str, now: date
     return last
 
 
-def agent_reply(store: Store, conversation_id: str, text: str, key: str, now: datetime) -> list[dict]:
+def agent_reply(store: Store, channels: Channels, conversation_id: str, text: str, key: str,
+                now: datetime) -> list[dict]:
     """Queue a person's reply to the customer (role `agent`), sent by the worker in order with the
-    rest of the conversation. `key` names it: the same key again queues nothing more."""
+    rest of the conversation, the way the customer last wrote. `key` names it: the same key again
+    queues nothing more."""
     conversation = find_conversation(store, conversation_id)
     text = strip_control_chars(text).strip()
     if not 1 <= len(text) <= MAX_REPLY_CHARS:
         raise AdminError(f"text must have 1 to {MAX_REPLY_CHARS} characters", 400)
     last = check_reply_window(store, conversation["wa_id"], conversation_id, now)
     reply_to = [last["_id"]] if last else []
-    parts = store.messages.queue_reply(conversation_id, conversation["wa_id"], reply_to, split_parts(text), now,
-                                       kind="agent", key=f"agent:{key}", answer_text=text, role="agent")
+    route = route_of(last or {})
+    parts = store.messages.queue_reply(conversation_id, conversation["wa_id"], reply_to,
+                                       split_parts(text, channels.part_chars(route["channel"])), now,
+                                       kind="agent", key=f"agent:{key}", answer_text=text, role="agent", **route)
     store.jobs.enqueue(conversation_id, conversation["wa_id"], now)
     return parts
 

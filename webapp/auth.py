@@ -1,45 +1,16 @@
-"""Who may call a route: Twilio (its `X-Twilio-Signature`) or an admin (`Authorization: Bearer
-$ADMIN_TOKEN`, the ops routes)."""
+"""Who may call an admin route: `Authorization: Bearer $ADMIN_TOKEN` (each channel authenticates
+its own webhooks)."""
 from __future__ import annotations
 
 import functools
 import hmac
 import logging
-from urllib.parse import quote
 
 from flask import jsonify, request
 
 from webapp.services import services
-from webapp.whatsapp.inbound import signature_is_valid
 
 log = logging.getLogger(__name__)
-
-
-def twilio_signature_required(view):
-    """Refuse (403) a request not signed by Twilio with our auth token, unless the check is off."""
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        settings = services().settings
-        if settings.validate_twilio_signature and not signature_is_valid(
-            settings.twilio_auth_token.get_secret_value(),
-            _public_url(settings.public_base_url),
-            request.form,
-            request.headers.get("X-Twilio-Signature", ""),
-        ):
-            log.warning("%s refused: missing or invalid X-Twilio-Signature", request.path)
-            return jsonify(error="invalid or missing X-Twilio-Signature"), 403
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
-def _public_url(public_base_url: str) -> str:
-    """The URL Twilio signed, as it went on the wire: the configured public base (behind a proxy)
-    or the scheme and host Flask saw. Not `request.url`, which decodes it into an IRI (a Host of
-    `xn--` makes that raise) and so differs from what was signed when it holds %-escapes."""
-    base = public_base_url or f"{request.scheme}://{request.host}"
-    query = request.query_string.decode("latin-1")
-    return base + quote(request.script_root + request.path) + (f"?{query}" if query else "")
 
 
 def admin_required(view):

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rag.answer import Persona
 from webapp.validation import validated
-from webapp.whatsapp.formatting import MAX_REPLY_CHARS
+from webapp.formatting import MAX_REPLY_CHARS
 
 REFRESH_SECONDS = 5.0
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

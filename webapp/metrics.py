@@ -35,8 +35,9 @@ class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry()
         self.webhooks = Counter(
-            "whatsapp_webhooks", "Twilio message webhooks, by outcome: stored, duplicate, rate_limited, "
-            "invalid (400), forbidden (bad signature, 403)", ["outcome"], registry=self.registry)
+            "whatsapp_webhooks", "Customers' messages delivered to a channel's webhook, by channel and "
+            "outcome: stored, duplicate, rate_limited, invalid (400), forbidden (bad signature, 403)",
+            ["channel", "outcome"], registry=self.registry)
         self.rate_limit_hits = Counter(
             "whatsapp_rate_limit_hits", "Requests refused by a rate limit: customer (per wa_id), admin "
             "(per IP), admin_lockout (too many wrong tokens)", ["limit"], registry=self.registry)
@@ -55,12 +56,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS, registry=self.registry)
         self.llm_errors = Counter(
             "whatsapp_llm_errors", "Failed chat-model calls, by exception type", ["error"], registry=self.registry)
-        self.twilio_send_latency = Histogram(
-            "whatsapp_twilio_send_seconds", "One message sent through Twilio's REST API, answered or not",
-            buckets=FAST_BUCKETS + (20, 30), registry=self.registry)
-        self.twilio_send_errors = Counter(
-            "whatsapp_twilio_send_errors", "Sends Twilio refused or did not answer, by Twilio error code "
-            "(http_<status> without one, timeout, unreachable)", ["error_code"], registry=self.registry)
+        self.send_latency = Histogram(
+            "whatsapp_send_seconds", "One message sent through a channel's API, answered or not",
+            ["channel"], buckets=FAST_BUCKETS + (20, 30), registry=self.registry)
+        self.send_errors = Counter(
+            "whatsapp_send_errors", "Sends the provider refused or did not answer, by its error code "
+            "(http_<status> without one, timeout, unreachable)", ["channel", "error_code"], registry=self.registry)
 
     def llm_callbacks(self) -> list[BaseCallbackHandler]:
         """For the chat model: LangChain reports each call's start, end and failure to these."""
@@ -77,12 +78,13 @@ class Metrics:
         return generate_latest(registry)
 
 
-def send_error_label(http_status: int | None, code: int | None, maybe_sent: bool) -> str:
-    if code:
-        return str(code)
-    if maybe_sent:
+def send_error_label(error) -> str:
+    """A SendError as a label: the provider's code, else what happened."""
+    if error.code:
+        return str(error.code)
+    if error.maybe_sent:
         return "timeout"
-    return f"http_{http_status}" if http_status else "unreachable"
+    return f"http_{error.http_status}" if error.http_status else "unreachable"
 
 
 class LlmCallMetrics(BaseCallbackHandler):

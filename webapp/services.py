@@ -9,17 +9,17 @@ from flask import current_app
 from flask_limiter import Limiter
 from limits import RateLimitItem, parse_many
 
+from webapp.channels import Channels
 from webapp.config import Settings
 from webapp.db import Store
 from webapp.metrics import Metrics
-from webapp.whatsapp.outbound import DryRunSender, TwilioSender
 
 
 @dataclass
 class Services:
     settings: Settings
     store: Store
-    sender: TwilioSender | DryRunSender
+    channels: Channels
     limiter: Limiter
     metrics: Metrics
     customer_limits: list[RateLimitItem] = field(init=False)

@@ -25,15 +25,16 @@ from rag.answer import Answer, Assistant
 from rag.language import detect_language, phrase, small_talk
 from rag.retrieve import Turn
 from webapp.bot_config import BotConfig, BotConfigReader
+from webapp.channels import Channels, route_of
+from webapp.channels.base import Failure, SendError
 from webapp.db import Store
 from webapp.db.events import event, message_event
 from webapp.handoff import (UNANSWERED, HandoffNotifier, asked_for_person, handoff_event, notice,
                             unanswered_in_a_row)
 from webapp.leads import contact_details, only_contact_details
 from webapp.logs import bind, log_context, mask_phone
+from webapp.formatting import format_reply
 from webapp.metrics import Metrics, send_error_label
-from webapp.whatsapp.formatting import format_reply
-from webapp.whatsapp.outbound import DryRunSender, SendError, TwilioSender
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +47,11 @@ def utcnow() -> datetime:
 
 
 class ReplyWorker:
-    def __init__(self, store: Store, assistant: Assistant, sender: TwilioSender | DryRunSender, settings,
+    def __init__(self, store: Store, assistant: Assistant, channels: Channels, settings,
                  metrics: Metrics | None = None, bot_config: BotConfigReader | None = None):
         self.store = store
         self.assistant = assistant
-        self.sender = sender
+        self.channels = channels
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.bot_config = bot_config or BotConfigReader(store.bot_config, settings, settings.bot_config_refresh_seconds)
@@ -64,7 +65,8 @@ class ReplyWorker:
         `poll_turn`: one of them polls the database at a time, so idle polling costs one query
         per WORKER_POLL_SECONDS per process, however many threads wait."""
         poll_turn = poll_turn or threading.Lock()
-        log.info("worker %s started (%s)", self.worker_id, "dry-run" if self.sender.dry_run else "sending via Twilio")
+        log.info("worker %s started (%s)", self.worker_id, ", ".join(
+            f"{channel.name}: {'dry-run' if channel.dry_run else 'sending'}" for channel in self.channels))
         while not stop.is_set():
             try:
                 with poll_turn:
@@ -151,11 +153,12 @@ class ReplyWorker:
         # Before the reply is queued: from here on, the customer's next message waits for a person.
         handoff = self.start_handoff(conversation_id, handoff_reason) if handoff_reason else None
         now = utcnow()
+        route = route_of(pending[-1])  # the way the customer's latest message came in
         parts = self.store.messages.queue_reply(
             conversation_id, job["wa_id"], [m["_id"] for m in pending],
-            format_reply(answer.text, config.max_answer_chars), now,
+            format_reply(answer.text, self.channels.part_chars(route["channel"]), config.max_answer_chars), now,
             kind="answer", answer_text=answer.text, outcome=answer.outcome, sources=answer.sources,
-            language=answer.language, received_at=pending[0]["created_at"],
+            language=answer.language, received_at=pending[0]["created_at"], **route,
         )
         self.store.messages.mark_taken_up([m["_id"] for m in pending], now)
         log.info("answered %d message(s): %s, %d part(s) to send", len(pending), answer.outcome, len(parts))
@@ -173,7 +176,7 @@ class ReplyWorker:
         """What every message taken up gets, answered or not: its event, and the session touched
         (here, once per batch, not by the webhook: one database call less on the path Twilio
         waits for)."""
-        bind(message_sid=pending[-1].get("twilio_sid"))  # the newest message answered; until the job ends
+        bind(message_sid=pending[-1].get("external_id"))  # the newest message answered; until the job ends
         self.events += [message_event("message_received", m, m["created_at"]) for m in pending]
         profile_name = profile_name_of(pending)
         self.store.sessions.touch(job["wa_id"], job["_id"], pending[-1]["created_at"], profile_name)
@@ -313,39 +316,53 @@ class ReplyWorker:
         return None
 
     def send(self, message: dict) -> tuple[str, datetime | None]:
-        """Hand one part to Twilio: its status, and when to try again if Twilio was busy or out of
-        reach (the part is then pending again)."""
+        """Hand one part to its channel: its status, and when to try again if the provider was busy
+        or out of reach (the part is then pending again)."""
+        route = route_of(message)
+        channel = self.channels.get(route["channel"])
+        if channel is None:  # a channel this deployment no longer serves
+            log.warning("message %s not sent: channel %s is not configured", message["_id"], route["channel"])
+            self.store.messages.record_send(message["_id"], "failed", utcnow(),
+                                            error_message=f"channel {route['channel']} is not configured")
+            self.events.append(message_event("message_failed", message, utcnow()))
+            return "failed", None
         self.store.messages.record_send(message["_id"], "submitting", utcnow())
-        to = f"whatsapp:+{message['wa_id']}"
         started = time.perf_counter()
         try:
-            result = self.sender.send(to, message["body"], reference=str(message["_id"]))
+            result = channel.send_text(route["business"], message["wa_id"], message["body"],
+                                       reference=str(message["_id"]))
         except SendError as exc:
-            self.metrics.twilio_send_latency.observe(time.perf_counter() - started)
-            self.metrics.twilio_send_errors.labels(
-                error_code=send_error_label(exc.http_status, exc.code, exc.maybe_sent)).inc()
-            attempts = message.get("attempts", 0) + 1
-            error = {"http_status": exc.http_status, "error_code": exc.code, "error_message": exc.message}
-            if exc.retryable and attempts < self.settings.send_max_attempts:
-                retry_at = utcnow() + timedelta(seconds=self.retry_delay(attempts, exc.retry_after))
-                log.warning("sending to %s failed (attempt %d, HTTP %s code %s: %s); retrying at %s",
-                            mask_phone(to), attempts, exc.http_status, exc.code, exc.message, retry_at.isoformat())
-                self.store.messages.defer_send(message["_id"], attempts, retry_at, utcnow(), **error)
-                return "pending", retry_at
-            status = "unconfirmed" if exc.maybe_sent else "failed"
-            log.warning("sending to %s: %s (attempt %d, HTTP %s code %s: %s)",
-                        mask_phone(to), status, attempts, exc.http_status, exc.code, exc.message)
-            self.store.messages.record_send(message["_id"], status, utcnow(), attempts=attempts, **error)
-            if status == "failed":
-                self.events.append(message_event("message_failed", message, utcnow(), error_code=exc.code))
-            return status, None
+            self.metrics.send_latency.labels(channel=channel.name).observe(time.perf_counter() - started)
+            self.metrics.send_errors.labels(channel=channel.name, error_code=send_error_label(exc)).inc()
+            return self.failed_send(message, exc)
         sent_at = utcnow()
-        self.metrics.twilio_send_latency.observe(time.perf_counter() - started)
+        self.metrics.send_latency.labels(channel=channel.name).observe(time.perf_counter() - started)
         if message.get("received_at"):  # an answer's first part
             self.metrics.reply_latency.observe((sent_at - message["received_at"]).total_seconds())
-        self.store.messages.record_send(message["_id"], result.status, sent_at, twilio_sid=result.sid, sent_at=sent_at)
+        self.store.messages.record_send(message["_id"], result.status, sent_at, external_id=result.external_id,
+                                        sent_at=sent_at)
         self.events.append(message_event("message_sent", message, sent_at))
         return result.status, None
+
+    def failed_send(self, message: dict, exc: SendError) -> tuple[str, datetime | None]:
+        """A part the provider refused or did not confirm: pending again with a retry time while
+        a retry is worth it, else `unconfirmed` (it may have gone out) or `failed`."""
+        attempts = message.get("attempts", 0) + 1
+        error = {"http_status": exc.http_status, "error_code": exc.code, "error_message": exc.message}
+        to = mask_phone(f"+{message['wa_id']}")
+        if exc.retryable and attempts < self.settings.send_max_attempts:
+            retry_at = utcnow() + timedelta(seconds=self.retry_delay(attempts, exc.retry_after))
+            log.warning("sending to %s failed (attempt %d, HTTP %s code %s: %s); retrying at %s",
+                        to, attempts, exc.http_status, exc.code, exc.message, retry_at.isoformat())
+            self.store.messages.defer_send(message["_id"], attempts, retry_at, utcnow(), **error)
+            return "pending", retry_at
+        status = "unconfirmed" if exc.failure is Failure.UNCONFIRMED else "failed"
+        log.warning("sending to %s: %s (attempt %d, HTTP %s code %s: %s)",
+                    to, status, attempts, exc.http_status, exc.code, exc.message)
+        self.store.messages.record_send(message["_id"], status, utcnow(), attempts=attempts, **error)
+        if status == "failed":
+            self.events.append(message_event("message_failed", message, utcnow(), error_code=exc.code))
+        return status, None
 
     def retry_delay(self, attempts: int, retry_after: float | None) -> float:
         """Exponential backoff with full jitter (spreads retries of many workers), never shorter
@@ -395,7 +412,7 @@ def main() -> None:
     from webapp.db import open_store
     from webapp.logs import configure_logging
     from webapp.retention import keep_purging
-    from webapp.whatsapp.outbound import make_sender
+    from webapp.channels import build_channels
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -405,16 +422,16 @@ def main() -> None:
     metrics = Metrics()
     assistant = build_assistant(settings, callbacks=metrics.llm_callbacks())
     assistant.retriever.warm_up()
-    sender = make_sender(settings)
+    channels = build_channels(settings)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    # Threads share the store, the model and the Twilio client; each claims its own conversations.
-    # Waiting on the LLM or Twilio dominates a job, so threads multiply throughput.
+    # Threads share the store, the model and the channels' clients; each claims its own conversations.
+    # Waiting on the LLM or a provider dominates a job, so threads multiply throughput.
     poll_turn = threading.Lock()
     bot_config = BotConfigReader(store.bot_config, settings, settings.bot_config_refresh_seconds)
     threads = [
-        threading.Thread(target=ReplyWorker(store, assistant, sender, settings, metrics, bot_config).run,
+        threading.Thread(target=ReplyWorker(store, assistant, channels, settings, metrics, bot_config).run,
                          args=(stop, poll_turn),
                          name=f"reply-{n}")
         for n in range(settings.worker_threads)

@@ -1,17 +1,20 @@
-"""`messages`: every message of every conversation, both directions, with Twilio SIDs and status.
+"""`messages`: every message of every conversation, both directions, with the provider's ids and
+status. Each says how it came in or goes out: `channel` (twilio, meta…) and `business` (the
+business number, as the channel names it; "" for the channel's default).
 
 Inbound:  received → answered | acknowledged (a reaction: kept, not answered) | handoff (kept for
           the person answering the conversation) | rate_limited
-Outbound: pending → submitting (→ pending again, with `retry_at`, when Twilio was busy or
-          unreachable) → then Twilio's own status words (queued, sent, delivered, read,
-          undelivered, failed), or dry_run; `failed` also when Twilio refused the request, and
-          `unconfirmed` when it did not answer in time (it may have sent the message: not retried,
-          so never sent twice; a status report, if one comes, moves it on).
-          `pending` and `submitting` are ours alone, so a Twilio status never reads as "not sent".
-          Twilio's status callbacks arrive in any order; a status only ever moves forward
-          (`read` then a late `delivered` stays `read`).
+Outbound: pending → submitting (→ pending again, with `retry_at`, when the provider was busy or
+          unreachable) → then the provider's own status words (queued, sent, delivered, read,
+          undelivered, failed), or dry_run; `failed` also when the provider refused the request,
+          and `unconfirmed` when it did not answer in time (it may have sent the message: not
+          retried, so never sent twice; a status report, if one comes, moves it on).
+          `pending` and `submitting` are ours alone, so a provider's status never reads as "not
+          sent". Status reports arrive in any order; a status only ever moves forward (`read`
+          then a late `delivered` stays `read`).
 
-`dedup_key` is unique: `in:<MessageSid>` makes a repeated webhook a no-op,
+`external_id` is the provider's id (Twilio's SID, Meta's wamid). `dedup_key` is unique:
+`in:<external id>` makes a redelivered webhook a no-op,
 `reply:<first inbound id>:<part>` makes re-queueing the same reply after a crash a no-op, and
 `resend:<failed part id>` makes re-sending a failed part twice a no-op. A re-sent part is a new
 message (`kind` "resend", `resend_of` the failed one, which keeps its failure and gets `resent_at`).
@@ -27,7 +30,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 DUPLICATE_KEY = 11000
 OPEN_OUTBOUND = ("pending", "submitting")
-RESENDABLE = ("failed", "undelivered")  # Twilio never delivered these; `unconfirmed` may have been
+RESENDABLE = ("failed", "undelivered")  # never delivered; an `unconfirmed` one may have been
 FIRST_ANSWER_PARTS = {"direction": "outbound", "kind": "answer", "part": 0}
 # How far along its way an outbound message is; a report never moves it back.
 PROGRESS = {
@@ -43,16 +46,18 @@ class Messages:
         self.collection = db.messages
 
     def ensure_indexes(self) -> None:
+        # Messages stored before there were channels name the provider's id `twilio_sid`.
+        self.collection.update_many({"twilio_sid": {"$exists": True}}, {"$rename": {"twilio_sid": "external_id"}})
         self.collection.create_index([("dedup_key", ASCENDING)], unique=True, name="dedup_key_unique")
         self.collection.create_index([("conversation_id", ASCENDING), ("created_at", ASCENDING)], name="conversation_time")
         # For the admin API's stats: counts by direction and time, and the few failed or unconfirmed.
-        # (Status reports find their message by _id: no index on twilio_sid.)
+        # (Status reports find their message by _id: no index on external_id.)
         self.collection.create_index([("direction", ASCENDING), ("created_at", ASCENDING)], name="direction_time")
         self.collection.create_index([("status", ASCENDING)], name="status")
 
     def insert_inbound(self, message: dict) -> ObjectId | None:
-        """Store an inbound message; None when this MessageSid was stored before."""
-        document = dict(message, direction="inbound", status="received", dedup_key=f"in:{message['twilio_sid']}")
+        """Store an inbound message; None when the provider delivered it before (its id is stored)."""
+        document = dict(message, direction="inbound", status="received", dedup_key=f"in:{message['external_id']}")
         try:
             return self.collection.insert_one(document).inserted_id
         except DuplicateKeyError:
@@ -62,7 +67,7 @@ class Messages:
         self.collection.update_one({"_id": message_id}, {"$set": {"status": status, "updated_at": now}})
 
     def open_work(self, conversation_id: str) -> tuple[list[dict], list[dict]]:
-        """In one query, in order: the replies queued but not yet handed to Twilio (or interrupted
+        """In one query, in order: the replies queued but not yet handed to the provider (or interrupted
         while sending), and the customer's messages not answered yet."""
         found = self._in_order(
             {"conversation_id": conversation_id, "status": {"$in": ["received", *OPEN_OUTBOUND]}}
@@ -117,7 +122,7 @@ class Messages:
         return self._queue(documents)
 
     def resendable_parts(self, reply_to: list[ObjectId]) -> list[dict]:
-        """The parts of the reply to `reply_to` that Twilio never delivered and that were not
+        """The parts of the reply to `reply_to` that were never delivered and that were not
         re-sent yet, in order."""
         return self._in_order({"direction": "outbound", "reply_to": reply_to, "status": {"$in": list(RESENDABLE)},
                                "resent_at": {"$exists": False}})
@@ -134,7 +139,7 @@ class Messages:
                 "created_at": now,
                 "updated_at": now,
                 **{name: part[name] for name in ("conversation_id", "wa_id", "direction", "part", "parts", "body",
-                                                 "reply_to")},
+                                                 "reply_to", "channel", "business") if name in part},
             }
             for part in failed
         ]
@@ -177,16 +182,16 @@ class Messages:
                       "last_error": error}},
         )
 
-    def record_status(self, message_id: ObjectId, twilio_sid: str, status: str, error_code: int | None,
+    def record_status(self, message_id: ObjectId, external_id: str, status: str, error_code: int | None,
                       now: datetime) -> bool:
-        """Apply Twilio's status report for one of our messages; False when it is not ours (the
-        id and SID do not match a stored message)."""
-        match = {"_id": message_id, "direction": "outbound", "twilio_sid": {"$in": [twilio_sid, None]}}
+        """Apply a provider's status report for one of our messages; False when it is not ours (the
+        id and the provider's id do not match a stored message)."""
+        match = {"_id": message_id, "direction": "outbound", "external_id": {"$in": [external_id, None]}}
         if self.collection.count_documents(match, limit=1) == 0:
             return False
         fields = {"status_at": now, "updated_at": now, **({"error_code": error_code} if error_code else {})}
         self._advance(match, status, fields)
-        self.collection.update_one({"_id": message_id, "twilio_sid": None}, {"$set": {"twilio_sid": twilio_sid}})
+        self.collection.update_one({"_id": message_id, "external_id": None}, {"$set": {"external_id": external_id}})
         return True
 
     def _advance(self, match: dict, status: str, fields: dict) -> bool:
@@ -219,10 +224,11 @@ class Messages:
     def last_inbound(self, conversation_id: str) -> dict | None:
         """The customer's latest message in this conversation (its id and time)."""
         return self.collection.find_one({"conversation_id": conversation_id, "direction": "inbound"},
-                                        sort=[("created_at", DESCENDING)], projection={"created_at": 1})
+                                        sort=[("created_at", DESCENDING)],
+                                        projection={"created_at": 1, "channel": 1, "business": 1})
 
-    def find_inbound(self, message_sid: str) -> dict | None:
-        return self.collection.find_one({"dedup_key": f"in:{message_sid}"})
+    def find_inbound(self, external_id: str) -> dict | None:
+        return self.collection.find_one({"dedup_key": f"in:{external_id}"})
 
     def of_conversation(self, conversation_id: str, limit: int = 0) -> list[dict]:
         """The conversation's last `limit` messages (0: all), oldest first."""
@@ -251,7 +257,7 @@ class Messages:
 
     def response_times(self, since: datetime) -> list[float]:
         """Seconds from the customer's message received to the answer's first part accepted by
-        Twilio, for each answer queued since `since` and sent: the server computes them."""
+        the provider, for each answer queued since `since` and sent: the server computes them."""
         pipeline = [
             {"$match": {"direction": "outbound", "created_at": {"$gte": since}}},
             {"$match": {**FIRST_ANSWER_PARTS, "sent_at": {"$exists": True}}},
@@ -260,7 +266,7 @@ class Messages:
         return [found["ms"] / 1000 for found in self.collection.aggregate(pipeline)]
 
     def failures(self) -> dict:
-        """Outbound messages Twilio did not deliver, by its error code ("none": refused without
+        """Outbound messages never delivered, by the provider's error code ("none": refused without
         one), and the sends it never confirmed. Few, and found on the status index."""
         failed = [{"$match": {"status": {"$in": list(RESENDABLE)}}}, {"$match": {"direction": "outbound"}},
                   {"$group": {"_id": "$error_code", "n": {"$sum": 1}}}]

@@ -92,7 +92,8 @@ def reply(conversation_id: str):
     key = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
     if not IDEMPOTENCY_KEY.fullmatch(key):
         return jsonify(error="Idempotency-Key must be 1 to 100 of A-Z a-z 0-9 . _ : -", field="Idempotency-Key"), 400
-    queued = agent_reply(services().store, conversation_id, text, key, _now())
+    app = services()
+    queued = agent_reply(app.store, app.channels, conversation_id, text, key, _now())
     return jsonify(queued=[message_record(m) for m in queued]), 202
 
 

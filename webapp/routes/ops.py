@@ -9,12 +9,14 @@ from flask import Blueprint, jsonify
 from pydantic import BaseModel, field_validator
 
 from webapp.auth import admin_required
+from webapp.channels import Channels
+from webapp.channels.base import Channel, SendError
 from webapp.config import WHATSAPP_ADDRESS, masked
+from webapp.formatting import strip_control_chars
 from webapp.logs import mask_phone
 from webapp.request_body import read_body
 from webapp.services import services
-from webapp.whatsapp.formatting import MAX_PART_CHARS, strip_control_chars
-from webapp.whatsapp.outbound import SendError
+from webapp.validation import InvalidInput
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ops", __name__)
@@ -24,7 +26,7 @@ bp = Blueprint("ops", __name__)
 @admin_required
 def test_credentials():
     """Check the Twilio credentials against the Accounts API."""
-    result = services().sender.check_credentials()
+    result = services().channels["twilio"].check()
     return jsonify(result), 200 if result["status"] == "ok" else 502
 
 
@@ -35,7 +37,7 @@ def diag():
     settings = services().settings
     return jsonify(
         loaded=settings.twilio_sends,
-        dry_run=services().sender.dry_run,
+        dry_run=services().channels["twilio"].dry_run,
         sid=masked(settings.twilio_account_sid),
         token=masked(settings.twilio_auth_token),
         **{"from": settings.twilio_whatsapp_from},
@@ -55,6 +57,7 @@ def diag():
 class SendTest(BaseModel):
     to: str
     text: str
+    channel: str = ""  # the channel to send through; the first configured by default
 
     @field_validator("to")
     @classmethod
@@ -66,10 +69,10 @@ class SendTest(BaseModel):
 
     @field_validator("text")
     @classmethod
-    def _one_message(cls, value: str) -> str:
+    def _some_text(cls, value: str) -> str:
         value = strip_control_chars(value).strip()
-        if not 1 <= len(value) <= MAX_PART_CHARS:
-            raise ValueError(f"must have 1 to {MAX_PART_CHARS} characters")
+        if not value:
+            raise ValueError("must not be empty")
         return value
 
 
@@ -78,22 +81,33 @@ class SendTest(BaseModel):
 def send_test():
     """Send a text to a WhatsApp number: `to=whatsapp:+…&text=…` (query, form or JSON)."""
     params = read_body(SendTest, form=True, query=True)
-    to, text = params.to, params.text
     app = services()
-    now = datetime.now(timezone.utc)
+    channel = _channel(app.channels, params.channel)
+    if len(params.text) > channel.max_part_chars:
+        raise InvalidInput.one("text", f"must have 1 to {channel.max_part_chars} characters ({channel.name})")
+    wa_id, now = params.to.removeprefix("whatsapp:+"), datetime.now(timezone.utc)
     message_id = app.store.messages.insert_outbound(
-        {"dedup_key": f"test:{now.timestamp()}:{to}", "kind": "test", "wa_id": to.removeprefix("whatsapp:+"),
-         "body": text, "status": "submitting", "created_at": now, "updated_at": now}
+        {"dedup_key": f"test:{now.timestamp()}:{params.to}", "kind": "test", "channel": channel.name, "business": "",
+         "wa_id": wa_id, "body": params.text, "status": "submitting", "created_at": now, "updated_at": now}
     )
     try:
-        result = app.sender.send(to, text, reference=str(message_id))
+        result = channel.send_text("", wa_id, params.text, reference=str(message_id))
     except SendError as exc:
         app.store.messages.record_send(message_id, "failed", now, error_code=exc.code, error_message=exc.message)
-        log.warning("send-test to %s failed: %s", mask_phone(to), exc.message)
-        return jsonify(status="error", twilio={"ok": False, "status": exc.http_status, "code": exc.code,
-                                                "message": exc.message}), 502
-    app.store.messages.record_send(message_id, result.status, now, twilio_sid=result.sid)
-    return jsonify(status="ok", twilio={"ok": True, "status": result.status, "sid": result.sid})
+        log.warning("send-test to %s failed: %s", mask_phone(params.to), exc.message)
+        return jsonify({"status": "error", channel.name: {"ok": False, "status": exc.http_status, "code": exc.code,
+                                                          "message": exc.message}}), 502
+    app.store.messages.record_send(message_id, result.status, now, external_id=result.external_id)
+    return jsonify({"status": "ok", channel.name: {"ok": True, "status": result.status, "sid": result.external_id}})
+
+
+def _channel(channels: Channels, name: str) -> Channel:
+    if not name:
+        return channels.default
+    try:
+        return channels[name]
+    except KeyError:
+        raise InvalidInput.one("channel", f"must be one of: {', '.join(c.name for c in channels)}") from None
 
 
 def _without_password(uri: str) -> str:

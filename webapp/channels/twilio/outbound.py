@@ -1,15 +1,12 @@
-"""Outbound: send WhatsApp messages through Twilio's REST API with the official SDK.
+"""Twilio outbound: send WhatsApp messages through Twilio's REST API with the official SDK.
 
 The SDK has no base-URL option, so `TWILIO_API_BASE` is honoured by an HTTP client that rewrites
 the `https://api.twilio.com` prefix (how tests point it at a local fake Twilio server).
-Without credentials, `DryRunSender` stores replies instead of sending them.
 """
 from __future__ import annotations
 
 import logging
 import threading
-import uuid
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode
@@ -19,6 +16,9 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from webapp.channels.base import Channel, Failure, SendError, SendResult
+from webapp.config import masked
+
 log = logging.getLogger(__name__)
 
 TWILIO_API = "https://api.twilio.com"
@@ -26,32 +26,17 @@ RETRYABLE_HTTP = {429, 500, 502, 503, 504}
 RETRYABLE_CODES = {20429}  # Twilio's "too many requests"
 
 
-@dataclass(frozen=True)
-class SendResult:
-    sid: str
-    status: str
+WINDOW_CLOSED = 63016  # free text outside the customer's 24-hour window
 
 
-class SendError(Exception):
-    """Twilio refused the message or could not be reached (`http_status` None)."""
-
-    def __init__(self, message: str, http_status: int | None = None, code: int | None = None,
-                 retry_after: float | None = None, maybe_sent: bool = False):
-        super().__init__(message)
-        self.message = message
-        self.http_status = http_status
-        self.code = code
-        self.retry_after = retry_after  # seconds Twilio asked us to wait (its Retry-After header)
-        self.maybe_sent = maybe_sent  # the request reached Twilio but no answer came back in time
-
-    @property
-    def retryable(self) -> bool:
-        """Safe and worth trying again later: Twilio is busy, failing or unreachable. Not after a
-        timeout (Twilio may have sent it: a retry could be a duplicate), nor after any other
-        refusal (a bad number 21211, a closed 24-hour window 63016…), which would fail again."""
-        if self.maybe_sent:
-            return False
-        return self.http_status is None or self.http_status in RETRYABLE_HTTP or self.code in RETRYABLE_CODES
+def failure_of(http_status: int | None, code: int | None) -> Failure:
+    """Worth trying again later: Twilio is busy, failing or unreachable. Not any other refusal (a
+    bad number 21211…), which would fail again."""
+    if code == WINDOW_CLOSED:
+        return Failure.WINDOW_CLOSED
+    if http_status is None or http_status in RETRYABLE_HTTP or code in RETRYABLE_CODES:
+        return Failure.RETRY
+    return Failure.PERMANENT
 
 
 class ApiBaseHttpClient(TwilioHttpClient):
@@ -89,33 +74,38 @@ def _seconds(retry_after: str | None) -> float | None:
         return None
 
 
-class TwilioSender:
-    dry_run = False
+class TwilioChannel(Channel):
+    name = "twilio"
+    max_part_chars = 1600  # a longer WhatsApp body is refused (21617)
 
     def __init__(self, account_sid: str, auth_token: str, sender: str, api_base: str, timeout: float,
                  status_callback: str = ""):
         self.account_sid = account_sid
+        self.auth_token = auth_token
         self.sender = sender
+        self.api_base = api_base
         self.status_callback = status_callback
         self.client = Client(account_sid, auth_token, http_client=ApiBaseHttpClient(api_base, timeout))
 
-    def send(self, to: str, body: str, reference: str = "") -> SendResult:
-        """Send one message. With a status callback URL configured, Twilio reports its delivery
-        there, tagged with `reference` (our id for the message: the report may arrive before we
-        have stored the SID this call returns)."""
+    def send_text(self, business: str, wa_id: str, text: str, reference: str = "") -> SendResult:
+        """Send one message from `business` (our number the customer wrote to; TWILIO_WHATSAPP_FROM
+        when ""). Twilio reports its delivery to the status callback URL, tagged with `reference`
+        (the report may arrive before we have stored the SID this call returns)."""
         extra = {"status_callback": f"{self.status_callback}?{urlencode({'ref': reference})}"} \
             if self.status_callback and reference else {}
         try:
-            message = self.client.messages.create(to=to, from_=self.sender, body=body, **extra)
+            message = self.client.messages.create(to=f"whatsapp:+{wa_id}", from_=business or self.sender, body=text,
+                                                  **extra)
         except TwilioRestException as exc:
-            raise SendError(exc.msg, exc.status, exc.code, self.client.http_client.last_retry_after()) from None
+            raise SendError(exc.msg, failure_of(exc.status, exc.code), exc.status, exc.code,
+                            self.client.http_client.last_retry_after()) from None
         except ReadTimeout as exc:
-            raise SendError(f"no answer from Twilio in time ({exc})", maybe_sent=True) from None
+            raise SendError(f"no answer from Twilio in time ({exc})", Failure.UNCONFIRMED) from None
         except (TwilioException, RequestException) as exc:
-            raise SendError(f"{type(exc).__name__}: {exc}") from None
-        return SendResult(sid=message.sid, status=message.status or "queued")
+            raise SendError(f"{type(exc).__name__}: {exc}", Failure.RETRY) from None
+        return SendResult(message.sid, message.status or "queued")
 
-    def check_credentials(self) -> dict:
+    def check(self) -> dict:
         """Fetch our account from the Accounts API: proves the SID/token pair works."""
         try:
             account = self.client.api.v2010.accounts(self.account_sid).fetch()
@@ -125,28 +115,6 @@ class TwilioSender:
             return {"status": "error", "message": f"{type(exc).__name__}: {exc}", "twilio": None}
         return {"status": "ok", "account": {"friendly_name": account.friendly_name, "status": account.status}}
 
-
-class DryRunSender:
-    """Stands in for Twilio when it is not configured: replies are only stored."""
-
-    dry_run = True
-
-    def send(self, to: str, body: str, reference: str = "") -> SendResult:
-        return SendResult(sid="DR" + uuid.uuid4().hex, status="dry_run")
-
-    def check_credentials(self) -> dict:
-        return {"status": "error", "message": "Twilio is not configured (dry-run): set TWILIO_ACCOUNT_SID, "
-                "TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_FROM", "twilio": None}
-
-
-def make_sender(settings) -> TwilioSender | DryRunSender:
-    if not settings.twilio_sends:
-        return DryRunSender()
-    return TwilioSender(
-        settings.twilio_account_sid,
-        settings.twilio_auth_token.get_secret_value(),
-        settings.twilio_whatsapp_from,
-        settings.twilio_api_base,
-        settings.twilio_timeout_seconds,
-        settings.status_callback_url,
-    )
+    def describe(self) -> dict:
+        return {"sid": masked(self.account_sid), "token": masked(self.auth_token), "from": self.sender,
+                "api_base": self.api_base}

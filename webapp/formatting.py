@@ -1,15 +1,15 @@
-"""Turn an assistant's answer (Markdown or plain text) into WhatsApp messages for Twilio.
+"""Turn an assistant's answer (Markdown or plain text) into WhatsApp messages: WhatsApp's own
+markup, capped at MAX_REPLY_CHARS, split into parts as long as the channel takes (each channel's
+`max_part_chars`).
 
-Lengths are Python ``len()`` code points. Twilio may count some characters
-(emoji, non-GSM text) differently, so callers can pass a lower ``limit``.
+Lengths are Python ``len()`` code points. A provider may count some characters (emoji, non-GSM
+text) differently, so callers can pass a lower ``limit``.
 """
 
 import re
 import unicodedata
 
 MAX_REPLY_CHARS = 4000
-# Twilio rejects WhatsApp bodies longer than this with error 21617.
-MAX_PART_CHARS = 1600
 
 # Private-use characters: markers that no Markdown rule below can match.
 _BOLD = "\ue002"
@@ -134,7 +134,7 @@ def cap_text(text: str, limit: int = MAX_REPLY_CHARS) -> str:
     return head.rstrip(" \n,;:") + "…"
 
 
-def split_parts(text: str, limit: int = MAX_PART_CHARS) -> list[str]:
+def split_parts(text: str, limit: int) -> list[str]:
     """Split ``text`` into messages of at most ``limit`` characters, packed greedily.
 
     Cuts go at the last paragraph break, else line break, else sentence end that
@@ -154,8 +154,8 @@ def split_parts(text: str, limit: int = MAX_PART_CHARS) -> list[str]:
     return parts
 
 
-def format_reply(text: str, max_chars: int = MAX_REPLY_CHARS) -> list[str]:
+def format_reply(text: str, part_chars: int, max_chars: int = MAX_REPLY_CHARS) -> list[str]:
     """Clean, convert, cap (at `max_chars`, at most MAX_REPLY_CHARS) and split an answer into the
-    WhatsApp messages to send, in order."""
+    WhatsApp messages to send, in order, each at most `part_chars` long."""
     text = to_whatsapp_markup(strip_control_chars(text))
-    return split_parts(cap_text(text, min(max_chars, MAX_REPLY_CHARS)), MAX_PART_CHARS)
+    return split_parts(cap_text(text, min(max_chars, MAX_REPLY_CHARS)), part_chars)

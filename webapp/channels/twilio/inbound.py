@@ -1,4 +1,4 @@
-"""Inbound: check a Twilio request's signature and turn its form into an `InboundMessage` (the
+"""Twilio inbound: check a request's signature and turn its form into an `InboundMessage` (the
 webhook) or a `StatusReport` (a delivery status callback).
 
 Twilio adds fields without notice; unknown ones are ignored.
@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from bson import ObjectId
 from twilio.request_validator import RequestValidator
 
+from webapp.channels.base import InboundMessage, InvalidInbound, StatusReport
 from webapp.config import WHATSAPP_ADDRESS
-from webapp.whatsapp.formatting import strip_control_chars
+from webapp.formatting import strip_control_chars
 
 log = logging.getLogger(__name__)
+
+CHANNEL = "twilio"
 
 MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}\Z")
 MAX_MEDIA = 10
@@ -25,28 +27,6 @@ STATUS_WORD = re.compile(r"^[a-z_]{1,32}\Z")
 SMALL_NUMBER = re.compile(r"[0-9]{1,6}")
 MESSAGE_TYPE = re.compile(r"[a-z_]{1,32}")
 UNSAFE_URL_CHARS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
-
-
-class InvalidInbound(ValueError):
-    def __init__(self, field_name: str, message: str):
-        super().__init__(message)
-        self.field = field_name
-        self.message = message
-
-
-@dataclass(frozen=True)
-class InboundMessage:
-    message_sid: str
-    wa_id: str  # digits of the customer's number, as Twilio's WaId: "34600111222"
-    body: str  # the text, a media caption or a tapped button's text; "" when there is none
-    profile_name: str = ""
-    media: list[dict] = field(default_factory=list)
-    location: dict | None = None  # latitude, longitude, and address and label when WhatsApp sent them
-    type: str = "text"  # Twilio's MessageType when it sent one (text, image, audio, location, reaction…)
-
-    @property
-    def reply_address(self) -> str:
-        return f"whatsapp:+{self.wa_id}"
 
 
 def signature_is_valid(auth_token: str, url: str, form, signature: str) -> bool:
@@ -69,8 +49,19 @@ def parse_inbound(form, max_chars: int) -> InboundMessage:
     message_type = form.get("MessageType", "").strip().lower()
     if not MESSAGE_TYPE.fullmatch(message_type):
         message_type = _type_of(text, media, location, bool(form.get("ButtonText")))
-    return InboundMessage(message_sid, sender.removeprefix("whatsapp:+"), text, profile_name, media, location,
-                          message_type)
+    business = form.get("To", "").strip()  # our number it was sent to: the reply goes out from it
+    return InboundMessage(CHANNEL, business if WHATSAPP_ADDRESS.match(business) else "", message_sid,
+                          sender.removeprefix("whatsapp:+"), text, profile_name, media, location, message_type,
+                          _context(form))
+
+
+def _context(form) -> dict:
+    """What the message answers or came from, as Twilio names it: a button's payload, the message
+    it replies to, a click-to-WhatsApp ad."""
+    found = {name: strip_control_chars(form.get(field, ""))[:200].strip()
+             for name, field in (("button_payload", "ButtonPayload"), ("replied_to", "OriginalRepliedMessageSid"),
+                                 ("referral_source", "ReferralSourceUrl"))}
+    return {name: value for name, value in found.items() if value}
 
 
 def _type_of(text: str, media: list[dict], location: dict | None, button: bool) -> str:
@@ -133,14 +124,6 @@ def is_twilio_media_url(url: str) -> bool:
         return False
     return (parts.scheme == "https" and "@" not in parts.netloc
             and (host == "twilio.com" or host.endswith(".twilio.com")))
-
-
-@dataclass(frozen=True)
-class StatusReport:
-    message_id: ObjectId  # ours, from the `ref` we gave Twilio with the message
-    message_sid: str
-    status: str
-    error_code: int | None
 
 
 def parse_status_report(args, form) -> StatusReport:

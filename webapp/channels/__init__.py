@@ -1,0 +1,46 @@
+"""The ways a business reaches WhatsApp, one package each (`twilio/`, …): what each provides is in
+`base`. Adding a provider: copy a package, then name it in `build_channels` and `BLUEPRINTS`."""
+from __future__ import annotations
+
+from webapp.channels.base import Channel
+
+# Before channels every message was Twilio's, from TWILIO_WHATSAPP_FROM: what a message without a
+# route of its own goes by.
+DEFAULT_ROUTE = {"channel": "twilio", "business": ""}
+MIN_PART_CHARS = 1600  # the shortest any channel takes, for a reply whose channel is gone
+
+
+def route_of(message: dict) -> dict:
+    """The channel and business number a message came in or goes out by."""
+    return {name: message.get(name, default) for name, default in DEFAULT_ROUTE.items()}
+
+
+class Channels:
+    """The channels of this deployment, by name; the first is the one `send-test` uses by default."""
+
+    def __init__(self, channels: list[Channel]):
+        self.by_name = {channel.name: channel for channel in channels}
+
+    def __getitem__(self, name: str) -> Channel:
+        return self.by_name[name]
+
+    def get(self, name: str) -> Channel | None:
+        return self.by_name.get(name)
+
+    def part_chars(self, name: str) -> int:
+        """How long one message may be on this channel."""
+        channel = self.by_name.get(name)
+        return channel.max_part_chars if channel else MIN_PART_CHARS
+
+    def __iter__(self):
+        return iter(self.by_name.values())
+
+    @property
+    def default(self) -> Channel:
+        return next(iter(self.by_name.values()))
+
+
+def build_channels(settings) -> Channels:
+    from webapp.channels import twilio
+
+    return Channels([twilio.channel(settings)])

@@ -1,0 +1,16 @@
+"""Twilio's WhatsApp API: webhooks at /api/v1/whatsapp/webhook and /status (`routes`), signed with
+the auth token (`inbound`); replies through Twilio's REST API with the official SDK (`outbound`)."""
+from __future__ import annotations
+
+from webapp.channels.base import Channel, DryRunChannel
+from webapp.channels.twilio.outbound import TwilioChannel
+
+
+def channel(settings) -> Channel:
+    """Twilio's channel: sending when the account SID, auth token and sender are set, else dry-run."""
+    if not settings.twilio_sends:
+        return DryRunChannel(TwilioChannel.name, TwilioChannel.max_part_chars, "Twilio",
+                             "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_FROM")
+    return TwilioChannel(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(),
+                         settings.twilio_whatsapp_from, settings.twilio_api_base, settings.twilio_timeout_seconds,
+                         settings.status_callback_url)
