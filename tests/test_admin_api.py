@@ -151,7 +151,8 @@ def test_closing_or_resetting_makes_the_next_message_start_a_new_conversation(cl
         assert again.status_code == 200 and again.get_json()["already_closed"] is True
     else:
         response = client.delete(f"{W}/sessions/whatsapp:+34600111222", headers=ADMIN)
-        assert response.get_json() == {"wa_id": "34600111222", "ended_conversation": first["_id"]}
+        assert response.get_json() == {"wa_id": "34600111222", "ended_conversation": first["_id"],
+                                       "ended_conversations": [first["_id"]]}
         assert client.delete(f"{W}/sessions/34600111222", headers=ADMIN).status_code == 404
 
     signed_post(client, inbound_form("vuelvo a escribir"))

@@ -78,3 +78,25 @@ def test_every_channel_says_how_long_a_message_may_be(settings):
     channels = build_channels(settings)
     assert channels["twilio"].max_part_chars == 1600
     assert channels.part_chars("twilio") == 1600 and channels.part_chars("unknown") == 1600
+
+
+def test_a_customer_has_one_conversation_per_channel(store):
+    now = datetime.now(timezone.utc)
+    on_twilio, started = store.sessions.conversation_id("twilio", "34600111222", now)
+    on_meta, _ = store.sessions.conversation_id("meta", "34600111222", now)
+    assert started and on_twilio != on_meta
+    assert store.sessions.conversation_id("twilio", "34600111222", now) == (on_twilio, False)
+    assert sorted(store.sessions.end("34600111222")) == sorted([on_twilio, on_meta])  # a reset ends both
+
+
+def test_sessions_from_before_channels_are_twilio_s_and_carry_on(client, store, worker):
+    store.sessions.collection.drop_indexes()
+    store.sessions.collection.create_index("wa_id", unique=True, name="wa_id_unique")  # as it was
+    now = datetime.now(timezone.utc)
+    store.sessions.collection.insert_one({"wa_id": "34600111222", "conversation_id": "f" * 32, "created_at": now,
+                                         "updated_at": now})
+
+    store.ensure_indexes()  # what every process does at start
+    assert "wa_id_unique" not in store.sessions.collection.index_information()
+    assert signed_post(client, inbound_form("sigo aquí")).status_code == 200
+    assert store.messages.collection.find_one({"direction": "inbound"})["conversation_id"] == "f" * 32

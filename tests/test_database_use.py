@@ -102,7 +102,7 @@ def test_a_deleted_session_means_the_next_message_starts_a_new_conversation(clie
     signed_post(client, inbound_form("hola"))
     worker.run_until_idle()
     first = store.sessions.collection.find_one()["conversation_id"]
-    assert store.sessions.end("34600111222") == first
+    assert store.sessions.end("34600111222") == [first]
 
     signed_post(client, inbound_form("sigo aquí"))
     worker.run_until_idle()
@@ -118,7 +118,7 @@ def test_a_deleted_session_means_the_next_message_starts_a_new_conversation(clie
 
 def test_a_late_touch_for_a_conversation_reset_since_does_not_bring_it_back(store):
     now = datetime(2026, 1, 1, 9, tzinfo=timezone.utc)
-    conversation_id, _ = store.sessions.conversation_id("34600111222", now)
+    conversation_id, _ = store.sessions.conversation_id("twilio", "34600111222", now)
     store.sessions.end("34600111222")
 
     store.sessions.touch("34600111222", conversation_id, now, "Ana")
@@ -175,8 +175,8 @@ def test_a_lost_lease_is_noticed_before_anything_is_queued(client, store, worker
 
 def test_a_late_touch_never_moves_the_session_back(store):
     earlier, later = datetime(2026, 1, 1, 9, tzinfo=timezone.utc), datetime(2026, 1, 1, 10, tzinfo=timezone.utc)
-    conversation_id, started = store.sessions.conversation_id("34600111222", earlier)
-    assert started and store.sessions.conversation_id("34600111222", later) == (conversation_id, False)
+    conversation_id, started = store.sessions.conversation_id("twilio", "34600111222", earlier)
+    assert started and store.sessions.conversation_id("twilio", "34600111222", later) == (conversation_id, False)
 
     store.sessions.touch("34600111222", conversation_id, later, "Ana")
     store.sessions.touch("34600111222", conversation_id, earlier)  # a batch applied late
@@ -209,7 +209,7 @@ def test_concurrent_first_messages_of_a_customer_share_one_conversation(store):
 
     def first_message(_):
         barrier.wait(timeout=10)
-        return store.sessions.conversation_id("34600111222", now)
+        return store.sessions.conversation_id("twilio", "34600111222", now)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(first_message, range(8)))

@@ -88,8 +88,9 @@ def _summary(durations: list[float]) -> dict:
 
 
 def conversation_record(document: dict) -> dict:
-    record = {"id": document["_id"], "wa_id": document["wa_id"], "status": document["status"],
-              "started_at": _iso(document["started_at"]), "closed_at": _iso(document.get("closed_at"))}
+    record = {"id": document["_id"], "wa_id": document["wa_id"], "channel": route_of(document)["channel"],
+              "status": document["status"], "started_at": _iso(document["started_at"]),
+              "closed_at": _iso(document.get("closed_at"))}
     for name in ("handoff", "last_handoff"):  # the current one, and the latest released
         if name in document:
             record[name] = {key: _iso(value) for key, value in document[name].items()}
@@ -141,7 +142,8 @@ def check_reply_window(store: Store, wa_id: str, conversation_id: str, now: date
     message, in this conversation or a newer one (their session's). Else AdminError, before
     Twilio would refuse it with 63016."""
     last = store.messages.last_inbound(conversation_id)
-    times = [t for t in (store.sessions.last_inbound_at(wa_id), last and last["created_at"]) if t]
+    channel = route_of(last or {})["channel"]
+    times = [t for t in (store.sessions.last_inbound_at(wa_id, channel), last and last["created_at"]) if t]
     if not times or now >= max(times) + REPLY_WINDOW:
         raise AdminError("outside WhatsApp's 24-hour window: the customer last wrote more than 24 hours ago, "
                          "so Twilio would refuse a free-form message (63016)", 409)

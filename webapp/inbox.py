@@ -26,10 +26,10 @@ log = logging.getLogger(__name__)
 def receive(app: Services, inbound: InboundMessage, now: datetime) -> str:
     """Store `inbound` and queue its conversation: `stored`, `duplicate` or `rate_limited`."""
     store = app.store
-    conversation_id, started = store.sessions.conversation_id(inbound.wa_id, now)
+    conversation_id, started = store.sessions.conversation_id(inbound.channel, inbound.wa_id, now)
     logs.bind(message_sid=inbound.external_id, conversation_id=conversation_id)  # until the request ends
     if started:
-        store.conversations.start(conversation_id, inbound.wa_id, now)
+        store.conversations.start(conversation_id, inbound.wa_id, inbound.channel, now)
     message_id = store.messages.insert_inbound({
         "channel": inbound.channel,
         "business": inbound.business,

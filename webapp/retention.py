@@ -36,9 +36,7 @@ def erase_customer(store: Store, wa_id: str) -> dict:
     """Delete every session, conversation, message, lead, event and queued job of `wa_id`; how
     many documents of each collection went (all zero when there was nothing)."""
     conversation_ids = store.conversations.ids_of(wa_id)
-    current = store.sessions.current_conversation(wa_id)
-    if current and current not in conversation_ids:
-        conversation_ids.append(current)
+    conversation_ids += [c for c in store.sessions.current_conversations(wa_id) if c not in conversation_ids]
     deleted = {
         "messages": store.messages.delete_of(conversation_ids, wa_id),
         "leads": store.leads.delete_of(conversation_ids, wa_id),

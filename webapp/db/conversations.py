@@ -27,9 +27,10 @@ class Conversations:
         self.collection.create_index([("started_at", DESCENDING)], name="started_at")
         self.collection.create_index([("wa_id", ASCENDING)], name="wa_id")
 
-    def start(self, conversation_id: str, wa_id: str, now: datetime) -> None:
+    def start(self, conversation_id: str, wa_id: str, channel: str, now: datetime) -> None:
         try:
-            self.collection.insert_one({"_id": conversation_id, "wa_id": wa_id, "status": "open", "started_at": now})
+            self.collection.insert_one({"_id": conversation_id, "wa_id": wa_id, "channel": channel, "status": "open",
+                                        "started_at": now})
         except DuplicateKeyError:
             pass  # a retried webhook
 

@@ -124,11 +124,12 @@ def export_leads():
 def reset_session(wa_id: str):
     wa_id = _wa_id(wa_id)
     store = services().store
-    conversation_id = store.sessions.end(wa_id)
-    if conversation_id is None:
+    conversation_ids = store.sessions.end(wa_id)
+    if not conversation_ids:
         return jsonify(error="no session for this number"), 404
-    store.conversations.close(conversation_id, _now(), "session reset")
-    return jsonify(wa_id=wa_id, ended_conversation=conversation_id)
+    for conversation_id in conversation_ids:
+        store.conversations.close(conversation_id, _now(), "session reset")
+    return jsonify(wa_id=wa_id, ended_conversation=conversation_ids[0], ended_conversations=conversation_ids)
 
 
 @bp.post("/messages/<message_id>/resend")
