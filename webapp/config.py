@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     validate_twilio_signature: bool = True
     trusted_proxy_hops: int = Field(0, ge=0, le=5)  # proxies in front that set X-Forwarded-*: trust that many
 
+    # Meta's WhatsApp Cloud API
+    meta_app_secret: SecretStr = SecretStr("")
+    meta_verify_token: SecretStr = SecretStr("")
+    meta_access_token: SecretStr = SecretStr("")
+    meta_phone_number_id: str = ""
+    meta_graph_api_base: str = "https://graph.facebook.com"
+    meta_graph_api_version: str = "v23.0"
+    meta_timeout_seconds: float = Field(10.0, gt=0, le=60)
+
     # Storage
     mongodb_uri: str = "mongodb://127.0.0.1:27017/whatsapp_assistant?directConnection=true"
     mongodb_timeout_seconds: float = Field(3.0, gt=0, le=30)
@@ -110,7 +119,22 @@ class Settings(BaseSettings):
             raise ValueError("must be 'AC' followed by 32 hex characters")
         return value
 
-    @field_validator("twilio_api_base", "public_base_url", "openai_base_url", "chroma_url", "handoff_webhook_url")
+    @field_validator("meta_phone_number_id")
+    @classmethod
+    def _phone_number_id(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[0-9]{1,30}", value):
+            raise ValueError("must be the phone number's id from the WhatsApp Manager: digits only")
+        return value
+
+    @field_validator("meta_graph_api_version")
+    @classmethod
+    def _graph_version(cls, value: str) -> str:
+        if not re.fullmatch(r"v[0-9]{1,3}\.[0-9]{1,3}", value):
+            raise ValueError("must look like v23.0")
+        return value
+
+    @field_validator("twilio_api_base", "public_base_url", "openai_base_url", "chroma_url", "handoff_webhook_url",
+                     "meta_graph_api_base")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if value and urlsplit(value).scheme not in ("http", "https"):
@@ -143,11 +167,23 @@ class Settings(BaseSettings):
         return value.upper()
 
     @model_validator(mode="after")
-    def _signature_needs_token(self) -> "Settings":
-        if self.validate_twilio_signature and not self.twilio_auth_token.get_secret_value():
+    def _meta_settings_complete(self) -> "Settings":
+        """Half a Meta configuration is a mistake: name what is missing."""
+        given = {name: getattr(self, name).get_secret_value()
+                 for name in ("meta_app_secret", "meta_verify_token", "meta_access_token")}
+        if any(given.values()) or self.meta_phone_number_id:
+            missing = [name.upper() for name in ("meta_app_secret", "meta_verify_token") if not given[name]]
+            if missing:
+                raise ValueError(f"{' and '.join(missing)} required for Meta's WhatsApp Cloud API (the webhook "
+                                 "is checked with them)")
+        return self
+
+    @model_validator(mode="after")
+    def _a_channel_is_on(self) -> "Settings":
+        if not (self.twilio_receives or self.meta_receives):
             raise ValueError(
-                "TWILIO_AUTH_TOKEN is required while VALIDATE_TWILIO_SIGNATURE is on "
-                "(it is the key Twilio signs webhooks with)"
+                "no channel is configured: set TWILIO_AUTH_TOKEN (the key Twilio signs webhooks with), "
+                "or META_APP_SECRET and META_VERIFY_TOKEN (Meta's WhatsApp Cloud API)"
             )
         return self
 
@@ -166,6 +202,21 @@ class Settings(BaseSettings):
     def status_callback_url(self) -> str:
         """Where Twilio reports delivery of our messages; none without a public URL to reach us."""
         return f"{self.public_base_url}{API_PREFIX}/status" if self.public_base_url else ""
+
+    @property
+    def twilio_receives(self) -> bool:
+        """Twilio's webhooks are served when their signatures can be checked (or the check is off)."""
+        return bool(self.twilio_auth_token.get_secret_value()) or not self.validate_twilio_signature
+
+    @property
+    def meta_receives(self) -> bool:
+        """Meta's webhook is served when its signature and verification can be checked."""
+        return bool(self.meta_app_secret.get_secret_value() and self.meta_verify_token.get_secret_value())
+
+    @property
+    def meta_sends(self) -> bool:
+        """Replies go out through the Graph API when the access token is set too; else dry-run."""
+        return self.meta_receives and bool(self.meta_access_token.get_secret_value())
 
     @property
     def twilio_sends(self) -> bool:

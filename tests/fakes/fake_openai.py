@@ -19,7 +19,7 @@ from http import HTTPStatus
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from .fake_twilio import Fault, FakeHTTPServer, Headers, Reply
+from .http_server import Fault, FakeHTTPServer, Headers, Reply
 
 DEFAULT_REPLY = "This is a reply from FakeOpenAI."
 EMBEDDING_DIMENSIONS = 384

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .fake_twilio import Fault, FakeHTTPServer, Headers, Reply
+from .http_server import Fault, FakeHTTPServer, Headers, Reply
 
 
 @dataclass(frozen=True)
