@@ -10,6 +10,8 @@ database (MONGODB_URI), so this works in dry-run as well as with a real Twilio s
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import sys
 import time
 import uuid
@@ -37,6 +39,23 @@ def twilio_form(sender: str, to: str, body: str, name: str, account_sid: str) ->
         "NumSegments": "1", "ReferralNumMedia": "0", "MessageSid": sid, "AccountSid": account_sid,
         "From": sender, "ApiVersion": "2010-04-01",
     }
+
+
+def meta_delivery(sender_wa_id: str, phone_number_id: str, message: dict, name: str = "") -> dict:
+    """A Meta webhook delivery of one customer message (`message`: its type-specific part, e.g.
+    {"type": "text", "text": {"body": "hola"}}), shaped as Meta's own examples are."""
+    return {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{
+        "field": "messages",
+        "value": {"messaging_product": "whatsapp",
+                  "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id},
+                  "contacts": [{"profile": {"name": name}, "wa_id": sender_wa_id}],
+                  "messages": [{"from": sender_wa_id, "id": "wamid." + uuid.uuid4().hex,
+                                "timestamp": str(int(time.time())), **message}]}}]}]}
+
+
+def meta_signature(app_secret: str, body: bytes) -> str:
+    """X-Hub-Signature-256, as Meta signs a delivery."""
+    return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def post_signed(url: str, signed_url: str, form: dict[str, str], auth_token: str) -> requests.Response:

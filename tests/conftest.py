@@ -2,6 +2,7 @@
 index built with the real embedder from the bundled sample knowledge base, and the app."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +21,8 @@ from rag.embed import E5Embeddings  # noqa: E402
 from rag.ingest import ingest  # noqa: E402
 from rag.store import open_index  # noqa: E402
 from scripts import embedded_mongo  # noqa: E402
-from scripts.chat import twilio_form  # noqa: E402
+from scripts.chat import meta_signature, twilio_form  # noqa: E402
+from tests.fakes.fake_graph import FakeGraph  # noqa: E402
 from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
 from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
 from tests.processes import answers_http, app_env, free_port, wait_until  # noqa: E402
@@ -79,6 +81,32 @@ def sample_index_path(tmp_path_factory, embedder) -> Path:
 def fake_twilio():
     with FakeTwilio(ACCOUNT_SID, AUTH_TOKEN) as server:
         yield server
+
+
+META_APP_SECRET = "test-meta-app-secret-0123456789"
+META_VERIFY_TOKEN = "test-meta-verify-token-42"
+META_ACCESS_TOKEN = "test-meta-access-token-EAAG"
+META_PHONE_NUMBER_ID = "106540352242922"
+
+
+@pytest.fixture
+def fake_graph():
+    with FakeGraph(META_ACCESS_TOKEN) as server:
+        yield server
+
+
+def meta_overrides(settings_overrides: dict, fake_graph: FakeGraph) -> dict:
+    """Settings that also serve Meta's Cloud API, sending through `fake_graph`."""
+    return dict(settings_overrides, meta_app_secret=META_APP_SECRET, meta_verify_token=META_VERIFY_TOKEN,
+                meta_access_token=META_ACCESS_TOKEN, meta_phone_number_id=META_PHONE_NUMBER_ID,
+                meta_graph_api_base=fake_graph.base_url)
+
+
+def meta_post(client, delivery: dict, secret: str = META_APP_SECRET):
+    """POST a delivery to Meta's webhook, signed as Meta signs it."""
+    body = json.dumps(delivery).encode()
+    return client.post("/api/v1/meta/webhook", data=body, content_type="application/json",
+                       headers={"X-Hub-Signature-256": meta_signature(secret, body)})
 
 
 @pytest.fixture

@@ -14,19 +14,18 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
-from webapp.channels import build_channels
+from webapp.channels import build_channels, register_webhooks
 from webapp.config import API_PREFIX, Settings, load_settings
 from webapp.db import open_store
 from webapp import logs
 from webapp.logs import configure_logging
 from webapp.metrics import Metrics
-from webapp.request_body import Request
+from webapp.request_body import MAX_REQUEST_BYTES, Request, body_limit  # noqa: F401 (MAX_REQUEST_BYTES: webapp's)
 from webapp.services import Services
 from webapp.validation import InvalidInput
 
 log = logging.getLogger(__name__)
 
-MAX_REQUEST_BYTES = 64 * 1024  # Twilio's largest webhook (1,600 chars + 10 media URLs) is far smaller
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -36,12 +35,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app = Flask(__name__)
     app.request_class = Request
-    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_REQUEST_BYTES)
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app)
     if settings.trusted_proxy_hops:
         hops = settings.trusted_proxy_hops  # the client's address, scheme and host as the proxy saw them
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
     app.config.update(
-        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         RATELIMIT_STORAGE_URI=settings.limiter_storage_uri,
         # moving-window is the strategy that is exact on every MongoDB-protocol server we test on
         RATELIMIT_STRATEGY="moving-window",
@@ -59,13 +57,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         log.warning("the rate-limit storage (RATE_LIMIT_STORAGE_URI, else MONGODB_URI) does not answer yet")
     app.extensions["whatsapp_assistant"] = Services(settings, store, build_channels(settings), limiter, Metrics())
 
-    from webapp.channels.twilio import routes as twilio_routes
     from webapp.routes import admin, bot_config, health, metrics, openapi, ops
 
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(openapi.bp)
-    app.register_blueprint(twilio_routes.bp, url_prefix=API_PREFIX)
+    register_webhooks(app, settings)
     app.register_blueprint(ops.bp, url_prefix=API_PREFIX)
     app.register_blueprint(admin.bp, url_prefix=API_PREFIX)
     app.register_blueprint(bot_config.bp)
@@ -78,19 +75,19 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 class ChunkedBodyLimit:
     """WSGI middleware for bodies sent chunked, which gunicorn hands on without a Content-Length.
-    For those, werkzeug stops reading at MAX_CONTENT_LENGTH without an error, so the form would be
-    parsed from a truncated body. Read it here instead: over `max_bytes` is 413, anything else
-    reaches the app as an ordinary body with its length."""
+    For those, werkzeug stops reading at the size limit without an error, so the form would be
+    parsed from a truncated body. Read it here instead: over the path's limit (`body_limit`) is
+    413, anything else reaches the app as an ordinary body with its length."""
 
-    def __init__(self, wsgi_app, max_bytes: int):
+    def __init__(self, wsgi_app):
         self.wsgi_app = wsgi_app
-        self.max_bytes = max_bytes
 
     def __call__(self, environ, start_response):
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-            body = environ["wsgi.input"].read(self.max_bytes + 1)
-            if len(body) > self.max_bytes:
-                error = json.dumps({"error": f"the request body is larger than {self.max_bytes} bytes"})
+            max_bytes = body_limit(environ.get("PATH_INFO", ""))
+            body = environ["wsgi.input"].read(max_bytes + 1)
+            if len(body) > max_bytes:
+                error = json.dumps({"error": f"the request body is larger than {max_bytes} bytes"})
                 return Response(error, 413, mimetype="application/json")(environ, start_response)
             environ = {**environ, "wsgi.input": BytesIO(body), "CONTENT_LENGTH": str(len(body))}
             del environ["HTTP_TRANSFER_ENCODING"]

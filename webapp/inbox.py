@@ -76,7 +76,8 @@ def apply_status(app: Services, report: StatusReport, now: datetime) -> bool:
     if report.error_code:
         log.warning("message %s is %s: error %s", report.external_id, report.status, report.error_code)
     if report.status in RESENDABLE:  # the provider gave up on it
-        message = store.messages.get(report.message_id)
+        message = store.messages.get(report.message_id) if report.message_id else \
+            store.messages.find_outbound(report.external_id)
         if message.get("conversation_id"):  # a send-test message belongs to none
             store.events.record([message_event("message_failed", message, now, error_code=report.error_code)])
     return True

@@ -9,10 +9,24 @@ from werkzeug.exceptions import BadRequest
 
 from webapp.validation import InvalidInput, Model, validated
 
+MAX_REQUEST_BYTES = 64 * 1024  # Twilio's largest webhook (1,600 chars + 10 media URLs) is far smaller
+# Meta and the providers re-selling its API batch many messages and statuses in one delivery (up to 3 MB).
+MAX_DELIVERY_BYTES = 3 * 1024 * 1024
+DELIVERY_PATHS = ("/api/v1/meta/",)
+
+
+def body_limit(path: str) -> int:
+    """The largest body a request to `path` may have."""
+    return MAX_DELIVERY_BYTES if path.startswith(DELIVERY_PATHS) else MAX_REQUEST_BYTES
+
 
 class Request(flask.Request):
-    """The app's request class (`create_app`), so even a route that calls `get_json` itself cannot
-    fail with a 500 on a deeply nested body."""
+    """The app's request class (`create_app`): each path's body limit, and even a route that calls
+    `get_json` itself cannot fail with a 500 on a deeply nested body."""
+
+    @property
+    def max_content_length(self) -> int:
+        return body_limit(self.path)
 
     def get_json(self, force: bool = False, silent: bool = False, cache: bool = True):
         try:

@@ -142,6 +142,7 @@ class ReplyWorker:
         self.take_up(job, pending)
         if self.kept_for_agent(job, pending) or self.acknowledged(pending):
             return None
+        self.show_typing(pending[-1])
         history = self.store.messages.history(conversation_id, pending[0]["created_at"], self.history_limit)
         config = self.bot_config.current()
         with self.lease_kept(job):  # an LLM may take longer than a lease
@@ -185,6 +186,18 @@ class ReplyWorker:
             details.update(contact_details(message["body"]))
         if details and self.store.leads.note(job["_id"], job["wa_id"], profile_name, details, utcnow()):
             self.events.append(event("lead_created", job["_id"], job["_id"], utcnow()))
+
+    def show_typing(self, newest: dict) -> None:
+        """The customer sees their messages read and the bot typing, where the channel can show it
+        (one call for the newest: WhatsApp marks the earlier ones read with it)."""
+        route = route_of(newest)
+        channel = self.channels.get(route["channel"])
+        if channel is None or not newest.get("external_id"):
+            return
+        try:
+            channel.acknowledge(route["business"], newest["external_id"])
+        except SendError as exc:  # only a courtesy: the answer goes out all the same
+            log.info("could not mark the customer's message read: %s", exc.message)
 
     def acknowledged(self, pending: list[dict]) -> bool:
         """Nothing to answer (reactions only): kept as acknowledged."""

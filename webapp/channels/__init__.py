@@ -41,6 +41,20 @@ class Channels:
 
 
 def build_channels(settings) -> Channels:
-    from webapp.channels import twilio
+    """The channels whose webhooks are served (each sending, or dry-run without credentials)."""
+    from webapp.channels import meta, twilio
 
-    return Channels([twilio.channel(settings)])
+    return Channels([module.channel(settings) for module, served in ((twilio, settings.twilio_receives),
+                                                                    (meta, settings.meta_receives)) if served])
+
+
+def register_webhooks(app, settings) -> None:
+    """Each served channel's webhooks, at its own prefix; a channel that is off has no routes."""
+    from webapp.channels.meta import routes as meta_routes
+    from webapp.channels.twilio import routes as twilio_routes
+    from webapp.config import API_PREFIX
+
+    if settings.twilio_receives:
+        app.register_blueprint(twilio_routes.bp, url_prefix=API_PREFIX)
+    if settings.meta_receives:
+        app.register_blueprint(meta_routes.bp, url_prefix="/api/v1/meta")

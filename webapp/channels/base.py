@@ -45,7 +45,7 @@ class InboundMessage:
 class StatusReport:
     """How far a message we sent has got, as the provider reports it."""
 
-    message_id: ObjectId  # ours, given to the provider with the message
+    message_id: ObjectId | None  # ours, when the provider gives it back (Twilio's `ref`); else found by:
     external_id: str  # the provider's id for it
     status: str  # sent, delivered, read, failed… (webapp.db.messages ranks them)
     error_code: int | None = None
@@ -96,6 +96,10 @@ class Channel:
         """Send one text to the customer from `business` ("" for the channel's default number);
         `reference` is our id for the message, given back with the provider's status reports."""
         raise NotImplementedError
+
+    def acknowledge(self, business: str, external_id: str) -> None:
+        """Tell the customer their message is being answered (read, typing), where the provider can;
+        a SendError if it could not."""
 
     def check(self) -> dict:
         """Whether the credentials work, asked of the provider: `{"status": "ok" | "error", …}`."""

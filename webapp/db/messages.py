@@ -51,7 +51,8 @@ class Messages:
         self.collection.create_index([("dedup_key", ASCENDING)], unique=True, name="dedup_key_unique")
         self.collection.create_index([("conversation_id", ASCENDING), ("created_at", ASCENDING)], name="conversation_time")
         # For the admin API's stats: counts by direction and time, and the few failed or unconfirmed.
-        # (Status reports find their message by _id: no index on external_id.)
+        # Meta's status reports name a message by its wamid alone.
+        self.collection.create_index([("external_id", ASCENDING)], name="external_id")
         self.collection.create_index([("direction", ASCENDING), ("created_at", ASCENDING)], name="direction_time")
         self.collection.create_index([("status", ASCENDING)], name="status")
 
@@ -182,16 +183,20 @@ class Messages:
                       "last_error": error}},
         )
 
-    def record_status(self, message_id: ObjectId, external_id: str, status: str, error_code: int | None,
+    def record_status(self, message_id: ObjectId | None, external_id: str, status: str, error_code: int | None,
                       now: datetime) -> bool:
         """Apply a provider's status report for one of our messages; False when it is not ours (the
         id and the provider's id do not match a stored message)."""
-        match = {"_id": message_id, "direction": "outbound", "external_id": {"$in": [external_id, None]}}
+        if message_id is None:  # the provider reports by its own id alone (Meta)
+            match = {"external_id": external_id, "direction": "outbound"}
+        else:
+            match = {"_id": message_id, "direction": "outbound", "external_id": {"$in": [external_id, None]}}
         if self.collection.count_documents(match, limit=1) == 0:
             return False
         fields = {"status_at": now, "updated_at": now, **({"error_code": error_code} if error_code else {})}
         self._advance(match, status, fields)
-        self.collection.update_one({"_id": message_id, "external_id": None}, {"$set": {"external_id": external_id}})
+        if message_id is not None:
+            self.collection.update_one({"_id": message_id, "external_id": None}, {"$set": {"external_id": external_id}})
         return True
 
     def _advance(self, match: dict, status: str, fields: dict) -> bool:
@@ -226,6 +231,9 @@ class Messages:
         return self.collection.find_one({"conversation_id": conversation_id, "direction": "inbound"},
                                         sort=[("created_at", DESCENDING)],
                                         projection={"created_at": 1, "channel": 1, "business": 1})
+
+    def find_outbound(self, external_id: str) -> dict | None:
+        return self.collection.find_one({"external_id": external_id, "direction": "outbound"})
 
     def find_inbound(self, external_id: str) -> dict | None:
         return self.collection.find_one({"dedup_key": f"in:{external_id}"})

@@ -1,0 +1,144 @@
+"""Meta outbound: send through the Graph API (`POST /{version}/{phone_number_id}/messages`, a bearer
+access token), mark a customer's message read with the typing indicator, and read a phone
+number's details (`test`).
+
+Graph errors come as `{"error": {"code", "message", "error_subcode", …}}`; `failure_of` says which
+to retry. Mexican and Argentine numbers reach us with the mobile digit (`521…`, `549…`), while a
+number registered without it (Meta's allowed list of a number in development) refuses a reply to
+that form with 131030: such a reply is tried once more without the digit, and what worked is
+remembered for that customer (`reply_numbers`).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+import requests
+
+from webapp.channels.base import Channel, Failure, SendError, SendResult
+from webapp.config import masked
+
+log = logging.getLogger(__name__)
+
+RETRY_CODES = {
+    1, 2,  # API unknown / service temporarily unavailable
+    4, 80007, 130429, 131056,  # rate limits: app, account, throughput, pair (too many to one customer)
+    131000, 131016, 133004,  # something went wrong / service unavailable / server temporarily unavailable
+}
+WINDOW_CLOSED = 131047  # more than 24 hours since the customer's last message: only a template goes
+NOT_IN_ALLOWED_LIST = 131030
+# country code + mobile digit → country code (Mexico 52 1, Argentina 54 9), for 13-digit numbers
+MOBILE_DIGIT_PREFIXES = {"521": "52", "549": "54"}
+PHONE_FIELDS = "display_phone_number,verified_name,quality_rating,code_verification_status"
+
+
+def failure_of(http_status: int | None, code: int | None) -> Failure:
+    if code == WINDOW_CLOSED:
+        return Failure.WINDOW_CLOSED
+    if http_status is None or http_status == 429 or http_status >= 500 or code in RETRY_CODES:
+        return Failure.RETRY
+    return Failure.PERMANENT
+
+
+def without_mobile_digit(wa_id: str) -> str | None:
+    """521XXXXXXXXXX → 52XXXXXXXXXX, 549XXXXXXXXXX → 54XXXXXXXXXX; None for other numbers."""
+    prefix = MOBILE_DIGIT_PREFIXES.get(wa_id[:3])
+    return prefix + wa_id[3:] if prefix and len(wa_id) == 13 else None
+
+
+def text_message(to: str, text: str) -> dict:
+    return {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": "text",
+            "text": {"body": text, "preview_url": False}}
+
+
+def read_with_typing(external_id: str) -> dict:
+    return {"messaging_product": "whatsapp", "status": "read", "message_id": external_id,
+            "typing_indicator": {"type": "text"}}
+
+
+class MetaChannel(Channel):
+    name = "meta"
+    max_part_chars = 4096  # a longer text body is refused
+
+    def __init__(self, access_token: str, phone_number_id: str, api_base: str, version: str, timeout: float):
+        self.access_token = access_token
+        self.phone_number_id = phone_number_id  # sends what answers no customer's message (send-test)
+        self.api = f"{api_base.rstrip('/')}/{version}"
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {access_token}"
+        self.reply_numbers: dict[str, str] = {}  # wa_id → the form of it Meta accepts replies to
+        self._lock = threading.Lock()
+
+    def send_text(self, business: str, wa_id: str, text: str, reference: str = "") -> SendResult:
+        """Send one text from `business` (the phone number id the customer wrote to;
+        META_PHONE_NUMBER_ID when "")."""
+        phone_number_id = business or self.phone_number_id
+        if not phone_number_id:
+            raise SendError("no phone number to send from: set META_PHONE_NUMBER_ID", Failure.PERMANENT)
+        to = self.reply_numbers.get(wa_id, wa_id)
+        try:
+            answer = self._post(phone_number_id, text_message(to, text))
+        except SendError as exc:
+            other = without_mobile_digit(to) if exc.code == NOT_IN_ALLOWED_LIST else None
+            if other is None:
+                raise
+            answer = self._post(phone_number_id, text_message(other, text))
+            with self._lock:
+                self.reply_numbers[wa_id] = other
+            log.info("replies to a number ending %s go to it without the mobile digit", wa_id[-4:])
+        messages = answer.get("messages") if isinstance(answer, dict) else None
+        if not (isinstance(messages, list) and messages and isinstance(messages[0], dict) and messages[0].get("id")):
+            raise SendError("the Graph API accepted the message without giving its id", Failure.UNCONFIRMED, 200)
+        return SendResult(str(messages[0]["id"]), str(messages[0].get("message_status") or "accepted"))
+
+    def acknowledge(self, business: str, external_id: str) -> None:
+        """Mark the customer's message read and show them the bot typing (one call)."""
+        self._post(business or self.phone_number_id, read_with_typing(external_id))
+
+    def check(self) -> dict:
+        """The phone number's details from the Graph API: proves the token reaches the number."""
+        if not self.phone_number_id:
+            return {"status": "error", "message": "META_PHONE_NUMBER_ID is not set", "meta": None}
+        try:
+            response = self.session.get(f"{self.api}/{self.phone_number_id}", params={"fields": PHONE_FIELDS},
+                                        timeout=self.timeout)
+        except requests.RequestException as exc:
+            return {"status": "error", "message": f"{type(exc).__name__}: {exc}", "meta": None}
+        if response.status_code >= 400:
+            error = graph_error(response)
+            return {"status": "error", "message": f"HTTP {response.status_code}",
+                    "meta": {"code": error.code, "message": error.message}}
+        details = response.json()
+        return {"status": "ok", "phone_number": {name: details.get(name) for name in PHONE_FIELDS.split(",")}}
+
+    def describe(self) -> dict:
+        return {"phone_number_id": self.phone_number_id or None, "access_token": masked(self.access_token),
+                "api": self.api}
+
+    def _post(self, phone_number_id: str, payload: dict) -> dict:
+        try:
+            response = self.session.post(f"{self.api}/{phone_number_id}/messages", json=payload,
+                                         timeout=self.timeout)
+        except requests.ReadTimeout as exc:
+            raise SendError(f"no answer from the Graph API in time ({exc})", Failure.UNCONFIRMED) from None
+        except requests.RequestException as exc:
+            raise SendError(f"{type(exc).__name__}: {exc}", Failure.RETRY) from None
+        if response.status_code >= 400:
+            raise graph_error(response)
+        try:
+            return response.json()
+        except ValueError:
+            raise SendError("the Graph API answered with something that is not JSON", Failure.UNCONFIRMED,
+                            response.status_code) from None
+
+
+def graph_error(response: requests.Response) -> SendError:
+    """The Graph API's `{"error": {...}}` as a SendError."""
+    try:
+        error = response.json().get("error") or {}
+    except (ValueError, AttributeError):
+        error = {}
+    code = error.get("code") if isinstance(error.get("code"), int) else None
+    message = str(error.get("message") or f"HTTP {response.status_code}")[:500]
+    return SendError(message, failure_of(response.status_code, code), response.status_code, code)

@@ -1,0 +1,63 @@
+"""Meta's webhook, `/api/v1/meta/webhook`:
+
+- `GET`: the verification handshake. `hub.mode=subscribe` and `hub.verify_token` equal to
+  META_VERIFY_TOKEN → 200 with `hub.challenge` as plain text; anything else → 403.
+- `POST`: a delivery, signed with the app secret. Each message is handed to the inbox (stored
+  once, by its wamid), each status report applied (one about a message we do not have is
+  ignored); 200 as long as the delivery was Meta's, even if some items could not be read.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+from datetime import datetime, timedelta, timezone
+
+from flask import Blueprint, Response, jsonify, request
+
+from webapp import inbox
+from webapp.channels.base import InvalidInbound
+from webapp.channels.meta.inbound import parse_delivery, signature_is_valid
+from webapp.services import services
+
+log = logging.getLogger(__name__)
+bp = Blueprint("meta", __name__)
+CHALLENGE = re.compile(r"[A-Za-z0-9_-]{1,128}")  # Meta sends a number; nothing else is echoed back
+
+
+@bp.get("/webhook")
+def verify():
+    settings = services().settings
+    token = request.args.get("hub.verify_token", "")
+    challenge = request.args.get("hub.challenge", "")
+    if (request.args.get("hub.mode") == "subscribe" and CHALLENGE.fullmatch(challenge)
+            and hmac.compare_digest(token.encode(), settings.meta_verify_token.get_secret_value().encode())):
+        return Response(challenge, 200, mimetype="text/plain")
+    log.warning("Meta webhook verification refused")
+    return jsonify(error="verification failed: hub.mode must be subscribe and hub.verify_token ours"), 403
+
+
+@bp.post("/webhook")
+def receive():
+    app = services()
+    body = request.get_data(cache=True)
+    if not signature_is_valid(app.settings.meta_app_secret.get_secret_value(), body,
+                              request.headers.get("X-Hub-Signature-256", "")):
+        log.warning("Meta delivery refused: missing or invalid X-Hub-Signature-256")
+        app.metrics.webhooks.labels(channel="meta", outcome="forbidden").inc()
+        return jsonify(error="invalid or missing X-Hub-Signature-256"), 403
+    try:
+        delivery = parse_delivery(json.loads(body), app.settings.max_inbound_chars)
+    except (ValueError, RecursionError) as exc:
+        app.metrics.webhooks.labels(channel="meta", outcome="invalid").inc()
+        field = exc.field if isinstance(exc, InvalidInbound) else "body"
+        message = exc.message if isinstance(exc, InvalidInbound) else "the body is not valid JSON"
+        return jsonify(error=message, field=field), 400
+    now = datetime.now(timezone.utc)
+    for number, message in enumerate(delivery.messages):  # a millisecond apart: stored in Meta's order
+        outcome = inbox.receive(app, message, now + timedelta(milliseconds=number))
+        app.metrics.webhooks.labels(channel="meta", outcome=outcome).inc()
+    for report in delivery.statuses:
+        inbox.apply_status(app, report, now)
+    return jsonify(messages=len(delivery.messages), statuses=len(delivery.statuses), skipped=delivery.skipped)
