@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-from .http_server import Fault, FakeHTTPServer, Headers, Reply
+from .http_server import Fault, Headers, ProviderFake, Reply
 
 SPEC_PATH = Path(__file__).resolve().parents[2].parent / "shared/meta/business-messaging-api_v23.0.yaml"
 MESSAGES_PATH = "/{Version}/{Phone-Number-ID}/messages"
@@ -134,24 +134,12 @@ class GraphRequest:
         return json.loads(self.body) if self.body else None
 
 
-class FakeGraph(FakeHTTPServer):
+class FakeGraph(ProviderFake):
     def __init__(self, access_token: str, port: int = 0, allowed_numbers: set[str] | None = None) -> None:
         super().__init__(port)
         self.access_token = access_token
         self.allowed_numbers = allowed_numbers  # None: anyone; else others get 131030
-        self._requests: list[GraphRequest] = []
-        self._violations: list[str] = []
         self._sent: list[dict] = []
-
-    @property
-    def requests(self) -> list[GraphRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    @property
-    def contract_violations(self) -> list[str]:
-        with self._lock:
-            return list(self._violations)
 
     def sent_messages(self) -> list[dict]:
         """The texts accepted, in order: {"phone_number_id", "to", "body", "id"}."""
@@ -176,8 +164,7 @@ class FakeGraph(FakeHTTPServer):
         self._clear_faults()
 
     def handle(self, method: str, path: str, headers: Headers, body: bytes) -> Reply:
-        with self._lock:
-            self._requests.append(GraphRequest(method, path, headers, body))
+        self._record(GraphRequest(method, path, headers, body))
         route = ROUTE.match(path.split("?", 1)[0])
         if route is None:
             return graph_error(404, 803, "Unknown path components")
@@ -201,8 +188,7 @@ class FakeGraph(FakeHTTPServer):
     def _message(self, phone_number_id: str, payload: Any) -> Reply:
         problems = contract_problems(payload)
         if problems:
-            with self._lock:
-                self._violations += problems
+            self._record_violations(problems)
             return graph_error(400, CONTRACT_ERROR_CODE, "; ".join(problems)[:1000])
         if payload.get("status") == "read":
             return Reply.json(200, {"success": True})

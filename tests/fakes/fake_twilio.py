@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Self
 from urllib.parse import parse_qs, urlsplit
 
-from .http_server import Fault, FakeHTTPServer, Headers, Reply
+from .http_server import Fault, Headers, ProviderFake, Reply
 
 # ---------------------------------------------------------------------------
 # Contract check against Twilio's OpenAPI description
@@ -273,7 +273,7 @@ def _basic_auth(headers: Headers) -> tuple[str, str] | None:
     return (user, password) if separator else None
 
 
-class FakeTwilio(FakeHTTPServer):
+class FakeTwilio(ProviderFake):
     """Fake of Twilio's Messages (create) and Account (fetch) endpoints.
 
     Injected faults apply, in FIFO order, to the next Messages.json POSTs whatever they
@@ -292,9 +292,7 @@ class FakeTwilio(FakeHTTPServer):
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.spec_path = Path(spec_path or DEFAULT_SPEC_PATH)
-        self._requests: list[RecordedRequest] = []
         self._messages: list[dict[str, Any]] = []
-        self._violations: list[str] = []
         self._contracts: dict[tuple[str, str], OperationContract] = {}
 
     def start(self) -> Self:
@@ -306,16 +304,6 @@ class FakeTwilio(FakeHTTPServer):
         return super().start()
 
     # -- inspection -----------------------------------------------------------
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    @property
-    def contract_violations(self) -> list[str]:
-        with self._lock:
-            return list(self._violations)
 
     def sent_messages(self) -> list[dict[str, str | None]]:
         """Accepted messages in arrival order, as dicts with to, from_, body, sid."""
@@ -362,9 +350,7 @@ class FakeTwilio(FakeHTTPServer):
         form = _parse_form(headers, body)
         auth_ok = _basic_auth(headers) == (self.account_sid, self.auth_token)
         reply = self._route(method, url_path, headers, form, auth_ok)
-        record = RecordedRequest(method, url_path, headers, form, auth_ok, reply.status, arrived)
-        with self._lock:
-            self._requests.append(record)
+        self._record(RecordedRequest(method, url_path, headers, form, auth_ok, reply.status, arrived))
         return reply
 
     def _route(
@@ -404,8 +390,7 @@ class FakeTwilio(FakeHTTPServer):
     ) -> list[str]:
         contract = self._contracts[operation]
         violations = contract.violations(path_args, headers.get("content-type", ""), form)
-        with self._lock:
-            self._violations += violations
+        self._record_violations(violations)
         return violations
 
     def _message_reply(

@@ -143,3 +143,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keeps test output clean; the fakes record requests instead
+
+
+class ProviderFake(FakeHTTPServer):
+    """A fake provider API: records every request, and each way one broke the provider's contract."""
+
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(port)
+        self._requests: list[Any] = []
+        self._violations: list[str] = []
+
+    @property
+    def requests(self) -> list[Any]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def contract_violations(self) -> list[str]:
+        with self._lock:
+            return list(self._violations)
+
+    def _record(self, request: Any) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _record_violations(self, violations: list[str]) -> None:
+        with self._lock:
+            self._violations += violations
