@@ -27,6 +27,10 @@ sends that one alone. The families, each built by mutating a valid request:
 - the routes with a JSON body (`PUT /api/v1/bot/config`, `send-test`, `conversations/<id>/reply`)
   with the right token: bodies nested deeper than Python's parser goes (`[[[…]]]`, up to the 64 KiB
   cap), and each field given a value of any JSON type (objects like `{"$gt": ""}`, numbers, lists);
+- Meta's webhook: its verification GET with random parameters, and deliveries signed with the app
+  secret (mostly), unsigned or wrongly signed: a valid delivery with fields replaced by any JSON
+  value (numbers, text, lists, objects, deep nesting), dropped or added, statuses among them, and
+  bodies that are not JSON at all;
 - random paths under /api/v1/whatsapp/ and random methods;
 - raw bodies: invalid UTF-8, invalid percent-encoding, binary, any content type;
 - odd headers: Host, X-Forwarded-*, Content-Type, long and non-ASCII values;
@@ -64,7 +68,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scripts import embedded_mongo, run_local  # noqa: E402
-from scripts.chat import twilio_form  # noqa: E402
+from scripts.chat import meta_delivery, meta_signature, twilio_form  # noqa: E402
+from tests.fakes.fake_graph import FakeGraph  # noqa: E402
 from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
 from tests.processes import app_env, database_uri, free_port, start_gunicorn  # noqa: E402
 from webapp import MAX_REQUEST_BYTES  # noqa: E402
@@ -87,6 +92,9 @@ ADMIN_API_ROUTES = [API_PREFIX + route for route in (
     "/conversations/{}/reply", "/sessions/{}", "/customers/{}", "/messages/{}/resend", "/leads", "/leads.csv")]
 OTHER_ROUTES = ["/metrics", "/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/bot/config"]
 # The routes that read a JSON body, with their fields ({} a conversation id)
+META_WEBHOOK = "/api/v1/meta/webhook"
+META_APP_SECRET, META_VERIFY_TOKEN, META_ACCESS_TOKEN = "fuzz-meta-app-secret", "fuzz-meta-verify-token", "fuzz-meta-token"
+META_PHONE_NUMBER_ID = "106540352242922"
 JSON_ROUTES = [("PUT", "/api/v1/bot/config", list(BotConfig.model_fields)),
                ("POST", API_PREFIX + "/send-test", ["to", "text"]),
                ("POST", API_PREFIX + "/conversations/{}/reply", ["text"])]
@@ -143,8 +151,8 @@ class Generator:
         self.admin_token = admin_token
         self.our_ids = our_ids
         self.families = [(self.webhook, 20), (self.status, 16), (self.admin, 16), (self.admin_api, 10),
-                         (self.json_body, 8), (self.any_path, 10), (self.raw_body, 11), (self.odd_headers, 10),
-                         (self.oversized, 7)]
+                         (self.json_body, 8), (self.meta, 12), (self.any_path, 10), (self.raw_body, 11),
+                         (self.odd_headers, 10), (self.oversized, 7)]
 
     def request(self, index: int) -> Wire:
         rng = random.Random(f"{self.seed}:{index}")
@@ -213,6 +221,30 @@ class Generator:
         values = {name: json_value(rng) if rng.random() < 0.7 else rng.choice(["hola", "whatsapp:+34600111222"])
                   for name in rng.sample(fields, k=rng.randint(1, len(fields)))}
         return Wire(method, path, headers, json.dumps(values).encode(), family="wrong_types")
+
+    def meta(self, rng: random.Random) -> Wire:
+        if rng.random() < 0.15:
+            query = urlencode({name: rng.choice([value, random_text(rng)]) for name, value in (
+                ("hub.mode", "subscribe"), ("hub.verify_token", META_VERIFY_TOKEN), ("hub.challenge", "1158201444"))
+                if rng.random() < 0.8}, errors="surrogatepass")
+            return Wire("GET", f"{META_WEBHOOK}?{query}", [], family="meta_verify")
+        if rng.random() < 0.1:
+            body = raw_bytes(rng)
+        else:
+            delivery = meta_delivery(rng.choice(CUSTOMERS).removeprefix("whatsapp:+"), META_PHONE_NUMBER_ID,
+                                     {"type": "text", "text": {"body": rng.choice(["hola", random_text(rng)])}})
+            if rng.random() < 0.3:
+                change = delivery["entry"][0]["changes"][0]["value"]
+                change["statuses"] = [{"id": rng.choice(["wamid.x", random_text(rng)]), "status": rng.choice(STATUSES),
+                                       "errors": [{"code": json_value(rng)}]}]
+            body = json.dumps(mutate_json(rng, delivery)).encode()
+        signing = rng.choice(["right"] * 6 + ["none", "wrong secret", "garbage"])
+        headers = [("Content-Type", b"application/json")]
+        if signing != "none":
+            secret = META_APP_SECRET if signing == "right" else "not-the-secret"
+            signature = meta_signature(secret, body).encode() if signing != "garbage" else random_header_value(rng)
+            headers.append(("X-Hub-Signature-256", signature))
+        return Wire("POST", META_WEBHOOK, headers, body)
 
     def any_path(self, rng: random.Random) -> Wire:
         method = rng.choice(METHODS) if rng.random() < 0.8 else "".join(
@@ -409,6 +441,24 @@ def json_value(rng: random.Random, depth: int = 0):
     if kind == 5:
         return [json_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
     return {random_text(rng, 8, surrogates=True): json_value(rng, depth + 1) for _ in range(rng.randint(0, 3))}
+
+
+def mutate_json(rng: random.Random, value, depth: int = 0):
+    """`value` with now and then a field replaced by any JSON value, dropped, or one added."""
+    if isinstance(value, dict):
+        mutated = {}
+        for key, item in value.items():
+            roll = rng.random()
+            if roll < 0.05:
+                continue
+            mutated[key] = json_value(rng) if roll < 0.12 else mutate_json(rng, item, depth + 1)
+        if rng.random() < 0.1:
+            mutated[random_text(rng, 10)] = json_value(rng)
+        return mutated
+    if isinstance(value, list):
+        items = [mutate_json(rng, item, depth + 1) for item in value]
+        return items + [json_value(rng)] if rng.random() < 0.1 else items
+    return value
 
 
 def deep_json(rng: random.Random, field_name: str) -> bytes:
@@ -659,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run_local.interrupt_on_signals()
     scratch = Path(tempfile.mkdtemp(prefix="fuzz_http_"))
-    database, gunicorn, twilio, stop = None, None, None, threading.Event()
+    database, gunicorn, fakes, stop = None, None, [], threading.Event()
     try:
         def note(text: str) -> None:
             print(text, file=sys.stderr, flush=True)
@@ -673,13 +723,18 @@ def main(argv: list[str] | None = None) -> int:
 
         auth_token, admin_token = secrets.token_hex(16), secrets.token_hex(16)
         twilio = FakeTwilio(ACCOUNT_SID, auth_token).start()
+        graph = FakeGraph(META_ACCESS_TOKEN).start()
+        fakes += [twilio, graph]
         port = free_port()
         log_file = scratch / "gunicorn.log"
         note(f"starting gunicorn ({WEB_WORKERS} workers) on 127.0.0.1:{port}")
         env = app_env(mongodb_uri, scratch / "chroma", twilio.base_url, ACCOUNT_SID, auth_token, SENDER,
                       ADMIN_TOKEN=admin_token, BIND=f"127.0.0.1:{port}", PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
                       RATE_LIMIT_ADMIN_PER_IP="1000000 per minute",
-                      RATE_LIMIT_ADMIN_FAILURES_PER_IP="1000000 per minute", WORKER_STALE_SECONDS="3600")
+                      RATE_LIMIT_ADMIN_FAILURES_PER_IP="1000000 per minute", WORKER_STALE_SECONDS="3600",
+                      META_APP_SECRET=META_APP_SECRET, META_VERIFY_TOKEN=META_VERIFY_TOKEN,
+                      META_ACCESS_TOKEN=META_ACCESS_TOKEN, META_PHONE_NUMBER_ID=META_PHONE_NUMBER_ID,
+                      META_GRAPH_API_BASE=graph.base_url)
         gunicorn = start_gunicorn(env, scratch, log_file, WEB_WORKERS, START_TIMEOUT_SECONDS)
 
         generator = Generator(args.seed, f"127.0.0.1:{port}", auth_token, admin_token, our_ids)
@@ -703,8 +758,8 @@ def main(argv: list[str] | None = None) -> int:
         for process in (gunicorn, database):  # the app first: its workers close their database clients
             if process is not None:
                 run_local.stop_all([process])
-        if twilio is not None:
-            twilio.stop()
+        for fake in fakes:
+            fake.stop()
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
 

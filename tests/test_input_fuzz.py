@@ -488,3 +488,53 @@ def test_a_chunked_webhook_under_the_cap_is_read_whole_and_stored(client, store)
 
     assert response.status_code == 200, response.get_data()
     assert store.messages.collection.find_one({"external_id": "SM" + "d" * 32})["body"] == form["Body"]
+
+
+# -- (e) Meta's webhook: any JSON anywhere in a signed delivery --------------------------------------
+
+
+def delivery_paths(value, path=()) -> list[tuple]:
+    """Every place in a delivery a value sits."""
+    found = [path]
+    if isinstance(value, dict):
+        found += [p for key, item in value.items() for p in delivery_paths(item, path + (key,))]
+    elif isinstance(value, list):
+        found += [p for index, item in enumerate(value) for p in delivery_paths(item, path + (index,))]
+    return found
+
+
+def replaced(value, path: tuple, new):
+    if not path:
+        return new
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[path[0]] = replaced(value[path[0]], path[1:], new)
+    return copy
+
+
+@pytest.fixture
+def meta_app(settings_overrides, fake_graph):
+    """The app serving Meta's webhook too, built once for all of a property's examples."""
+    from tests.conftest import meta_overrides
+    from webapp import create_app
+    from webapp.config import load_settings
+
+    app = create_app(load_settings(**meta_overrides(settings_overrides, fake_graph)))
+    yield app
+    services = app.extensions["whatsapp_assistant"]
+    services.store.client.drop_database(services.store.db.name)
+    services.close()
+
+
+@fuzz(200)
+@given(data=st.data(), new=json_values)
+def test_any_json_anywhere_in_a_signed_meta_delivery_never_causes_a_5xx(meta_app, data, new):
+    from scripts.chat import meta_delivery
+    from tests.conftest import META_PHONE_NUMBER_ID, meta_post
+
+    delivery = meta_delivery("34600111222", META_PHONE_NUMBER_ID, {"type": "text", "text": {"body": "hola"}})
+    delivery["entry"][0]["changes"][0]["value"]["statuses"] = [{"id": "wamid.x", "status": "read", "errors": []}]
+    path = data.draw(st.sampled_from(delivery_paths(delivery)))
+    response = meta_post(meta_app.test_client(), replaced(delivery, path, new))
+
+    assert response.status_code in (200, 400), (path, new, response.get_data(as_text=True)[:300])
+    assert response.is_json

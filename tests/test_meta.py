@@ -364,3 +364,51 @@ def test_the_fake_graph_api_really_checks_requests_against_metas_document(fake_g
         assert response.status_code == 400 and response.json()["error"]["code"] == 100, wrong
     assert len(fake_graph.contract_violations) >= 4
     assert http.post(url, json=text_message, timeout=10).status_code == 401
+
+
+# -- ops --------------------------------------------------------------------------------------------
+
+
+def test_test_and_diag_report_each_channel_with_secrets_masked(client, fake_graph):
+    from tests.conftest import META_ACCESS_TOKEN
+    tested = client.get(f"{W}/test", headers=ADMIN)
+    assert tested.status_code == 200
+    body = tested.get_json()
+    assert body["status"] == "ok" and set(body["channels"]) == {"twilio", "meta"}
+    assert body["channels"]["meta"] == {"status": "ok", "phone_number": {
+        "display_phone_number": "+1 555-078-3881", "verified_name": "Fibra Clara", "quality_rating": "GREEN",
+        "code_verification_status": "VERIFIED"}}
+    (details,) = [r for r in fake_graph.requests if r.method == "GET"]
+    assert details.path.startswith(f"/v23.0/{META_PHONE_NUMBER_ID}?fields=")
+
+    diag = client.get(f"{W}/diag", headers=ADMIN)
+    meta = diag.get_json()["channels"]["meta"]
+    assert meta == {"mode": "sending", "phone_number_id": META_PHONE_NUMBER_ID,
+                    "access_token": "****" + META_ACCESS_TOKEN[-4:], "api": fake_graph.base_url + "/v23.0"}
+    for secret in (META_ACCESS_TOKEN, META_APP_SECRET, META_VERIFY_TOKEN):
+        assert secret not in diag.get_data(as_text=True)
+
+
+def test_a_refused_token_is_reported_by_test(client, fake_graph):
+    fake_graph.access_token = "another-token"
+    body = client.get(f"{W}/test", headers=ADMIN).get_json()
+    assert body["status"] == "error"
+    assert body["channels"]["meta"] == {"status": "error", "message": "HTTP 401",
+                                        "meta": {"code": 190, "message": "Invalid OAuth access token"}}
+
+
+def test_send_test_through_meta_uses_the_configured_number(client, store, fake_graph):
+    response = client.post(f"{W}/send-test", json={"to": f"whatsapp:+{CUSTOMER}", "text": "prueba", "channel": "meta"},
+                           headers=ADMIN)
+    (sent,) = fake_graph.sent_messages()
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "meta": {"ok": True, "status": "accepted", "sid": sent["id"]}}
+    assert (sent["phone_number_id"], sent["to"], sent["body"]) == (META_PHONE_NUMBER_ID, CUSTOMER, "prueba")
+    unknown = client.post(f"{W}/send-test", json={"to": f"whatsapp:+{CUSTOMER}", "text": "x", "channel": "fax"},
+                          headers=ADMIN)
+    assert unknown.status_code == 400 and unknown.get_json()["field"] == "channel"
+
+
+def test_readiness_names_each_channels_mode(client):
+    checks = client.get("/readyz").get_json()["checks"]
+    assert checks["meta"] == {"ok": True, "mode": "sending"} and checks["twilio"] == {"ok": True, "mode": "sending"}

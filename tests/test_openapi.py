@@ -12,10 +12,17 @@ from openapi_spec_validator import validate
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from tests.conftest import ADMIN_TOKEN, inbound_form, signed_post
+from scripts.chat import meta_delivery
+from tests.conftest import (ADMIN_TOKEN, META_PHONE_NUMBER_ID, META_VERIFY_TOKEN, inbound_form, meta_overrides, meta_post,
+                            signed_post)
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 W = "/api/v1/whatsapp"
+
+
+@pytest.fixture
+def settings_overrides(settings_overrides, fake_graph):
+    return meta_overrides(settings_overrides, fake_graph)  # every channel's routes served
 
 
 @pytest.fixture
@@ -91,7 +98,16 @@ def test_real_responses_match_the_document(client, worker, fake_twilio, document
     check(client.put("/api/v1/bot/config", json={"temperature": 9}, headers=ADMIN), 400)
     check(client.delete(f"{W}/customers/34600111222", headers=ADMIN), 200)
     check(client.delete(f"{W}/customers/ana", headers=ADMIN), 400)
-    assert len(checked) == 31
+    check(client.get(f"{W}/test", headers=ADMIN), 200)
+    meta = "/api/v1/meta/webhook"
+    check(client.get(meta, query_string={"hub.mode": "subscribe", "hub.verify_token": META_VERIFY_TOKEN,
+                                         "hub.challenge": "42"}), 200)
+    check(client.get(meta, query_string={"hub.mode": "subscribe", "hub.verify_token": "no"}), 403)
+    delivery = meta_delivery("34600111333", META_PHONE_NUMBER_ID, {"type": "text", "text": {"body": "hola"}})
+    check(meta_post(client, delivery), 200)
+    check(meta_post(client, delivery, secret="forged"), 403)
+    check(meta_post(client, {"object": "page"}), 400)
+    assert len(checked) == 37
 
 
 def _bodiless(sent: Request) -> Request:

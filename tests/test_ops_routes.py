@@ -78,7 +78,8 @@ def test_test_route_reports_twilio_errors(wrong_token_overrides):
 
     body = response.get_json()
     assert response.status_code == 502
-    assert body == {"status": "error", "message": "HTTP 401", "twilio": {"code": 20003, "message": body["twilio"]["message"]}}
+    twilio = {"status": "error", "message": "HTTP 401", "twilio": {"code": 20003, "message": body["twilio"]["message"]}}
+    assert body == {**twilio, "channels": {"twilio": twilio}}
 
 
 def test_send_test_sends_and_records(client, store, fake_twilio):

@@ -11,7 +11,8 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
-from tests.conftest import ROOT, ADMIN_TOKEN, AUTH_TOKEN, WEBHOOK, inbound_form, signed_post
+from tests.conftest import ROOT, ADMIN_TOKEN, AUTH_TOKEN, WEBHOOK, inbound_form, meta_overrides, signed_post
+from webapp import create_app
 from webapp.config import ConfigError, load_settings
 
 PUBLIC = "https://bot.example.com:8443"
@@ -153,7 +154,7 @@ def test_only_media_on_twilio_hosts_is_kept(client, store, url, kept):
 
 
 OPEN_ROUTES = {"/healthz": 200, "/readyz": 503, "/api/v1/openapi.json": 200}  # reveal no data
-TWILIO_ROUTES = {WEBHOOK, STATUS}  # signed by Twilio instead
+TWILIO_ROUTES = {WEBHOOK, STATUS, "/api/v1/meta/webhook"}  # signed by the provider instead
 
 
 def every_route(app) -> list[tuple[str, str]]:
@@ -162,16 +163,25 @@ def every_route(app) -> list[tuple[str, str]]:
                   if rule.endpoint != "static" for method in rule.methods - {"HEAD", "OPTIONS"})
 
 
-@pytest.mark.parametrize("settings_overrides", [{"rate_limit_admin_failures_per_ip": "1000 per minute"}], indirect=True)
-def test_every_route_but_twilios_and_the_open_ones_needs_the_admin_token(app, client, store, fake_twilio):
+@pytest.fixture
+def all_channels_overrides(settings_overrides, fake_graph):
+    return meta_overrides(dict(settings_overrides, rate_limit_admin_failures_per_ip="1000 per minute"), fake_graph)
+
+
+def test_every_route_but_the_providers_and_the_open_ones_needs_the_admin_token(all_channels_overrides, fake_twilio,
+                                                                               fake_graph):
+    app = create_app(load_settings(**all_channels_overrides))
+    client, store = app.test_client(), app.extensions["whatsapp_assistant"].store
     routes = every_route(app)
-    assert len(routes) > 15
+    assert len(routes) > 15 and ("POST", "/api/v1/meta/webhook") in routes
     for method, path in routes:
         response = client.open(path, method=method, headers={"Authorization": "Bearer wrong"},
                                query_string={"to": "whatsapp:+34600111222", "text": "hola"})
         expected = 403 if path in TWILIO_ROUTES else OPEN_ROUTES.get(path, 401)
         assert response.status_code == expected, (method, path)
-    assert fake_twilio.requests == [] and store.db.messages.count_documents({}) == 0
+    assert fake_twilio.requests == [] and fake_graph.requests == [] and store.db.messages.count_documents({}) == 0
+    store.client.drop_database(store.db.name)
+    app.extensions["whatsapp_assistant"].close()
 
 
 @pytest.mark.parametrize("settings_overrides", [{"admin_token": ""}], indirect=True)

@@ -3,8 +3,8 @@ an outsider could use: check names, yes/no, ages and counts.
 
 - `GET /healthz` (liveness): the process is up and serving; touches nothing.
 - `GET /readyz` (readiness): MongoDB answers a ping; a worker process has sent a heartbeat
-  within WORKER_STALE_SECONDS; the knowledge index that worker reads holds chunks; Twilio is
-  configured or the app runs in dry-run. The index is checked through the worker's heartbeat
+  within WORKER_STALE_SECONDS; the knowledge index that worker reads holds chunks; each channel
+  says whether it sends or runs in dry-run. The index is checked through the worker's heartbeat
   because the worker is what reads it: the web process never opens it.
 """
 from __future__ import annotations
@@ -33,7 +33,8 @@ def readyz():
     heartbeat = _latest_heartbeat(app.store) if checks["mongodb"]["ok"] else None
     checks["worker"] = _worker(heartbeat, app.settings.worker_stale_seconds)
     checks["index"] = _index(heartbeat)
-    checks["twilio"] = {"ok": True, "mode": "sending" if app.settings.twilio_sends else "dry-run"}
+    for channel in app.channels:  # configured, sending or not: nothing a probe could fix
+        checks[channel.name] = {"ok": True, "mode": "dry-run" if channel.dry_run else "sending"}
     ready = all(check["ok"] for check in checks.values())
     if not ready:
         log.warning("not ready: %s", ", ".join(name for name, check in checks.items() if not check["ok"]))

@@ -25,9 +25,12 @@ bp = Blueprint("ops", __name__)
 @bp.get("/test")
 @admin_required
 def test_credentials():
-    """Check the Twilio credentials against the Accounts API."""
-    result = services().channels["twilio"].check()
-    return jsonify(result), 200 if result["status"] == "ok" else 502
+    """Ask each channel's provider whether its credentials work (Twilio: the Accounts API; Meta:
+    the phone number's details). Twilio's answer also stands at the top, as before channels."""
+    results = {channel.name: channel.check() for channel in services().channels}
+    ok = all(result["status"] == "ok" for result in results.values())
+    body = {**results.get("twilio", {}), "status": "ok" if ok else "error", "channels": results}
+    return jsonify(body), 200 if ok else 502
 
 
 @bp.get("/diag")
@@ -35,9 +38,12 @@ def test_credentials():
 def diag():
     """Which settings are loaded; secrets show only their last 4 characters."""
     settings = services().settings
+    channels = services().channels
     return jsonify(
+        channels={channel.name: {"mode": "dry-run" if channel.dry_run else "sending", **channel.describe()}
+                  for channel in channels},
         loaded=settings.twilio_sends,
-        dry_run=services().channels["twilio"].dry_run,
+        dry_run=channels.get("twilio").dry_run if channels.get("twilio") else None,
         sid=masked(settings.twilio_account_sid),
         token=masked(settings.twilio_auth_token),
         **{"from": settings.twilio_whatsapp_from},

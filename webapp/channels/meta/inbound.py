@@ -61,9 +61,9 @@ def parse_delivery(payload: object, max_chars: int) -> Delivery:
 def _read_change(value: dict, max_chars: int, delivery: Delivery) -> None:
     business = str((value.get("metadata") or {}).get("phone_number_id", "")) \
         if isinstance(value.get("metadata"), dict) else ""
-    names = {contact.get("wa_id"): _text((contact.get("profile") or {}).get("name"), 100)
+    names = {contact["wa_id"]: _text(contact["profile"].get("name"), 100)
              for contact in _list(value.get("contacts")) if isinstance(contact, dict)
-             and isinstance(contact.get("profile"), dict)}
+             and isinstance(contact.get("wa_id"), str) and isinstance(contact.get("profile"), dict)}
     for error in _list(value.get("errors")):
         log.warning("Meta reported an error with a delivery: %s", error)
     for item, parse in [(m, _message) for m in _list(value.get("messages"))] + \
