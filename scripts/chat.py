@@ -1,17 +1,20 @@
 """Talk to the running assistant as a WhatsApp customer would.
 
-    python scripts/chat.py [--url URL] [--from whatsapp:+34600000001] [--name Ana]
+    python scripts/chat.py [--channel twilio|meta] [--url URL] [--from whatsapp:+34600000001] [--name Ana]
 
-Each line you type is posted to the webhook exactly as Twilio would post it (same form fields, a
-fresh MessageSid, a valid X-Twilio-Signature made with TWILIO_AUTH_TOKEN), and the bot's reply is
-printed as the customer receives it, one WhatsApp message per block. Replies are read from the
-database (MONGODB_URI), so this works in dry-run as well as with a real Twilio sender.
+Each line you type is posted to the channel's webhook exactly as its provider would post it:
+Twilio's form fields with a fresh MessageSid and an X-Twilio-Signature made with
+TWILIO_AUTH_TOKEN, or a Meta delivery with a fresh wamid signed with META_APP_SECRET
+(X-Hub-Signature-256). The bot's reply is printed as the customer receives it, one WhatsApp
+message per block. Replies are read from the database (MONGODB_URI), so this works in dry-run as
+well as with real credentials.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import hmac
+import json
 import sys
 import time
 import uuid
@@ -27,7 +30,9 @@ from webapp.db import open_store  # noqa: E402
 from webapp.db.messages import OPEN_OUTBOUND  # noqa: E402
 
 WEBHOOK_PATH = "/api/v1/whatsapp/webhook"
+WEBHOOK_PATHS = {"twilio": WEBHOOK_PATH, "meta": "/api/v1/meta/webhook"}
 SANDBOX_SENDER = "whatsapp:+14155238886"
+LOCAL_PHONE_NUMBER_ID = "100000000000001"  # Meta's number when META_PHONE_NUMBER_ID is not set (dry-run)
 
 
 def twilio_form(sender: str, to: str, body: str, name: str, account_sid: str) -> dict[str, str]:
@@ -87,9 +92,49 @@ def show(status: str, replies: list[dict], out) -> None:
         print(f"{label}> {reply['body']}{failed}\n", file=out)
 
 
+def twilio_poster(settings, url: str, sender: str, name: str):
+    """What posts a line as Twilio would; None (and a message) when Twilio's secret is missing."""
+    token = settings.twilio_auth_token.get_secret_value()
+    if not token:
+        print("error: TWILIO_AUTH_TOKEN is not set (run `make run` once, it generates a local one)", file=sys.stderr)
+        return None
+    signed_url = settings.public_base_url + WEBHOOK_PATH if settings.public_base_url else url
+    to = settings.twilio_whatsapp_from or SANDBOX_SENDER
+    account_sid = settings.twilio_account_sid or "AC" + "0" * 32
+
+    def post(text: str) -> tuple[requests.Response, str]:
+        form = twilio_form(sender, to, text, name, account_sid)
+        return post_signed(url, signed_url, form, token), form["MessageSid"]
+
+    return post
+
+
+def meta_poster(settings, url: str, sender: str, name: str):
+    """What posts a line as Meta would; None (and a message) when Meta's secret is missing."""
+    secret = settings.meta_app_secret.get_secret_value()
+    if not secret:
+        print("error: META_APP_SECRET is not set (run `make run` once, it generates a local one)", file=sys.stderr)
+        return None
+    phone_number_id = settings.meta_phone_number_id or LOCAL_PHONE_NUMBER_ID
+
+    def post(text: str) -> tuple[requests.Response, str]:
+        delivery = meta_delivery(sender.removeprefix("whatsapp:+"), phone_number_id,
+                                 {"type": "text", "text": {"body": text}}, name)
+        body = json.dumps(delivery).encode()
+        response = requests.post(url, data=body, timeout=15, headers={
+            "Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(secret, body)})
+        return response, delivery["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+
+    return post
+
+
+POSTERS = {"twilio": twilio_poster, "meta": meta_poster}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default="http://127.0.0.1:8000" + WEBHOOK_PATH, help="the webhook to post to")
+    parser.add_argument("--channel", choices=sorted(POSTERS), default="twilio", help="the provider to write as")
+    parser.add_argument("--url", help="the webhook to post to (default: the channel's on 127.0.0.1:8000)")
     parser.add_argument("--from", dest="sender", default="whatsapp:+34600000001", help="the customer's number")
     parser.add_argument("--name", default="Cliente de prueba", help="the customer's WhatsApp profile name")
     parser.add_argument("--timeout", type=float, default=60, help="seconds to wait for each reply")
@@ -99,17 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    token = settings.twilio_auth_token.get_secret_value()
-    if not token:
-        print("error: TWILIO_AUTH_TOKEN is not set (run `make run` once, it generates a local one)", file=sys.stderr)
+    url = args.url or "http://127.0.0.1:8000" + WEBHOOK_PATHS[args.channel]
+    post = POSTERS[args.channel](settings, url, args.sender, args.name)
+    if post is None:
         return 2
-    signed_url = settings.public_base_url + WEBHOOK_PATH if settings.public_base_url else args.url
-    to = settings.twilio_whatsapp_from or SANDBOX_SENDER
-    account_sid = settings.twilio_account_sid or "AC" + "0" * 32
     store = open_store(settings.mongodb_uri)
     interactive = sys.stdin.isatty()
     if interactive:
-        print(f"Chatting as {args.sender} with {args.url}. Ctrl-D to quit.\n")
+        print(f"Chatting as {args.sender} with {url} ({args.channel}). Ctrl-D to quit.\n")
     while True:
         if interactive:
             print("tú> ", end="", flush=True)
@@ -118,16 +160,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not line.strip():
             continue
-        form = twilio_form(args.sender, to, line.strip(), args.name, account_sid)
         try:
-            response = post_signed(args.url, signed_url, form, token)
+            response, external_id = post(line.strip())
         except requests.RequestException as exc:
             print(f"(could not reach the webhook: {exc})")
             return 1
         if response.status_code != 200:
             print(f"(webhook answered HTTP {response.status_code}: {response.text.strip()})")
             continue
-        show(*wait_for_reply(store, form["MessageSid"], args.timeout), out=sys.stdout)
+        show(*wait_for_reply(store, external_id, args.timeout), out=sys.stdout)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ from dotenv import dotenv_values  # noqa: E402
 from scripts import embedded_mongo  # noqa: E402
 
 LOCAL_SECRETS = {
-    "TWILIO_AUTH_TOKEN": "signs and checks webhooks; generated for local use, replace with your real token",
+    "TWILIO_AUTH_TOKEN": "signs and checks Twilio's webhooks; generated for local use, replace with your real token",
+    "META_APP_SECRET": "signs and checks Meta's webhooks; generated for local use, replace with your app's secret",
+    "META_VERIFY_TOKEN": "Meta's webhook verification token; generated for local use",
     "ADMIN_TOKEN": "Bearer token for the ops routes (test, diag, send-test); generated for local use",
 }
 
