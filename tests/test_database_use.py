@@ -217,3 +217,40 @@ def test_concurrent_first_messages_of_a_customer_share_one_conversation(store):
     assert len({conversation_id for conversation_id, _ in results}) == 1
     assert sum(started for _, started in results) == 1
     assert store.sessions.collection.count_documents({}) == 1
+
+
+@pytest.fixture
+def with_meta(settings_overrides, fake_graph):
+    """Meta served too, before the app is built."""
+    from tests.conftest import meta_overrides
+    settings_overrides.update(meta_overrides(settings_overrides, fake_graph))
+
+
+def test_a_meta_message_costs_what_a_twilio_one_does(with_meta, client, store, worker, fake_graph, commands):
+    """Meta's webhook and answer send the same database commands as Twilio's (the read receipt and
+    the typing indicator are one call to Meta, none to the database)."""
+    from scripts.chat import meta_delivery
+    from tests.conftest import META_PHONE_NUMBER_ID, meta_post
+
+    def delivery(text: str) -> dict:
+        return meta_delivery("34600111222", META_PHONE_NUMBER_ID, {"type": "text", "text": {"body": text}})
+
+    meta_post(client, delivery("hola"))  # the first message creates the session and the conversation
+    worker.run_until_idle()
+    worker.bot_config.current()
+    commands.clear()
+
+    assert meta_post(client, delivery("cuánto cuesta la fibra de 600 megas?")).status_code == 200
+    webhook = list(commands)
+    commands.clear()
+    assert worker.run_until_idle() == 1
+
+    assert webhook == [("find", "whatsapp_sessions"), ("insert", "messages"), ("update", "windows"),
+                       ("update", "windows"), ("update", "reply_jobs")]
+    assert commands == [
+        ("findAndModify", "reply_jobs"), ("find", "messages"), ("update", "whatsapp_sessions"),
+        ("find", "conversations"), ("find", "messages"), ("insert", "messages"), ("update", "messages"),
+        ("update", "messages"), ("update", "messages"), ("insert", "events"), ("delete", "reply_jobs"),
+        ("findAndModify", "reply_jobs"),
+    ]
+    assert len(fake_graph.sent_messages()) == 2 and len(fake_graph.read_receipts()) == 2
