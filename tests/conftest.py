@@ -21,7 +21,7 @@ from rag.embed import E5Embeddings  # noqa: E402
 from rag.ingest import ingest  # noqa: E402
 from rag.store import open_index  # noqa: E402
 from scripts import embedded_mongo  # noqa: E402
-from scripts.chat import meta_signature, twilio_form  # noqa: E402
+from scripts.chat import meta_delivery, meta_signature, twilio_form  # noqa: E402
 from tests.fakes.fake_graph import FakeGraph  # noqa: E402
 from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
 from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
@@ -242,9 +242,16 @@ def stop(process: subprocess.Popen) -> str:
 @pytest.fixture
 def gunicorn_server(mongodb_uri, sample_index_path, fake_twilio, tmp_path, request):
     """gunicorn with two workers on a free port; yields (base_url, env). Runs from tmp_path so
-    a developer's own .env in the repo is not read."""
+    a developer's own .env in the repo is not read. A param of settings adds to them; with
+    "channel": "meta", Meta's Cloud API is served too, sending through the `fake_graph` fixture."""
     port = free_port()
-    extra = getattr(request, "param", {})
+    extra = dict(getattr(request, "param", {}))
+    channel = extra.pop("channel", "twilio")
+    if channel == "meta":
+        graph = request.getfixturevalue("fake_graph")
+        extra.update(META_APP_SECRET=META_APP_SECRET, META_VERIFY_TOKEN=META_VERIFY_TOKEN,
+                     META_ACCESS_TOKEN=META_ACCESS_TOKEN, META_PHONE_NUMBER_ID=META_PHONE_NUMBER_ID,
+                     META_GRAPH_API_BASE=graph.base_url)
     env = process_env(mongodb_uri, sample_index_path, fake_twilio.base_url, BIND=f"127.0.0.1:{port}",
                       WEB_CONCURRENCY="2", **extra)
     process = subprocess.Popen(
@@ -254,7 +261,7 @@ def gunicorn_server(mongodb_uri, sample_index_path, fake_twilio, tmp_path, reque
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: answers_http(base_url + "/"), "gunicorn to answer", DEADLINE_SECONDS, 0.2, (process,))
-        yield {"base_url": base_url, "env": env, "process": process}
+        yield {"base_url": base_url, "env": env, "process": process, "channel": channel}
     finally:
         stop(process)
     store = open_store(mongodb_uri)
@@ -278,6 +285,24 @@ def post_signed(base_url: str, form: dict) -> requests.Response:
     url = base_url + WEBHOOK
     signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
     return requests.post(url, data=form, headers={"X-Twilio-Signature": signature}, timeout=10)
+
+
+def post_as(server: dict, text: str, sender: str = "whatsapp:+34600111222",
+            delivery: dict | None = None) -> requests.Response:
+    """A customer's message posted over HTTP to `server` (a `gunicorn_server`) as its channel's
+    provider posts it: Twilio's signed form, or Meta's signed delivery (`delivery`: a given one)."""
+    if server["channel"] == "twilio":
+        return post_signed(server["base_url"], inbound_form(text, sender=sender))
+    delivery = delivery or meta_delivery(sender.removeprefix("whatsapp:+"), META_PHONE_NUMBER_ID,
+                                         {"type": "text", "text": {"body": text}})
+    body = json.dumps(delivery).encode()
+    return requests.post(server["base_url"] + "/api/v1/meta/webhook", data=body, timeout=10, headers={
+        "Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(META_APP_SECRET, body)})
+
+
+def sent_on(server: dict, fake_twilio, fake_graph) -> list[dict]:
+    """What the server's channel has sent so far, each with its `body`."""
+    return (fake_twilio if server["channel"] == "twilio" else fake_graph).sent_messages()
 
 
 def wait_for_sent(fake_twilio, count: int) -> list[dict]:

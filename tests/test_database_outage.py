@@ -1,5 +1,5 @@
 """MongoDB stops while messages arrive: the webhook answers 503 (nothing acknowledged, so Twilio
-retries), and once the database is back the retried message is stored and answered once."""
+or Meta retries), and once the database is back the retried message is stored and answered once."""
 from __future__ import annotations
 
 import subprocess
@@ -7,7 +7,8 @@ import subprocess
 import pytest
 
 from scripts import embedded_mongo
-from tests.conftest import inbound_form, signed_post
+from scripts.chat import meta_delivery
+from tests.conftest import META_PHONE_NUMBER_ID, inbound_form, meta_overrides, meta_post, signed_post
 from tests.processes import free_port
 
 
@@ -72,3 +73,24 @@ def test_readyz_is_503_while_the_database_is_down_and_200_when_it_is_back(client
     database["process"] = database["start"]()
     store.heartbeats.beat("host:1:abc", datetime.now(timezone.utc), 10)
     assert client.get("/readyz").status_code == 200
+
+
+@pytest.fixture
+def with_meta(settings_overrides, fake_graph):
+    settings_overrides.update(meta_overrides(settings_overrides, fake_graph))
+
+
+def test_a_meta_delivery_is_refused_while_the_database_is_down_and_answered_once_when_redelivered(
+        with_meta, client, store, worker, database, fake_graph):
+    """Meta redelivers what did not get a 200, for days: the same delivery, stored once."""
+    delivery = meta_delivery("34600111222", META_PHONE_NUMBER_ID, {"type": "text", "text": {"body": "a qué hora abre?"}})
+    stop(database)
+    assert meta_post(client, delivery).status_code == 503
+
+    database["process"] = database["start"]()
+    for _ in range(2):
+        assert meta_post(client, delivery).status_code == 200
+    worker.run_until_idle()
+
+    assert store.messages.collection.count_documents({"direction": "inbound"}) == 1
+    assert len(fake_graph.sent_messages()) == 1

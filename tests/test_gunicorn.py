@@ -10,8 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from scripts.chat import meta_delivery
 from tests.conftest import (
-    DEADLINE_SECONDS, ROOT, SENDER, WEBHOOK, inbound_form, post_signed, stop, wait_for_sent,
+    DEADLINE_SECONDS, META_PHONE_NUMBER_ID, ROOT, SENDER, WEBHOOK, inbound_form, post_as, post_signed, sent_on, stop,
+    wait_for_sent,
 )
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.processes import json_lines, wait_until
@@ -78,16 +80,27 @@ def test_rate_limit_holds_across_two_gunicorn_workers(gunicorn_server, mongodb_u
     assert counts == {"received": 5, "rate_limited": 15}
 
 
-def test_the_same_webhook_delivered_three_times_at_once_is_answered_once(gunicorn_server, worker_process,
-                                                                        fake_twilio, mongodb_uri):
-    form = inbound_form("¿cuánto cuesta la fibra de 600?")  # one MessageSid, as Twilio's retries carry
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        statuses = list(pool.map(lambda _: post_signed(gunicorn_server["base_url"], form).status_code, range(3)))
-    assert statuses == [200] * 3  # a duplicate is acknowledged too, or Twilio would keep retrying
+QUESTION = "¿cuánto cuesta la fibra de 600?"
+CHANNELS = pytest.mark.parametrize("gunicorn_server", [{}, {"channel": "meta"}], indirect=True,
+                                   ids=["twilio", "meta"])
 
-    (sent,) = wait_for_sent(fake_twilio, 1)
+
+@CHANNELS
+def test_the_same_webhook_delivered_three_times_at_once_is_answered_once(gunicorn_server, worker_process,
+                                                                        fake_twilio, fake_graph, mongodb_uri):
+    # one MessageSid (wamid), as the provider's retries carry
+    delivery = meta_delivery("34600111222", META_PHONE_NUMBER_ID, {"type": "text", "text": {"body": QUESTION}})
+    form = inbound_form(QUESTION)
+    post = (lambda: post_signed(gunicorn_server["base_url"], form)) if gunicorn_server["channel"] == "twilio" else \
+        (lambda: post_as(gunicorn_server, QUESTION, delivery=delivery))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        statuses = list(pool.map(lambda _: post().status_code, range(3)))
+    assert statuses == [200] * 3  # a duplicate is acknowledged too, or the provider would keep retrying
+
+    wait_until(lambda: sent_on(gunicorn_server, fake_twilio, fake_graph), "a reply", DEADLINE_SECONDS, 0.1)
     time.sleep(1)  # room for a duplicate to show up, were there one
-    assert len(fake_twilio.sent_messages()) == 1 and "32 €" in sent["body"]
+    (sent,) = sent_on(gunicorn_server, fake_twilio, fake_graph)
+    assert "32 €" in sent["body"]
     assert open_store(mongodb_uri).messages.collection.count_documents({"direction": "inbound"}) == 1
 
 
@@ -98,13 +111,15 @@ def slow_llm():
         yield server
 
 
-def test_a_worker_killed_mid_job_is_taken_over_after_its_lease(gunicorn_server, slow_llm, fake_twilio, tmp_path):
+@CHANNELS
+def test_a_worker_killed_mid_job_is_taken_over_after_its_lease(gunicorn_server, slow_llm, fake_twilio, fake_graph,
+                                                               tmp_path):
     env = dict(gunicorn_server["env"], OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=slow_llm.api_base,
                OPENAI_TIMEOUT_SECONDS="60", WORKER_LEASE_SECONDS="5")
     first = subprocess.Popen([sys.executable, "-m", "webapp.worker"], cwd=tmp_path, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert post_signed(gunicorn_server["base_url"], inbound_form("¿cuánto cuesta la fibra de 600?")).status_code == 200
+        assert post_as(gunicorn_server, QUESTION).status_code == 200
         wait_until(slow_llm.chat_requests, "the first worker to ask the LLM", DEADLINE_SECONDS, 0.1, (first,))
         first.kill()  # SIGKILL: no chance to release its claim
         first.wait(timeout=10)
@@ -112,13 +127,13 @@ def test_a_worker_killed_mid_job_is_taken_over_after_its_lease(gunicorn_server, 
         second = subprocess.Popen([sys.executable, "-m", "webapp.worker"], cwd=tmp_path, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            (sent,) = wait_for_sent(fake_twilio, 1)
+            wait_until(lambda: sent_on(gunicorn_server, fake_twilio, fake_graph), "a reply", DEADLINE_SECONDS, 0.1)
             time.sleep(1)  # room for a duplicate to show up, were there one
         finally:
             stop(second)
     finally:
         if first.poll() is None:
             first.kill()
+    (sent,) = sent_on(gunicorn_server, fake_twilio, fake_graph)
     assert "32 €" in sent["body"]
-    assert len(fake_twilio.sent_messages()) == 1
     assert len(slow_llm.chat_requests()) == 2  # asked again by the second worker
