@@ -2,7 +2,8 @@
 
     python scripts/bench_load.py [--customers 200] [--messages 10] [--rate 50] [--llm-delay SECONDS]
                                  [--web-instances 1] [--workers 1] [--worker-threads 4] [--chroma-server]
-                                 [--debounce 2] [--json] [--mongodb-uri URI] [--mongodb-options OPTIONS] [--keep]
+                                 [--debounce 2] [--channel twilio|meta] [--json] [--mongodb-uri URI]
+                                 [--mongodb-options OPTIONS] [--keep]
 
 Starts, all on 127.0.0.1 and in a scratch folder removed afterwards: a MongoDB-protocol server
 (SecantusDB, fresh data), a Chroma index of the sample knowledge base (sample_kb/: a folder, or with
@@ -15,16 +16,18 @@ given: then a fake OpenAI server answers every chat request after that many seco
 Each customer sends `--messages` distinct Spanish questions about the sample knowledge base, in
 order; all customers together send `--rate` messages per second, open-loop (every message leaves at
 its scheduled time from a thread pool, whatever the earlier ones are waiting for). Each request is
-signed as Twilio signs it. When all are sent, the run waits (at most `--drain-timeout`) for every
-reply to reach the fake Twilio, then reports:
+what the `--channel`'s provider posts, signed as it signs: Twilio's form to its webhook, or Meta's
+delivery (one message each) to /api/v1/meta/webhook, with the fake Graph API taking the replies
+in place of the fake Twilio. When all are sent, the run waits (at most `--drain-timeout`) for every
+reply to reach the fake provider, then reports:
 
 - acknowledged (2xx), answered (inbound status), lost (acknowledged, but no reply covering it
-  reached the fake Twilio), duplicated (an inbound message covered by more than one reply, or a send
-  at the fake Twilio beyond one per stored reply part), out of order (per customer, a send at the
-  fake Twilio that answers an earlier message than the send before it, by the parts' `reply_to`);
+  reached the fake provider), duplicated (an inbound message covered by more than one reply, or a send
+  at the fake provider beyond one per stored reply part), out of order (per customer, a send at the
+  fake provider that answers an earlier message than the send before it, by the parts' `reply_to`);
 - webhook latency (client-measured over every request, a timed-out one at its 15 s; and gunicorn's
   own request time, which leaves out the wait for a free gunicorn thread), the time from a message's
-  acknowledgement to the first reply covering it at the fake Twilio, how late each request left
+  acknowledgement to the first reply covering it at the fake provider, how late each request left
   against its schedule, and the achieved send rate;
 - CPU seconds used by each process group while sending and draining;
 - a baseline measured first, in the same run: the webhook alone (Flask's test client in this
@@ -32,10 +35,11 @@ reply to reach the fake Twilio, then reports:
   a share of what it sustains.
 
 The rate limit per customer (RATE_LIMIT_PER_WA_ID) is raised (`--rate-limit`) so the limiter never
-refuses the benchmark's traffic, but it is still checked on every message, as is Twilio's signature
-(over PUBLIC_BASE_URL, each gunicorn instance's own address). The fake Twilio makes no status
-callbacks. Exits 1 if anything was lost, duplicated or out of
-order, 130 on Ctrl-C.
+refuses the benchmark's traffic, but it is still checked on every message, as is each provider's
+signature (Twilio's over PUBLIC_BASE_URL, each gunicorn instance's own address). Handoffs after
+unanswered questions are off (HANDOFF_AFTER_UNANSWERED=0): a customer handed to a person gets no
+more answers from the bot, which would count as lost. The fakes make no status callbacks. Exits 1
+if anything was lost, duplicated or out of order, 130 on Ctrl-C.
 """
 from __future__ import annotations
 
@@ -64,8 +68,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scripts import embedded_mongo, run_local  # noqa: E402
-from scripts.chat import WEBHOOK_PATH, twilio_form  # noqa: E402
+from scripts.chat import WEBHOOK_PATHS, meta_delivery, meta_signature, twilio_form  # noqa: E402
 from scripts.eval_rag import percentile  # noqa: E402
+from tests.fakes.fake_graph import FakeGraph  # noqa: E402
 from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
 from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
 from tests.processes import (  # noqa: E402
@@ -76,6 +81,7 @@ from webapp.db.messages import OPEN_OUTBOUND  # noqa: E402
 
 ACCOUNT_SID = "AC" + "b" * 32
 SENDER = "whatsapp:+14155238886"
+META_PHONE_NUMBER_ID = "106540352242922"
 WEB_WORKERS = 2
 WEB_THREADS = 4
 BASELINE_REQUESTS = 400
@@ -140,23 +146,19 @@ QUESTIONS = [
 # -- the fakes ----------------------------------------------------------------------------------
 
 
-class TimedFakeTwilio(FakeTwilio):
-    """The fake Twilio, also noting when (monotonic clock) each accepted message arrived."""
+class Arrivals:
+    """Notes when (monotonic clock) each message the fake provider accepted arrived."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.arrivals: list[tuple[float, str, str, str]] = []  # (arrived, sid, to, body)
+        self.arrivals: list[tuple[float, str, str, str]] = []
 
-    def handle(self, method, path, headers, body):
-        arrived = time.monotonic()
-        reply = super().handle(method, path, headers, body)
-        if method == "POST" and reply.status == 201:
-            resource_ = json.loads(reply.body)
-            with self._lock:
-                self.arrivals.append((arrived, resource_["sid"], resource_["to"], resource_["body"]))
-        return reply
+    def note_arrival(self, arrived: float, external_id: str, to: str, body: str) -> None:
+        with self._lock:
+            self.arrivals.append((arrived, external_id, to, body))
 
     def sends(self) -> list[tuple[float, str, str, str]]:
+        """(arrived, the provider's id, to as whatsapp:+…, body), in arrival order."""
         with self._lock:
             return sorted(self.arrivals)
 
@@ -164,6 +166,60 @@ class TimedFakeTwilio(FakeTwilio):
         """After the warm-up: only the measured load's sends count."""
         with self._lock:
             self.arrivals.clear()
+
+
+class TimedFakeTwilio(Arrivals, FakeTwilio):
+    def handle(self, method, path, headers, body):
+        arrived = time.monotonic()
+        reply = super().handle(method, path, headers, body)
+        if method == "POST" and reply.status == 201:
+            resource_ = json.loads(reply.body)
+            self.note_arrival(arrived, resource_["sid"], resource_["to"], resource_["body"])
+        return reply
+
+
+class TimedFakeGraph(Arrivals, FakeGraph):
+    def handle(self, method, path, headers, body):
+        arrived = time.monotonic()
+        reply = super().handle(method, path, headers, body)
+        answer = json.loads(reply.body) if reply.status == 200 and method == "POST" else {}
+        if answer.get("messages"):
+            sent = json.loads(body)
+            self.note_arrival(arrived, answer["messages"][0]["id"], f"whatsapp:+{sent['to']}", sent["text"]["body"])
+        return reply
+
+
+class TwilioTraffic:
+    """A customer's message as Twilio posts it."""
+
+    path = WEBHOOK_PATHS["twilio"]
+
+    def __init__(self, secret: str):
+        self.validator = RequestValidator(secret)
+
+    def request(self, url: str, customer: int, text: str, name: str) -> tuple[dict, dict, str]:
+        """(the body, its headers, the provider's id for the message)"""
+        form = twilio_form(customer_number(customer), SENDER, text, name, ACCOUNT_SID)
+        return form, {"X-Twilio-Signature": self.validator.compute_signature(url, form)}, form["MessageSid"]
+
+
+class MetaTraffic:
+    """A customer's message as Meta delivers it."""
+
+    path = WEBHOOK_PATHS["meta"]
+
+    def __init__(self, secret: str):
+        self.secret = secret
+
+    def request(self, url: str, customer: int, text: str, name: str) -> tuple[bytes, dict, str]:
+        delivery = meta_delivery(customer_number(customer).removeprefix("whatsapp:+"), META_PHONE_NUMBER_ID,
+                                 {"type": "text", "text": {"body": text}}, name)
+        body = json.dumps(delivery).encode()
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(self.secret, body)}
+        return body, headers, delivery["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+
+
+TRAFFIC = {"twilio": TwilioTraffic, "meta": MetaTraffic}
 
 
 def llm_reply(messages: list[dict]) -> str:
@@ -177,8 +233,8 @@ def llm_reply(messages: list[dict]) -> str:
 # -- the load -----------------------------------------------------------------------------------
 
 
-def load_urls(ports: list[int]) -> list[str]:
-    return [f"http://127.0.0.1:{port}{WEBHOOK_PATH}" for port in ports]
+def load_urls(ports: list[int], traffic) -> list[str]:
+    return [f"http://127.0.0.1:{port}{traffic.path}" for port in ports]
 
 
 def customer_number(customer: int) -> str:
@@ -193,10 +249,10 @@ def question(customer: int, seq: int) -> str:
 class Load:
     """Sends the planned messages open-loop and records what happened to each request."""
 
-    def __init__(self, urls: list[str], auth_token: str, customers: int, messages: int, rate: float,
+    def __init__(self, urls: list[str], traffic, customers: int, messages: int, rate: float,
                  client_threads: int, first_customer: int = 0):
         self.urls = urls  # message k goes to urls[k % len(urls)]
-        self.validator = RequestValidator(auth_token)
+        self.traffic = traffic
         self.rate = rate
         self.client_threads = client_threads
         # interleaved: message k goes to customer k % customers, so each customer's messages are
@@ -207,17 +263,15 @@ class Load:
 
     def post(self, k: int, scheduled: float) -> None:
         customer, seq = self.plan[k]
-        form = twilio_form(customer_number(customer), SENDER, question(customer, seq), f"Cliente {customer}",
-                           ACCOUNT_SID)
-        # a fresh connection per webhook, as Twilio's deliveries come
         url = self.urls[k % len(self.urls)]
-        headers = {"X-Twilio-Signature": self.validator.compute_signature(url, form), "Connection": "close"}
-        record = {"customer": customer, "seq": seq, "sid": form["MessageSid"], "scheduled": scheduled}
+        body, headers, external_id = self.traffic.request(url, customer, question(customer, seq), f"Cliente {customer}")
+        headers["Connection"] = "close"  # a fresh connection per webhook, as the providers' deliveries come
+        record = {"customer": customer, "seq": seq, "sid": external_id, "scheduled": scheduled}
         session = getattr(self.local, "session", None) or requests.Session()
         self.local.session = session
         record["started"] = time.monotonic()
         try:
-            response = session.post(url, data=form, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS)
+            response = session.post(url, data=body, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS)
             record["status"] = response.status_code
         except requests.RequestException as exc:
             record["status"] = None
@@ -241,7 +295,7 @@ class Load:
         pool.shutdown(wait=True)
 
 
-def webhook_baseline(env: dict[str, str], mongodb_uri: str, auth_token: str, concurrency: int) -> dict:
+def webhook_baseline(env: dict[str, str], mongodb_uri: str, traffic, concurrency: int) -> dict:
     """The webhook alone, before the load: BASELINE_REQUESTS signed messages through Flask's test
     client in this process, `concurrency` at a time, against the same database server (a database
     of its own, dropped afterwards), with nothing else running. What the app and the database can
@@ -255,15 +309,12 @@ def webhook_baseline(env: dict[str, str], mongodb_uri: str, auth_token: str, con
         "log_level": "WARNING",  # its INFO lines would be mixed into the report
     })
     app = create_app(settings)
-    url = "http://localhost" + WEBHOOK_PATH
-    validator = RequestValidator(auth_token)
     seconds: list[float] = []
 
     def post(k: int) -> None:
-        form = twilio_form(customer_number(10_000 + k), SENDER, question(k, 0), "Base", ACCOUNT_SID)
-        headers = {"X-Twilio-Signature": validator.compute_signature(url, form)}
+        body, headers, _ = traffic.request("http://localhost" + traffic.path, 10_000 + k, question(k, 0), "Base")
         started = time.perf_counter()
-        response = app.test_client().post(WEBHOOK_PATH, data=form, headers=headers)
+        response = app.test_client().post(traffic.path, data=body, headers=headers)
         seconds.append(time.perf_counter() - started)
         if response.status_code != 200:
             raise RuntimeError(f"baseline webhook answered {response.status_code}: {response.get_data(as_text=True)}")
@@ -296,7 +347,7 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def match_sends(outbound: list[dict], sends: list[tuple[float, str, str, str]]) -> tuple[list, list, int]:
-    """Pair each send at the fake Twilio with the stored part it delivered: by the SID the worker
+    """Pair each send at the fake provider with the stored part it delivered: by the SID the worker
     stored, else (the worker has not stored it yet) with a part of the same customer and body that
     has no SID, one send per part. Returns (send, part) pairs in arrival order, the sends left
     over (duplicates), and how many were paired by body."""
@@ -319,7 +370,7 @@ def match_sends(outbound: list[dict], sends: list[tuple[float, str, str, str]]) 
 
 
 def out_of_order(pairs: list, rank: dict, reply_key) -> tuple[int, set]:
-    """Sends (in arrival order at the fake Twilio) that answer an earlier inbound message, by `rank`,
+    """Sends (in arrival order at the fake provider) that answer an earlier inbound message, by `rank`,
     than the customer's send before them; and the customers concerned."""
     errors, customers = 0, set()
     last_by_customer: dict[str, dict] = {}
@@ -413,7 +464,7 @@ def analyse(load: Load, inbound: list[dict], outbound: list[dict], sends: list[t
         "rate_limited": inbound_statuses.get("rate_limited", 0),
         "replies_queued": len({reply_key(m) for m in outbound}),
         "reply_parts_queued": len(outbound),
-        "sends_at_twilio": len(sends),
+        "sends_at_provider": len(sends),
         "reply_outcomes": outcomes,
         "lost": len(lost),
         "duplicated": len(covered_twice) + len(unmatched_sends),
@@ -434,11 +485,11 @@ def analyse(load: Load, inbound: list[dict], outbound: list[dict], sends: list[t
     }
 
 
-def gunicorn_request_ms(log_files: list[Path]) -> dict:
+def gunicorn_request_ms(log_files: list[Path], path: str) -> dict:
     """gunicorn's own time for each acknowledged webhook request (its JSON access log)."""
     seconds = [line["duration_ms"] / 1000 for log_file in log_files if log_file.exists()
                for line in json_lines(log_file.read_text(errors="replace"))
-               if line.get("logger") == "gunicorn.access" and line.get("path") == WEBHOOK_PATH
+               if line.get("logger") == "gunicorn.access" and line.get("path") == path
                and 200 <= line.get("status", 0) < 300]
     return summary_ms(seconds, 50, 99)
 
@@ -487,7 +538,7 @@ def print_table(report: dict) -> None:
         "but not acknowledged in time)",
         f"answered (inbound)       {result['answered']:>8}   (stored {result['stored_inbound']}: "
         f"{result['inbound_statuses']})",
-        f"replies sent / inbound   {result['sends_at_twilio']:>8} / {result['stored_inbound']}   "
+        f"replies sent / inbound   {result['sends_at_provider']:>8} / {result['stored_inbound']}   "
         f"({result['replies_queued']} replies in {result['reply_parts_queued']} parts queued; "
         f"outcomes {result['reply_outcomes']})",
         f"lost                     {result['lost']:>8}",
@@ -495,7 +546,8 @@ def print_table(report: dict) -> None:
         f"out of order             {result['out_of_order']:>8}   ({result['customers_out_of_order']} customers; "
         f"{result['out_of_order_detail']})",
         f"rate limited             {result['rate_limited']:>8}",
-        f"twilio contract errors   {report['twilio_contract_violations']:>8}",
+        f"contract errors          {report['contract_violations']:>8}   (the {config['channel']} requests the fake "
+        "checked against the provider's OpenAPI document)",
         "",
         f"webhook latency (client, all requests) p50 {w['p50']} ms  p99 {w['p99']} ms  max {w['max']} ms"
         "   (target p99 <= 100 ms)",
@@ -570,6 +622,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds to watch for late duplicates after the drain")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs, data) and print its path")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--channel", choices=sorted(TRAFFIC), default="twilio",
+                        help="the provider the customers write through")
     args = parser.parse_args(argv)
     if args.client_threads is None:
         args.client_threads = int(args.rate * REQUEST_TIMEOUT_SECONDS) + 16
@@ -618,7 +672,10 @@ def main(argv: list[str] | None = None) -> int:
             run_local.load_sample_if_empty(settings)
 
         twilio = TimedFakeTwilio(ACCOUNT_SID, auth_token).start()
-        fakes.append(twilio)
+        graph = TimedFakeGraph(auth_token).start()
+        fakes += [twilio, graph]
+        provider = graph if args.channel == "meta" else twilio  # where the replies go
+        traffic = TRAFFIC[args.channel](auth_token)
         llm = None
         if args.llm_delay is not None:
             llm = FakeOpenAI(reply=llm_reply, api_key="sk-bench").start()
@@ -629,14 +686,19 @@ def main(argv: list[str] | None = None) -> int:
         ports = [free_port() for _ in range(args.web_instances)]
         env = app_env(mongodb_uri, scratch / "chroma", twilio.base_url, ACCOUNT_SID, auth_token, SENDER,
                       PUBLIC_BASE_URL=f"http://127.0.0.1:{ports[0]}", REPLY_DEBOUNCE_SECONDS=str(args.debounce),
-                      RATE_LIMIT_PER_WA_ID=args.rate_limit, WEB_THREADS=str(WEB_THREADS), WORKER_THREADS=str(args.worker_threads), **chroma)
+                      RATE_LIMIT_PER_WA_ID=args.rate_limit, WEB_THREADS=str(WEB_THREADS),
+                      # a customer who gets two "I don't know"s in a row is handed to a person, whose
+                      # messages the bot then keeps for them: not what this measures
+                      HANDOFF_AFTER_UNANSWERED="0",
+                      WORKER_THREADS=str(args.worker_threads), META_APP_SECRET=auth_token, META_VERIFY_TOKEN=auth_token,
+                      META_ACCESS_TOKEN=auth_token, META_GRAPH_API_BASE=graph.base_url, **chroma)
         worker_env = dict(env)
         if llm is not None:
             worker_env.update(OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=llm.api_base,
                               OPENAI_TIMEOUT_SECONDS=str(min(120, args.llm_delay + 15)))
         note(f"baseline: the webhook alone, {BASELINE_REQUESTS} requests in this process, 1 and "
              f"{WEB_WORKERS * WEB_THREADS} at a time")
-        baseline = [webhook_baseline(env, database_uri(mongodb_uri, f"{database_name}_baseline"), auth_token, n)
+        baseline = [webhook_baseline(env, database_uri(mongodb_uri, f"{database_name}_baseline"), traffic, n)
                     for n in (1, WEB_WORKERS * WEB_THREADS)]
         note(f"starting {args.web_instances} gunicorn instance(s) ({WEB_WORKERS} workers each) on ports "
              f"{', '.join(map(str, ports))} and {args.workers} worker process(es) x {args.worker_threads} threads")
@@ -655,15 +717,15 @@ def main(argv: list[str] | None = None) -> int:
         startup_seconds = time.monotonic() - began
         if args.warm_up:
             note(f"warm-up: {args.warm_up} conversations")
-            Load(load_urls(ports), auth_token, args.warm_up, 1, args.rate, args.client_threads,
+            Load(load_urls(ports, traffic), traffic, args.warm_up, 1, args.rate, args.client_threads,
                  first_customer=WARM_UP_CUSTOMERS).run(stop)
             drain(db, time.monotonic() + args.drain_timeout, stop)
-            twilio.forget_sends()
+            provider.forget_sends()
         served = {"gunicorn": gunicorns, "worker": workers}
         memory_before = memory(served)
         measured_since = datetime.now(timezone.utc)
 
-        load = Load(load_urls(ports), auth_token, args.customers, args.messages, args.rate, args.client_threads)
+        load = Load(load_urls(ports, traffic), traffic, args.customers, args.messages, args.rate, args.client_threads)
         note(f"sending {len(load.plan)} messages at {args.rate} msg/s")
         cpu_before = {"secantusdb": cpu_seconds(database.pid) if database else 0.0,
                       "gunicorn": sum(cpu_seconds(g.pid) for g in gunicorns),
@@ -689,11 +751,11 @@ def main(argv: list[str] | None = None) -> int:
         outbound = list(db.messages.find({"direction": "outbound", "created_at": {"$gte": measured_since}},
                                          {"reply_to": 1, "part": 1, "kind": 1, "external_id": 1, "status": 1,
                                           "outcome": 1, "wa_id": 1, "body": 1}))
-        result = analyse(load, inbound, outbound, twilio.sends())
-        result["webhook_server_ms"] = gunicorn_request_ms(gunicorn_logs)
+        result = analyse(load, inbound, outbound, provider.sends())
+        result["webhook_server_ms"] = gunicorn_request_ms(gunicorn_logs, traffic.path)
         report = {
             "config": {
-                "customers": args.customers, "messages": args.messages, "rate": args.rate,
+                "channel": args.channel, "customers": args.customers, "messages": args.messages, "rate": args.rate,
                 "llm_delay": args.llm_delay, "web_instances": args.web_instances, "workers": args.workers,
                 "worker_threads": args.worker_threads, "chroma": "server (chroma run)" if args.chroma_server else "folder",
                 "web_workers": WEB_WORKERS, "warm_up": args.warm_up, "debounce": args.debounce,
@@ -705,7 +767,7 @@ def main(argv: list[str] | None = None) -> int:
             "result": result,
             "webhook_baseline": baseline,
             "drain_deadline_hit": not drained,
-            "twilio_contract_violations": len(twilio.contract_violations),
+            "contract_violations": len(provider.contract_violations),
             "llm_chat_requests": len(llm.chat_requests()) if llm else None,
             "seconds": {
                 "startup": round(startup_seconds, 1), "sending": round(sending_seconds, 1),
