@@ -412,3 +412,20 @@ def test_send_test_through_meta_uses_the_configured_number(client, store, fake_g
 def test_readiness_names_each_channels_mode(client):
     checks = client.get("/readyz").get_json()["checks"]
     assert checks["meta"] == {"ok": True, "mode": "sending"} and checks["twilio"] == {"ok": True, "mode": "sending"}
+
+
+def test_a_meta_only_deployment_has_no_twilio_webhook_to_forge(settings_overrides, store):
+    from webapp import create_app
+    from webapp.config import ConfigError, load_settings
+
+    meta_only = dict(settings_overrides, twilio_auth_token="", twilio_account_sid="", twilio_whatsapp_from="",
+                     public_base_url="")
+    app = create_app(load_settings(**meta_only))
+    client = app.test_client()
+    for path in (f"{W}/webhook", f"{W}/status"):
+        assert client.post(path, data=inbound_form("hola")).status_code == 404
+    assert meta_post(client, text("hola")).status_code == 200
+    app.extensions["whatsapp_assistant"].close()
+    with pytest.raises(ConfigError, match="no channel is configured"):
+        load_settings(**dict(meta_only, meta_app_secret="", meta_verify_token="", meta_access_token="",
+                             meta_phone_number_id=""))
