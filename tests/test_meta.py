@@ -384,7 +384,7 @@ def test_test_and_diag_report_each_channel_with_secrets_masked(client, fake_grap
     diag = client.get(f"{W}/diag", headers=ADMIN)
     meta = diag.get_json()["channels"]["meta"]
     assert meta == {"mode": "sending", "phone_number_id": META_PHONE_NUMBER_ID,
-                    "access_token": "****" + META_ACCESS_TOKEN[-4:], "api": fake_graph.base_url + "/v23.0"}
+                    "authorization": "****" + META_ACCESS_TOKEN[-4:], "api": fake_graph.base_url + "/v23.0"}
     for secret in (META_ACCESS_TOKEN, META_APP_SECRET, META_VERIFY_TOKEN):
         assert secret not in diag.get_data(as_text=True)
 

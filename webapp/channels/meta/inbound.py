@@ -20,7 +20,6 @@ from webapp.formatting import strip_control_chars
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "meta"
 WA_ID = re.compile(r"[0-9]{6,15}")
 PHONE_NUMBER_ID = re.compile(r"[0-9]{1,30}")
 WAMID = re.compile(r"[A-Za-z0-9._=+/:-]{1,255}")  # "wamid." and base64
@@ -42,9 +41,10 @@ class Delivery:
     skipped: int = 0  # messages or statuses that could not be read
 
 
-def parse_delivery(payload: object, max_chars: int) -> Delivery:
-    """The messages and statuses of a delivery, in the order Meta sent them; InvalidInbound if it
-    is not a WhatsApp delivery at all."""
+def parse_delivery(payload: object, max_chars: int, channel: str) -> Delivery:
+    """The messages and statuses of a delivery, in the order Meta sent them, as `channel`'s (Meta's,
+    or a provider's that forwards Meta's deliveries); InvalidInbound if it is not a WhatsApp
+    delivery at all."""
     if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
         raise InvalidInbound("object", "not a WhatsApp Business Account delivery (object must be "
                                        "whatsapp_business_account)")
@@ -54,11 +54,11 @@ def parse_delivery(payload: object, max_chars: int) -> Delivery:
     delivery = Delivery()
     for change in (c for e in entries if isinstance(e, dict) for c in _list(e.get("changes"))):
         if isinstance(change, dict) and change.get("field") == "messages" and isinstance(change.get("value"), dict):
-            _read_change(change["value"], max_chars, delivery)
+            _read_change(change["value"], max_chars, channel, delivery)
     return delivery
 
 
-def _read_change(value: dict, max_chars: int, delivery: Delivery) -> None:
+def _read_change(value: dict, max_chars: int, channel: str, delivery: Delivery) -> None:
     business = str((value.get("metadata") or {}).get("phone_number_id", "")) \
         if isinstance(value.get("metadata"), dict) else ""
     names = {contact["wa_id"]: _text(contact["profile"].get("name"), 100)
@@ -66,12 +66,12 @@ def _read_change(value: dict, max_chars: int, delivery: Delivery) -> None:
              and isinstance(contact.get("wa_id"), str) and isinstance(contact.get("profile"), dict)}
     for error in _list(value.get("errors")):
         log.warning("Meta reported an error with a delivery: %s", error)
-    for item, parse in [(m, _message) for m in _list(value.get("messages"))] + \
-                       [(s, _status) for s in _list(value.get("statuses"))]:
+    for item, parse in [(m, message_of) for m in _list(value.get("messages"))] + \
+                       [(s, status_of) for s in _list(value.get("statuses"))]:
         try:
             if not PHONE_NUMBER_ID.fullmatch(business):
                 raise InvalidInbound("metadata.phone_number_id", "the business number's id is missing")
-            parsed = parse(item, business, names, max_chars)
+            parsed = parse(item, business, names, max_chars, channel)
         except InvalidInbound as exc:
             delivery.skipped += 1
             log.warning("skipped an item of a Meta delivery: %s (%s)", exc.message, exc.field)
@@ -79,7 +79,8 @@ def _read_change(value: dict, max_chars: int, delivery: Delivery) -> None:
         (delivery.messages if isinstance(parsed, InboundMessage) else delivery.statuses).append(parsed)
 
 
-def _message(item: object, business: str, names: dict, max_chars: int) -> InboundMessage:
+def message_of(item: object, business: str, names: dict, max_chars: int, channel: str) -> InboundMessage:
+    """One Cloud API message object (Meta's, or one a provider sends in the same shape)."""
     if not isinstance(item, dict):
         raise InvalidInbound("messages", "a message must be an object")
     sender = str(item.get("from", ""))
@@ -93,7 +94,7 @@ def _message(item: object, business: str, names: dict, max_chars: int) -> Inboun
         raise InvalidInbound("messages.text.body", f"the text is longer than {max_chars} characters")
     context.update(_replied_to(item))
     media = [_media(kind, content)] if kind in MEDIA_TYPES and content else []
-    return InboundMessage(CHANNEL, business, wamid, sender, body, names.get(sender, ""), media,
+    return InboundMessage(channel, business, wamid, sender, body, names.get(sender, ""), media,
                           _location(content) if kind == "location" else None, kind, context)
 
 
@@ -144,7 +145,9 @@ def _location(content: dict) -> dict | None:
     return {"latitude": latitude, "longitude": longitude, **{k: v for k, v in place.items() if v}}
 
 
-def _status(item: object, business: str, names: dict, max_chars: int) -> StatusReport:
+def status_of(item: object, business: str = "", names: dict | None = None, max_chars: int = 0,
+              channel: str = "") -> StatusReport:
+    """One Cloud API status object."""
     if not isinstance(item, dict):
         raise InvalidInbound("statuses", "a status must be an object")
     status = item.get("status")

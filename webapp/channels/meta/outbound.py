@@ -1,6 +1,7 @@
-"""Meta outbound: send through the Graph API (`POST /{version}/{phone_number_id}/messages`, a bearer
-access token), mark a customer's message read with the typing indicator, and read a phone
-number's details (`test`).
+"""Cloud API outbound: send through Meta's Graph API (`POST /{version}/{phone_number_id}/messages`,
+a bearer access token) or a provider that re-sells it with the same request shapes (Kapso,
+360dialog: their own base URL and key), mark a customer's message read with the typing indicator,
+and read the number's details (`test`).
 
 Graph errors come as `{"error": {"code", "message", "error_subcode", …}}`; `failure_of` says which
 to retry. Mexican and Argentine numbers reach us with the mobile digit (`521…`, `549…`), while a
@@ -56,26 +57,33 @@ def read_with_typing(external_id: str) -> dict:
             "typing_indicator": {"type": "text"}}
 
 
-class MetaChannel(Channel):
-    name = "meta"
+class CloudApiChannel(Channel):
     max_part_chars = 4096  # a longer text body is refused
 
-    def __init__(self, access_token: str, phone_number_id: str, api_base: str, version: str, timeout: float):
-        self.access_token = access_token
+    def __init__(self, name: str, api: str, credentials: dict[str, str], phone_number_id: str, timeout: float,
+                 number_in_path: bool = True, details_path: str = ""):
+        """`api`: the base every path is under (Meta's includes the Graph version); `credentials`:
+        the headers that authenticate; `number_in_path`: whether the sending number's id goes in
+        the path (Meta, Kapso) or is implied by the key (360dialog); `details_path`: what `test`
+        reads (default: the number's details)."""
+        self.name = name
+        self.api = api.rstrip("/")
+        self.credentials = credentials
         self.phone_number_id = phone_number_id  # sends what answers no customer's message (send-test)
-        self.api = f"{api_base.rstrip('/')}/{version}"
         self.timeout = timeout
+        self.number_in_path = number_in_path
+        self.details_path = details_path
         self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {access_token}"
-        self.reply_numbers: dict[str, str] = {}  # wa_id → the form of it Meta accepts replies to
+        self.session.headers.update(credentials)
+        self.reply_numbers: dict[str, str] = {}  # wa_id → the form of it the provider accepts replies to
         self._lock = threading.Lock()
 
     def send_text(self, business: str, wa_id: str, text: str, reference: str = "") -> SendResult:
         """Send one text from `business` (the phone number id the customer wrote to;
         META_PHONE_NUMBER_ID when "")."""
         phone_number_id = business or self.phone_number_id
-        if not phone_number_id:
-            raise SendError("no phone number to send from: set META_PHONE_NUMBER_ID", Failure.PERMANENT)
+        if self.number_in_path and not phone_number_id:
+            raise SendError(f"no phone number to send from: set {self.name.upper()}_PHONE_NUMBER_ID", Failure.PERMANENT)
         to = self.reply_numbers.get(wa_id, wa_id)
         try:
             answer = self._post(phone_number_id, text_message(to, text))
@@ -97,29 +105,34 @@ class MetaChannel(Channel):
         self._post(business or self.phone_number_id, read_with_typing(external_id))
 
     def check(self) -> dict:
-        """The phone number's details from the Graph API: proves the token reaches the number."""
-        if not self.phone_number_id:
-            return {"status": "error", "message": "META_PHONE_NUMBER_ID is not set", "meta": None}
+        """The number's details from the provider: proves the credentials reach the number."""
+        if self.details_path:
+            url, params, key = f"{self.api}{self.details_path}", {}, "details"
+        elif self.phone_number_id:
+            url, params, key = f"{self.api}/{self.phone_number_id}", {"fields": PHONE_FIELDS}, "phone_number"
+        else:
+            return {"status": "error", "message": f"{self.name.upper()}_PHONE_NUMBER_ID is not set", self.name: None}
         try:
-            response = self.session.get(f"{self.api}/{self.phone_number_id}", params={"fields": PHONE_FIELDS},
-                                        timeout=self.timeout)
+            response = self.session.get(url, params=params, timeout=self.timeout)
         except requests.RequestException as exc:
-            return {"status": "error", "message": f"{type(exc).__name__}: {exc}", "meta": None}
+            return {"status": "error", "message": f"{type(exc).__name__}: {exc}", self.name: None}
         if response.status_code >= 400:
             error = graph_error(response)
             return {"status": "error", "message": f"HTTP {response.status_code}",
-                    "meta": {"code": error.code, "message": error.message}}
+                    self.name: {"code": error.code, "message": error.message}}
         details = response.json()
-        return {"status": "ok", "phone_number": {name: details.get(name) for name in PHONE_FIELDS.split(",")}}
+        if key == "phone_number":
+            details = {name: details.get(name) for name in PHONE_FIELDS.split(",")}
+        return {"status": "ok", key: details}
 
     def describe(self) -> dict:
-        return {"phone_number_id": self.phone_number_id or None, "access_token": masked(self.access_token),
-                "api": self.api}
+        return {"phone_number_id": self.phone_number_id or None, "api": self.api,
+                **{name.lower(): masked(value.removeprefix("Bearer ")) for name, value in self.credentials.items()}}
 
     def _post(self, phone_number_id: str, payload: dict) -> dict:
+        url = f"{self.api}/{phone_number_id}/messages" if self.number_in_path else f"{self.api}/messages"
         try:
-            response = self.session.post(f"{self.api}/{phone_number_id}/messages", json=payload,
-                                         timeout=self.timeout)
+            response = self.session.post(url, json=payload, timeout=self.timeout)
         except requests.ReadTimeout as exc:
             raise SendError(f"no answer from the Graph API in time ({exc})", Failure.UNCONFIRMED) from None
         except requests.RequestException as exc:

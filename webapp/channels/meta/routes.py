@@ -18,6 +18,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from webapp import inbox
 from webapp.channels.base import InvalidInbound
+from webapp.channels.meta import NAME as CHANNEL
 from webapp.channels.meta.inbound import parse_delivery, signature_is_valid
 from webapp.services import services
 
@@ -44,20 +45,31 @@ def receive():
     body = request.get_data(cache=True)
     if not signature_is_valid(app.settings.meta_app_secret.get_secret_value(), body,
                               request.headers.get("X-Hub-Signature-256", "")):
-        log.warning("Meta delivery refused: missing or invalid X-Hub-Signature-256")
-        app.metrics.webhooks.labels(channel="meta", outcome="forbidden").inc()
-        return jsonify(error="invalid or missing X-Hub-Signature-256"), 403
+        return refused(app, CHANNEL, "X-Hub-Signature-256")
+    return take(app, body, lambda payload: parse_delivery(payload, app.settings.max_inbound_chars, CHANNEL), CHANNEL)
+
+
+def refused(app, channel: str, header: str):
+    log.warning("%s delivery refused: missing or invalid %s", channel, header)
+    app.metrics.webhooks.labels(channel=channel, outcome="forbidden").inc()
+    return jsonify(error=f"invalid or missing {header}"), 403
+
+
+def take(app, body: bytes, parse, channel: str):
+    """An authenticated delivery, parsed by `parse` into a Delivery: its messages handed to the
+    inbox (a millisecond apart, so stored in the provider's order), its statuses applied; 400 if
+    it is not a delivery at all."""
     try:
-        delivery = parse_delivery(json.loads(body), app.settings.max_inbound_chars)
+        delivery = parse(json.loads(body))
     except (ValueError, RecursionError) as exc:
-        app.metrics.webhooks.labels(channel="meta", outcome="invalid").inc()
+        app.metrics.webhooks.labels(channel=channel, outcome="invalid").inc()
         field = exc.field if isinstance(exc, InvalidInbound) else "body"
         message = exc.message if isinstance(exc, InvalidInbound) else "the body is not valid JSON"
         return jsonify(error=message, field=field), 400
     now = datetime.now(timezone.utc)
-    for number, message in enumerate(delivery.messages):  # a millisecond apart: stored in Meta's order
+    for number, message in enumerate(delivery.messages):
         outcome = inbox.receive(app, message, now + timedelta(milliseconds=number))
-        app.metrics.webhooks.labels(channel="meta", outcome=outcome).inc()
+        app.metrics.webhooks.labels(channel=channel, outcome=outcome).inc()
     for report in delivery.statuses:
         inbox.apply_status(app, report, now)
     return jsonify(messages=len(delivery.messages), statuses=len(delivery.statuses), skipped=delivery.skipped)
