@@ -102,6 +102,12 @@ def meta_overrides(settings_overrides: dict, fake_graph: FakeGraph) -> dict:
                 meta_graph_api_base=fake_graph.base_url)
 
 
+def all_channels(settings_overrides: dict, fake_graph: FakeGraph) -> dict:
+    """Every channel's webhooks served: Meta sending through `fake_graph`, Kapso and 360dialog in dry-run."""
+    return dict(meta_overrides(settings_overrides, fake_graph), kapso_webhook_secret="test-kapso-secret",
+                d360_webhook_secret="test-d360-secret")
+
+
 def meta_post(client, delivery: dict, secret: str = META_APP_SECRET):
     """POST a delivery to Meta's webhook, signed as Meta signs it."""
     body = json.dumps(delivery).encode()

@@ -11,7 +11,7 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
-from tests.conftest import ROOT, ADMIN_TOKEN, AUTH_TOKEN, WEBHOOK, inbound_form, meta_overrides, signed_post
+from tests.conftest import ROOT, ADMIN_TOKEN, AUTH_TOKEN, WEBHOOK, all_channels, inbound_form, signed_post
 from webapp import create_app
 from webapp.config import ConfigError, load_settings
 
@@ -154,7 +154,9 @@ def test_only_media_on_twilio_hosts_is_kept(client, store, url, kept):
 
 
 OPEN_ROUTES = {"/healthz": 200, "/readyz": 503, "/api/v1/openapi.json": 200}  # reveal no data
-TWILIO_ROUTES = {WEBHOOK, STATUS, "/api/v1/meta/webhook"}  # signed by the provider instead
+# signed by the provider instead (or carrying our secret: 360dialog)
+TWILIO_ROUTES = {WEBHOOK, STATUS, "/api/v1/meta/webhook", "/api/v1/kapso/webhook", "/api/v1/360dialog/webhook",
+                 "/api/v1/360dialog/webhook/" + "a" * 24}
 
 
 def every_route(app) -> list[tuple[str, str]]:
@@ -165,7 +167,7 @@ def every_route(app) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def all_channels_overrides(settings_overrides, fake_graph):
-    return meta_overrides(dict(settings_overrides, rate_limit_admin_failures_per_ip="1000 per minute"), fake_graph)
+    return all_channels(dict(settings_overrides, rate_limit_admin_failures_per_ip="1000 per minute"), fake_graph)
 
 
 def test_every_route_but_the_providers_and_the_open_ones_needs_the_admin_token(all_channels_overrides, fake_twilio,
@@ -173,7 +175,8 @@ def test_every_route_but_the_providers_and_the_open_ones_needs_the_admin_token(a
     app = create_app(load_settings(**all_channels_overrides))
     client, store = app.test_client(), app.extensions["whatsapp_assistant"].store
     routes = every_route(app)
-    assert len(routes) > 15 and ("POST", "/api/v1/meta/webhook") in routes
+    assert len(routes) > 15 and {("POST", "/api/v1/meta/webhook"), ("POST", "/api/v1/kapso/webhook"),
+                                 ("POST", "/api/v1/360dialog/webhook")} <= set(routes)
     for method, path in routes:
         response = client.open(path, method=method, headers={"Authorization": "Bearer wrong"},
                                query_string={"to": "whatsapp:+34600111222", "text": "hola"})

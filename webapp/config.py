@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     meta_graph_api_version: str = "v23.0"
     meta_timeout_seconds: float = Field(10.0, gt=0, le=60)
 
+    # Kapso (Meta's Cloud API through Kapso) and 360dialog
+    kapso_webhook_secret: SecretStr = SecretStr("")
+    kapso_api_key: SecretStr = SecretStr("")
+    kapso_phone_number_id: str = ""
+    kapso_api_base: str = "https://api.kapso.ai/meta/whatsapp/v24.0"
+    d360_webhook_secret: SecretStr = SecretStr("")
+    d360_api_key: SecretStr = SecretStr("")
+    d360_api_base: str = "https://waba-v2.360dialog.io"
+
     # Storage
     mongodb_uri: str = "mongodb://127.0.0.1:27017/whatsapp_assistant?directConnection=true"
     mongodb_timeout_seconds: float = Field(3.0, gt=0, le=30)
@@ -119,7 +128,7 @@ class Settings(BaseSettings):
             raise ValueError("must be 'AC' followed by 32 hex characters")
         return value
 
-    @field_validator("meta_phone_number_id")
+    @field_validator("meta_phone_number_id", "kapso_phone_number_id")
     @classmethod
     def _phone_number_id(cls, value: str) -> str:
         if value and not re.fullmatch(r"[0-9]{1,30}", value):
@@ -134,7 +143,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("twilio_api_base", "public_base_url", "openai_base_url", "chroma_url", "handoff_webhook_url",
-                     "meta_graph_api_base")
+                     "meta_graph_api_base", "kapso_api_base", "d360_api_base")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if value and urlsplit(value).scheme not in ("http", "https"):
@@ -179,11 +188,20 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _keys_have_webhooks(self) -> "Settings":
+        """A provider's API key without its webhook secret would send replies to messages that cannot come in."""
+        for key, secret in (("kapso_api_key", "kapso_webhook_secret"), ("d360_api_key", "d360_webhook_secret")):
+            if getattr(self, key).get_secret_value() and not getattr(self, secret).get_secret_value():
+                raise ValueError(f"{secret.upper()} required with {key.upper()} (the webhook is checked with it)")
+        return self
+
+    @model_validator(mode="after")
     def _a_channel_is_on(self) -> "Settings":
-        if not (self.twilio_receives or self.meta_receives):
+        if not (self.twilio_receives or self.meta_receives or self.kapso_receives or self.d360_receives):
             raise ValueError(
                 "no channel is configured: set TWILIO_AUTH_TOKEN (the key Twilio signs webhooks with), "
-                "or META_APP_SECRET and META_VERIFY_TOKEN (Meta's WhatsApp Cloud API)"
+                "META_APP_SECRET and META_VERIFY_TOKEN (Meta's WhatsApp Cloud API), KAPSO_WEBHOOK_SECRET "
+                "(Kapso) or D360_WEBHOOK_SECRET (360dialog)"
             )
         return self
 
@@ -217,6 +235,22 @@ class Settings(BaseSettings):
     def meta_sends(self) -> bool:
         """Replies go out through the Graph API when the access token is set too; else dry-run."""
         return self.meta_receives and bool(self.meta_access_token.get_secret_value())
+
+    @property
+    def kapso_receives(self) -> bool:
+        return bool(self.kapso_webhook_secret.get_secret_value())
+
+    @property
+    def kapso_sends(self) -> bool:
+        return self.kapso_receives and bool(self.kapso_api_key.get_secret_value())
+
+    @property
+    def d360_receives(self) -> bool:
+        return bool(self.d360_webhook_secret.get_secret_value())
+
+    @property
+    def d360_sends(self) -> bool:
+        return self.d360_receives and bool(self.d360_api_key.get_secret_value())
 
     @property
     def twilio_sends(self) -> bool:

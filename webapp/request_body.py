@@ -12,7 +12,7 @@ from webapp.validation import InvalidInput, Model, validated
 MAX_REQUEST_BYTES = 64 * 1024  # Twilio's largest webhook (1,600 chars + 10 media URLs) is far smaller
 # Meta and the providers re-selling its API batch many messages and statuses in one delivery (up to 3 MB).
 MAX_DELIVERY_BYTES = 3 * 1024 * 1024
-DELIVERY_PATHS = ("/api/v1/meta/",)
+DELIVERY_PATHS = ("/api/v1/meta/", "/api/v1/kapso/", "/api/v1/360dialog/")
 
 
 def body_limit(path: str) -> int:

@@ -1,4 +1,5 @@
-"""A fake Meta Graph API (the WhatsApp Cloud API) serving real HTTP on 127.0.0.1 for tests.
+"""A fake Meta Graph API (the WhatsApp Cloud API) serving real HTTP on 127.0.0.1 for tests, also
+as Kapso and 360dialog serve it (`flavor`: their paths and key headers, the same request shapes).
 
 Covers `POST /{version}/{phone_number_id}/messages` (a text, a read receipt with the typing
 indicator) and `GET /{version}/{phone_number_id}` (the number's details). Every request is
@@ -36,7 +37,27 @@ SPEC_PATH = Path(__file__).resolve().parents[2].parent / "shared/meta/business-m
 MESSAGES_PATH = "/{Version}/{Phone-Number-ID}/messages"
 READ_RECEIPT_EXAMPLE = "Send typing indicator and read receipt"
 CONTRACT_ERROR_CODE = 100  # the Graph API's "invalid parameter"
-ROUTE = re.compile(r"^/(v[0-9]+\.[0-9]+)/([0-9]+)(/messages)?$")
+
+@dataclass(frozen=True)
+class Flavor:
+    """How one provider serves the Cloud API: its paths (the number's id in group `number`, `messages`
+    set for a send) and the header that carries its key."""
+
+    route: re.Pattern
+    key_header: str  # lower-case
+    key_prefix: str = ""
+
+
+FLAVORS = {
+    # Meta: /{version}/{phone_number_id}[/messages], a bearer token
+    "meta": Flavor(re.compile(r"^/v[0-9]+\.[0-9]+/(?P<number>[0-9]+)(?P<messages>/messages)?$"), "authorization",
+                   "Bearer "),
+    # Kapso: its Meta-compatible API under /meta/whatsapp/{version}, the project's API key
+    "kapso": Flavor(re.compile(r"^/meta/whatsapp/v[0-9]+\.[0-9]+/(?P<number>[0-9]+)(?P<messages>/messages)?$"),
+                    "x-api-key"),
+    # 360dialog: /messages (the key names the number) and /v1/configs/webhook, the number's API key
+    "360dialog": Flavor(re.compile(r"^(?:(?P<messages>/messages)|/v1/configs/webhook)$"), "d360-api-key"),
+}
 
 
 @functools.lru_cache(maxsize=None)
@@ -135,9 +156,11 @@ class GraphRequest:
 
 
 class FakeGraph(ProviderFake):
-    def __init__(self, access_token: str, port: int = 0, allowed_numbers: set[str] | None = None) -> None:
+    def __init__(self, access_token: str, port: int = 0, allowed_numbers: set[str] | None = None,
+                 flavor: str = "meta") -> None:
         super().__init__(port)
         self.access_token = access_token
+        self.flavor = FLAVORS[flavor]
         self.allowed_numbers = allowed_numbers  # None: anyone; else others get 131030
         self._sent: list[dict] = []
 
@@ -165,13 +188,13 @@ class FakeGraph(ProviderFake):
 
     def handle(self, method: str, path: str, headers: Headers, body: bytes) -> Reply:
         self._record(GraphRequest(method, path, headers, body))
-        route = ROUTE.match(path.split("?", 1)[0])
+        route = self.flavor.route.match(path.split("?", 1)[0])
         if route is None:
             return graph_error(404, 803, "Unknown path components")
-        if headers.get("authorization") != f"Bearer {self.access_token}":
+        if headers.get(self.flavor.key_header) != f"{self.flavor.key_prefix}{self.access_token}":
             return graph_error(401, 190, "Invalid OAuth access token")
-        phone_number_id = route.group(2)
-        if not route.group(3):
+        phone_number_id = route.groupdict().get("number") or ""
+        if not route.group("messages"):
             return Reply.json(200, {"display_phone_number": "+1 555-078-3881", "verified_name": "Fibra Clara",
                                     "quality_rating": "GREEN", "code_verification_status": "VERIFIED",
                                     "id": phone_number_id}) if method == "GET" else graph_error(400, 100)
