@@ -1,11 +1,13 @@
 """Talk to the running assistant as a WhatsApp customer would.
 
-    python scripts/chat.py [--channel twilio|meta] [--url URL] [--from whatsapp:+34600000001] [--name Ana]
+    python scripts/chat.py [--channel twilio|meta|kapso|360dialog] [--url URL] [--from whatsapp:+34600000001]
+                           [--name Ana]
 
 Each line you type is posted to the channel's webhook exactly as its provider would post it:
 Twilio's form fields with a fresh MessageSid and an X-Twilio-Signature made with
-TWILIO_AUTH_TOKEN, or a Meta delivery with a fresh wamid signed with META_APP_SECRET
-(X-Hub-Signature-256). The bot's reply is printed as the customer receives it, one WhatsApp
+TWILIO_AUTH_TOKEN, a Meta delivery with a fresh wamid signed with META_APP_SECRET
+(X-Hub-Signature-256), Kapso's whatsapp.message.received event signed with KAPSO_WEBHOOK_SECRET
+(X-Webhook-Signature), or a Meta delivery as 360dialog forwards it, carrying D360_WEBHOOK_SECRET. The bot's reply is printed as the customer receives it, one WhatsApp
 message per block. Replies are read from the database (MONGODB_URI), so this works in dry-run as
 well as with real credentials.
 """
@@ -30,7 +32,8 @@ from webapp.db import open_store  # noqa: E402
 from webapp.db.messages import OPEN_OUTBOUND  # noqa: E402
 
 WEBHOOK_PATH = "/api/v1/whatsapp/webhook"
-WEBHOOK_PATHS = {"twilio": WEBHOOK_PATH, "meta": "/api/v1/meta/webhook"}
+WEBHOOK_PATHS = {"twilio": WEBHOOK_PATH, "meta": "/api/v1/meta/webhook", "kapso": "/api/v1/kapso/webhook",
+                 "360dialog": "/api/v1/360dialog/webhook"}
 SANDBOX_SENDER = "whatsapp:+14155238886"
 LOCAL_PHONE_NUMBER_ID = "100000000000001"  # Meta's number when META_PHONE_NUMBER_ID is not set (dry-run)
 
@@ -56,6 +59,21 @@ def meta_delivery(sender_wa_id: str, phone_number_id: str, message: dict, name: 
                   "contacts": [{"profile": {"name": name}, "wa_id": sender_wa_id}],
                   "messages": [{"from": sender_wa_id, "id": "wamid." + uuid.uuid4().hex,
                                 "timestamp": str(int(time.time())), **message}]}}]}]}
+
+
+def kapso_event(sender_wa_id: str, phone_number_id: str, text: str) -> dict:
+    """Kapso's whatsapp.message.received event for one text (its current format)."""
+    return {"message": {"id": "wamid." + uuid.uuid4().hex, "timestamp": str(int(time.time())), "type": "text",
+                        "text": {"body": text},
+                        "kapso": {"direction": "inbound", "phone_number": f"+{sender_wa_id}",
+                                  "phone_number_id": phone_number_id}},
+            "conversation": {"phone_number": f"+{sender_wa_id}", "status": "active"},
+            "phone_number_id": phone_number_id}
+
+
+def kapso_signature(secret: str, body: bytes) -> str:
+    """X-Webhook-Signature, as Kapso signs an event."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def meta_signature(app_secret: str, body: bytes) -> str:
@@ -111,24 +129,54 @@ def twilio_poster(settings, url: str, sender: str, name: str):
 
 def meta_poster(settings, url: str, sender: str, name: str):
     """What posts a line as Meta would; None (and a message) when Meta's secret is missing."""
-    secret = settings.meta_app_secret.get_secret_value()
+    return cloud_api_poster(settings.meta_app_secret.get_secret_value(), "META_APP_SECRET",
+                            settings.meta_phone_number_id, url, sender, name,
+                            lambda secret, body: {"X-Hub-Signature-256": meta_signature(secret, body)})
+
+
+def d360_poster(settings, url: str, sender: str, name: str):
+    """What posts a line as 360dialog would; None (and a message) when its secret is missing."""
+    return cloud_api_poster(settings.d360_webhook_secret.get_secret_value(), "D360_WEBHOOK_SECRET", "", url, sender,
+                            name, lambda secret, _: {"X-Webhook-Secret": secret})
+
+
+def cloud_api_poster(secret: str, setting: str, phone_number_id: str, url: str, sender: str, name: str, auth):
     if not secret:
-        print("error: META_APP_SECRET is not set (run `make run` once, it generates a local one)", file=sys.stderr)
+        print(f"error: {setting} is not set (run `make run` once, it generates a local one)", file=sys.stderr)
         return None
-    phone_number_id = settings.meta_phone_number_id or LOCAL_PHONE_NUMBER_ID
 
     def post(text: str) -> tuple[requests.Response, str]:
-        delivery = meta_delivery(sender.removeprefix("whatsapp:+"), phone_number_id,
+        delivery = meta_delivery(sender.removeprefix("whatsapp:+"), phone_number_id or LOCAL_PHONE_NUMBER_ID,
                                  {"type": "text", "text": {"body": text}}, name)
         body = json.dumps(delivery).encode()
-        response = requests.post(url, data=body, timeout=15, headers={
-            "Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(secret, body)})
+        response = requests.post(url, data=body, timeout=15,
+                                 headers={"Content-Type": "application/json", **auth(secret, body)})
         return response, delivery["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
 
     return post
 
 
-POSTERS = {"twilio": twilio_poster, "meta": meta_poster}
+def kapso_poster(settings, url: str, sender: str, name: str):
+    """What posts a line as Kapso would; None (and a message) when Kapso's secret is missing."""
+    secret = settings.kapso_webhook_secret.get_secret_value()
+    if not secret:
+        print("error: KAPSO_WEBHOOK_SECRET is not set (run `make run` once, it generates a local one)",
+              file=sys.stderr)
+        return None
+    phone_number_id = settings.kapso_phone_number_id or LOCAL_PHONE_NUMBER_ID
+
+    def post(text: str) -> tuple[requests.Response, str]:
+        event = kapso_event(sender.removeprefix("whatsapp:+"), phone_number_id, text)
+        body = json.dumps(event).encode()
+        response = requests.post(url, data=body, timeout=15, headers={
+            "Content-Type": "application/json", "X-Webhook-Event": "whatsapp.message.received",
+            "X-Webhook-Signature": kapso_signature(secret, body)})
+        return response, event["message"]["id"]
+
+    return post
+
+
+POSTERS = {"twilio": twilio_poster, "meta": meta_poster, "kapso": kapso_poster, "360dialog": d360_poster}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,8 @@ LOCAL_SECRETS = {
     "TWILIO_AUTH_TOKEN": "signs and checks Twilio's webhooks; generated for local use, replace with your real token",
     "META_APP_SECRET": "signs and checks Meta's webhooks; generated for local use, replace with your app's secret",
     "META_VERIFY_TOKEN": "Meta's webhook verification token; generated for local use",
+    "KAPSO_WEBHOOK_SECRET": "signs and checks Kapso's webhooks; generated for local use, replace with Kapso's",
+    "D360_WEBHOOK_SECRET": "what 360dialog's webhooks must carry; generated for local use",
     "ADMIN_TOKEN": "Bearer token for the ops routes (test, diag, send-test); generated for local use",
 }
 

@@ -48,20 +48,24 @@ def test_chat_script_talks_to_the_running_bot(gunicorn_server, worker_process, f
     assert [m["body"] for m in fake_twilio.sent_messages()][1].startswith(replies[1])
 
 
-@pytest.mark.parametrize("gunicorn_server", [{"META_APP_SECRET": "local-meta-secret",
-                                              "META_VERIFY_TOKEN": "local-verify"}], indirect=True)
-def test_chat_script_talks_to_the_bot_as_meta_would(gunicorn_server, worker_process, fake_twilio, tmp_path):
-    """Meta's channel in dry-run (no access token), as `make run` starts it: replies stored, not sent."""
+@pytest.mark.parametrize("gunicorn_server", [{"META_APP_SECRET": "local-meta-secret", "META_VERIFY_TOKEN": "local-verify",
+                                              "KAPSO_WEBHOOK_SECRET": "local-kapso-secret",
+                                              "D360_WEBHOOK_SECRET": "local-d360-secret"}], indirect=True)
+@pytest.mark.parametrize("channel", ["meta", "kapso", "360dialog"])
+def test_chat_script_talks_to_the_bot_as_each_cloud_api_provider_would(gunicorn_server, worker_process, fake_twilio,
+                                                              tmp_path, channel):
+    """Their channels in dry-run (no access token or API key), as `make run` starts them: replies
+    stored, not sent."""
     chat = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "chat.py"), "--channel", "meta",
-         "--url", gunicorn_server["base_url"] + "/api/v1/meta/webhook", "--timeout", "30"],
+        [sys.executable, str(ROOT / "scripts" / "chat.py"), "--channel", channel,
+         "--url", f"{gunicorn_server['base_url']}/api/v1/{channel}/webhook", "--timeout", "30"],
         input="¿cuánto cuesta la fibra de 1 Gb?\n", capture_output=True, text=True, cwd=tmp_path,
         env=gunicorn_server["env"], timeout=DEADLINE_SECONDS * 2,
     )
 
     assert chat.returncode == 0, chat.stderr
     assert "39 €" in chat.stdout.split("bot> ", 1)[1]
-    assert fake_twilio.sent_messages() == []  # Meta's customer, answered on Meta's channel
+    assert fake_twilio.sent_messages() == []  # their customer, answered on their channel
 
 
 @pytest.mark.parametrize("gunicorn_server", [{"RATE_LIMIT_PER_WA_ID": "5 per minute"}], indirect=True)
