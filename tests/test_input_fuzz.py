@@ -538,3 +538,32 @@ def test_any_json_anywhere_in_a_signed_meta_delivery_never_causes_a_5xx(meta_app
 
     assert response.status_code in (200, 400), (path, new, response.get_data(as_text=True)[:300])
     assert response.is_json
+
+
+@pytest.fixture
+def kapso_app(settings_overrides):
+    from webapp import create_app
+    from webapp.config import load_settings
+
+    app = create_app(load_settings(**dict(settings_overrides, kapso_webhook_secret="fuzz-kapso-secret")))
+    yield app
+    services = app.extensions["whatsapp_assistant"]
+    services.store.client.drop_database(services.store.db.name)
+    services.close()
+
+
+@fuzz(150)
+@given(data=st.data(), new=json_values, batch=st.booleans())
+def test_any_json_anywhere_in_a_signed_kapso_event_never_causes_a_5xx(kapso_app, data, new, batch):
+    from scripts.chat import kapso_event, kapso_signature
+
+    event = kapso_event("34600111222", "106540352242922", "hola")
+    payload = {"type": "whatsapp.message.received", "batch": True, "data": [event, event]} if batch else event
+    path = data.draw(st.sampled_from(delivery_paths(payload)))
+    body = json.dumps(replaced(payload, path, new)).encode()
+    response = kapso_app.test_client().post("/api/v1/kapso/webhook", data=body, content_type="application/json",
+                                            headers={"X-Webhook-Signature": kapso_signature("fuzz-kapso-secret", body),
+                                                     "X-Webhook-Event": "whatsapp.message.received"})
+
+    assert response.status_code in (200, 400), (path, new, response.get_data(as_text=True)[:300])
+    assert response.is_json
