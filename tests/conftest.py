@@ -25,7 +25,7 @@ from scripts.chat import meta_delivery, meta_signature, twilio_form  # noqa: E40
 from tests.fakes.fake_graph import FakeGraph  # noqa: E402
 from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
 from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
-from tests.processes import answers_http, app_env, free_port, wait_until  # noqa: E402
+from tests.processes import app_env, free_port, start_gunicorn, wait_until  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.channels import build_channels  # noqa: E402
 from webapp.config import Settings, load_settings  # noqa: E402
@@ -232,23 +232,25 @@ def process_env(mongodb_uri: str, chroma_path, twilio_base: str, **extra: str) -
     return app_env(mongodb_uri, chroma_path, twilio_base, ACCOUNT_SID, AUTH_TOKEN, SENDER, **settings)
 
 
-def stop(process: subprocess.Popen) -> str:
-    """Stop a process (once) and return what it printed."""
-    if process.returncode is not None:
-        return ""
-    process.terminate()
-    try:
-        output, _ = process.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-    return output or ""
+def stop(process: subprocess.Popen, log_file: Path | None = None) -> str:
+    """Stop a process (once) and return what it printed (to its pipe, or to `log_file`)."""
+    if process.returncode is None:
+        process.terminate()
+        try:
+            output, _ = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+    else:
+        output = ""
+    return log_file.read_text(errors="replace") if log_file else output or ""
 
 
 @pytest.fixture
 def gunicorn_server(mongodb_uri, sample_index_path, fake_twilio, tmp_path, request):
-    """gunicorn with two workers on a free port; yields (base_url, env). Runs from tmp_path so
-    a developer's own .env in the repo is not read. A param of settings adds to them; with
+    """gunicorn with two workers on a free port, once both have built the app; yields its
+    base_url, env, process, channel and log (its output). Runs from tmp_path so a developer's own
+    .env in the repo is not read. A param of settings adds to them; with
     "channel": "meta", Meta's Cloud API is served too, sending through the `fake_graph` fixture."""
     port = free_port()
     extra = dict(getattr(request, "param", {}))
@@ -260,14 +262,11 @@ def gunicorn_server(mongodb_uri, sample_index_path, fake_twilio, tmp_path, reque
                      META_GRAPH_API_BASE=graph.base_url)
     env = process_env(mongodb_uri, sample_index_path, fake_twilio.base_url, BIND=f"127.0.0.1:{port}",
                       WEB_CONCURRENCY="2", **extra)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    base_url = f"http://127.0.0.1:{port}"
+    log_file = tmp_path / "gunicorn.log"
+    process = start_gunicorn(env, tmp_path, log_file, workers=2, timeout_seconds=DEADLINE_SECONDS)
     try:
-        wait_until(lambda: answers_http(base_url + "/"), "gunicorn to answer", DEADLINE_SECONDS, 0.2, (process,))
-        yield {"base_url": base_url, "env": env, "process": process, "channel": channel}
+        yield {"base_url": f"http://127.0.0.1:{port}", "env": env, "process": process, "channel": channel,
+               "log": log_file}
     finally:
         stop(process)
     store = open_store(mongodb_uri)

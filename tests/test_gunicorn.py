@@ -78,7 +78,7 @@ def test_rate_limit_holds_across_two_gunicorn_workers(gunicorn_server, mongodb_u
     store = open_store(mongodb_uri)
     counts = {s: store.messages.collection.count_documents({"direction": "inbound", "status": s})
               for s in ("received", "rate_limited")}
-    log = stop(gunicorn_server["process"])
+    log = stop(gunicorn_server["process"], gunicorn_server["log"])
     pids = {line["pid"] for line in json_lines(log) if line["logger"] == "gunicorn.access" and line["status"] == 200}
     assert len(pids) == 2, f"both gunicorn workers must have served requests, saw {pids} in {log[-2000:]}"
     assert counts == {"received": 5, "rate_limited": 15}

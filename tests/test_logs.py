@@ -31,7 +31,7 @@ def test_gunicorn_writes_one_json_object_per_line_with_the_request_context(gunic
                             headers={**bearer, "X-Request-ID": PROXY_REQUEST_ID})
     odd = requests.get(f"{base_url}/healthz", headers={"X-Request-ID": "not an id; <script>"}, timeout=10)
 
-    output = stop(gunicorn_server["process"])
+    output = stop(gunicorn_server["process"], gunicorn_server["log"])
     lines = json_lines(output)
     assert len(lines) == len([line for line in output.splitlines() if line.strip()]), output[-3000:]
     assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
@@ -107,7 +107,7 @@ def raw_get(base_url: str, path: str) -> int:
 def test_a_request_cannot_write_log_lines_of_its_own(gunicorn_server):
     assert raw_get(gunicorn_server["base_url"], FORGED_PATH) == 404
 
-    output = stop(gunicorn_server["process"])
+    output = stop(gunicorn_server["process"], gunicorn_server["log"])
     lines = [line for line in output.splitlines() if line.strip()]  # splitlines also breaks at U+2028 and NEL
     (logged,) = [line for line in lines if "forged" in line]
     assert not logged.startswith(FORGED_LINE) and "\x1b" not in output

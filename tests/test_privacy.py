@@ -70,7 +70,7 @@ def test_gunicorn_and_worker_output_hold_no_number_secret_or_text(gunicorn_serve
                   params={"to": "whatsapp:+34600999888", "text": "prueba privada"})  # number in the query string
     wait_for_sent(fake_twilio, 2)
 
-    output = stop(gunicorn_server["process"]) + stop(worker_process)
+    output = stop(gunicorn_server["process"], gunicorn_server["log"]) + stop(worker_process)
     requested = {(line["method"], line["path"]) for line in json_lines(output) if line["logger"] == "gunicorn.access"}
     assert {("POST", "/api/v1/whatsapp/webhook"), ("POST", "/api/v1/whatsapp/send-test")} <= requested
     assert_private(output, output)

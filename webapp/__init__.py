@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
-from webapp.channels import build_channels, register_webhooks
+from webapp.channels import build_channels
 from webapp.config import API_PREFIX, Settings, load_settings
 from webapp.db import open_store
 from webapp import logs
@@ -92,6 +92,21 @@ class ChunkedBodyLimit:
             environ = {**environ, "wsgi.input": BytesIO(body), "CONTENT_LENGTH": str(len(body))}
             del environ["HTTP_TRANSFER_ENCODING"]
         return self.wsgi_app(environ, start_response)
+
+
+def register_webhooks(app: Flask, settings: Settings) -> None:
+    """Each served channel's webhooks, at its own prefix; a channel that is off has no routes."""
+    from webapp.channels.d360 import routes as d360_routes
+    from webapp.channels.kapso import routes as kapso_routes
+    from webapp.channels.meta import routes as meta_routes
+    from webapp.channels.twilio import routes as twilio_routes
+
+    for served, blueprint, prefix in ((settings.twilio_receives, twilio_routes.bp, API_PREFIX),
+                                      (settings.meta_receives, meta_routes.bp, "/api/v1/meta"),
+                                      (settings.kapso_receives, kapso_routes.bp, "/api/v1/kapso"),
+                                      (settings.d360_receives, d360_routes.bp, "/api/v1/360dialog")):
+        if served:
+            app.register_blueprint(blueprint, url_prefix=prefix)
 
 
 def attach_request_ids(app: Flask) -> None:

@@ -1,7 +1,7 @@
 """The ways a business reaches WhatsApp, one package each: `twilio/`, `meta/` (Meta's Cloud API),
 and the providers that re-sell it, `kapso/` and `d360/` (360dialog), built on `meta/`'s Cloud API
 sender and delivery parser. What each provides is in `base`. Adding a provider: copy a package,
-then name it in `build_channels` and `register_webhooks`, and give it settings in `config`."""
+then name it in `build_channels` and in `create_app`'s webhooks, and give it settings in `config`."""
 from __future__ import annotations
 
 from webapp.channels.base import Channel
@@ -49,19 +49,3 @@ def build_channels(settings) -> Channels:
     return Channels([module.channel(settings) for module, served in (
         (twilio, settings.twilio_receives), (meta, settings.meta_receives), (kapso, settings.kapso_receives),
         (d360, settings.d360_receives)) if served])
-
-
-def register_webhooks(app, settings) -> None:
-    """Each served channel's webhooks, at its own prefix; a channel that is off has no routes."""
-    from webapp.channels.d360 import routes as d360_routes
-    from webapp.channels.kapso import routes as kapso_routes
-    from webapp.channels.meta import routes as meta_routes
-    from webapp.channels.twilio import routes as twilio_routes
-    from webapp.config import API_PREFIX
-
-    for served, blueprint, prefix in ((settings.twilio_receives, twilio_routes.bp, API_PREFIX),
-                                      (settings.meta_receives, meta_routes.bp, "/api/v1/meta"),
-                                      (settings.kapso_receives, kapso_routes.bp, "/api/v1/kapso"),
-                                      (settings.d360_receives, d360_routes.bp, "/api/v1/360dialog")):
-        if served:
-            app.register_blueprint(blueprint, url_prefix=prefix)

@@ -11,7 +11,7 @@ from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from webapp.channels import DEFAULT_ROUTE
+CHANNEL_BEFORE_CHANNELS = "twilio"  # the only one there was
 
 
 class Sessions:
@@ -20,7 +20,7 @@ class Sessions:
 
     def ensure_indexes(self) -> None:
         # Sessions from before there were channels were Twilio's, one per wa_id.
-        self.collection.update_many({"channel": {"$exists": False}}, {"$set": {"channel": DEFAULT_ROUTE["channel"]}})
+        self.collection.update_many({"channel": {"$exists": False}}, {"$set": {"channel": CHANNEL_BEFORE_CHANNELS}})
         try:
             self.collection.drop_index("wa_id_unique")
         except OperationFailure:
