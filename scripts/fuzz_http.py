@@ -73,7 +73,7 @@ from scripts.chat import kapso_event, kapso_signature, meta_delivery, meta_signa
 from tests.fakes.fake_graph import FakeGraph  # noqa: E402
 from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
 from tests.processes import app_env, database_uri, free_port, start_gunicorn  # noqa: E402
-from webapp import MAX_REQUEST_BYTES  # noqa: E402
+from webapp.request_body import MAX_REQUEST_BYTES  # noqa: E402
 from webapp.config import API_PREFIX  # noqa: E402
 from webapp.bot_config import BotConfig  # noqa: E402
 from webapp.db import open_store  # noqa: E402

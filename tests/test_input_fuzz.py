@@ -27,7 +27,7 @@ from werkzeug.wrappers import Request
 
 from scripts.fuzz_http import ADMIN_API_ROUTES, OTHER_ROUTES
 from tests.conftest import ADMIN_TOKEN, AUTH_TOKEN, SENDER, WEBHOOK, inbound_form
-from webapp import MAX_REQUEST_BYTES
+from webapp.request_body import MAX_REQUEST_BYTES
 from webapp.config import WHATSAPP_ADDRESS
 
 PREFIX = "/api/v1/whatsapp"

@@ -14,7 +14,7 @@ from twilio.request_validator import RequestValidator
 from tests.conftest import AUTH_TOKEN, WEBHOOK, inbound_form, process_env, stop
 from tests.processes import (SlowClients, free_port, nginx_binary, self_signed_certificate, start_gunicorn,
                              start_nginx)
-from webapp import MAX_REQUEST_BYTES
+from webapp.request_body import MAX_REQUEST_BYTES
 from webapp.db import open_store
 
 pytestmark = pytest.mark.skipif(nginx_binary() is None or shutil.which("openssl") is None,

@@ -20,7 +20,7 @@ from webapp.db import open_store
 from webapp import logs
 from webapp.logs import configure_logging
 from webapp.metrics import Metrics
-from webapp.request_body import MAX_REQUEST_BYTES, Request, body_limit  # noqa: F401 (MAX_REQUEST_BYTES: webapp's)
+from webapp.request_body import Request, body_limit
 from webapp.services import Services
 from webapp.validation import InvalidInput
 
