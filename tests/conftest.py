@@ -203,7 +203,7 @@ def make_assistant(settings: Settings, embedder) -> Assistant:
 @pytest.fixture
 def worker(app, settings, embedder) -> ReplyWorker:
     store = app.extensions["whatsapp_assistant"].store
-    return ReplyWorker(store, make_assistant(settings, embedder), build_channels(settings), settings)
+    return ReplyWorker(store, make_assistant(settings, embedder), build_channels(settings, store.sessions), settings)
 
 
 def signed_post(client, form: dict, signed_url: str | None = None, token: str = AUTH_TOKEN, path: str = WEBHOOK):

@@ -282,7 +282,7 @@ def test_a_send_the_graph_api_does_not_answer_in_time_is_not_repeated(slow_graph
     settings = load_settings(**slow_graph_overrides)
     app = create_app(settings)
     store = app.extensions["whatsapp_assistant"].store
-    worker = ReplyWorker(store, make_assistant(settings, embedder), build_channels(settings), settings)
+    worker = ReplyWorker(store, make_assistant(settings, embedder), build_channels(settings, store.sessions), settings)
     try:
         fake_graph.delay_next(3)  # the answer hangs
         assert meta_post(app.test_client(), text("hola")).status_code == 200
@@ -303,6 +303,31 @@ def test_a_mexican_number_registered_without_the_mobile_digit_gets_its_replies(c
     assert refused == ["5215512345678", "525512345678", "525512345678"]  # tried once, then remembered
     assert [m["to"] for m in fake_graph.sent_messages()] == ["525512345678"] * 2
     assert all(m["status"] == "accepted" for m in store.messages.collection.find({"direction": "outbound"}))
+
+
+def test_what_worked_for_a_mexican_number_is_remembered_for_every_process(client, store, worker, fake_graph,
+                                                                             settings, embedder):
+    from tests.conftest import make_assistant
+    from webapp.channels import build_channels
+    from webapp.worker import ReplyWorker
+
+    fake_graph.allowed_numbers = {"525512345678"}
+    answered(client, worker, text("hola", sender="5215512345678"))
+    fake_graph.clear()
+    other_process = ReplyWorker(store, make_assistant(settings, embedder), build_channels(settings, store.sessions),
+                                settings)
+    answered(client, other_process, text("¿cuánto cuesta la fibra de 600?", sender="5215512345678"))
+    assert [r.json()["to"] for r in fake_graph.requests if r.method == "POST" and r.json().get("to")] == [
+        "525512345678"]  # straight to the form that works: no refusal first
+    assert store.sessions.reply_number("meta", "5215512345678") == "525512345678"
+
+
+def test_a_number_that_needs_its_mobile_digit_is_not_remembered_without_it(client, store, worker, fake_graph):
+    fake_graph.allowed_numbers = {"5215512345678"}
+    for question in ("hola", "¿cuánto cuesta la fibra de 600?"):
+        answered(client, worker, text(question, sender="5215512345678"))
+    assert [m["to"] for m in fake_graph.sent_messages()] == ["5215512345678"] * 2
+    assert store.sessions.reply_number("meta", "5215512345678") is None
 
 
 # -- two channels at once ----------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def test_without_twilio_credentials_replies_are_stored_not_sent(dry_run_override
     settings = load_settings(**dry_run_overrides)
     app = create_app(settings)
     store = app.extensions["whatsapp_assistant"].store
-    worker = ReplyWorker(store, make_assistant(settings, embedder), build_channels(settings), settings)
+    worker = ReplyWorker(store, make_assistant(settings, embedder), build_channels(settings, store.sessions), settings)
 
     assert signed_post(app.test_client(), inbound_form("cuánto cuesta la fibra de 600?")).status_code == 200
     worker.run_until_idle()

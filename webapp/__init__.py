@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # during interpreter shutdown, where creating it hangs the exiting gunicorn worker.
     if not limiter.storage.check():
         log.warning("the rate-limit storage (RATE_LIMIT_STORAGE_URI, else MONGODB_URI) does not answer yet")
-    app.extensions["whatsapp_assistant"] = Services(settings, store, build_channels(settings), limiter, Metrics())
+    app.extensions["whatsapp_assistant"] = Services(settings, store, build_channels(settings, store.sessions), limiter, Metrics())
 
     from webapp.routes import admin, bot_config, health, metrics, openapi, ops
 

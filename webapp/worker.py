@@ -435,7 +435,7 @@ def main() -> None:
     metrics = Metrics()
     assistant = build_assistant(settings, callbacks=metrics.llm_callbacks())
     assistant.retriever.warm_up()
-    channels = build_channels(settings)
+    channels = build_channels(settings, store.sessions)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -4,7 +4,7 @@ sender and delivery parser. What each provides is in `base`. Adding a provider: 
 then name it in `build_channels` and in `create_app`'s webhooks, and give it settings in `config`."""
 from __future__ import annotations
 
-from webapp.channels.base import Channel
+from webapp.channels.base import Channel, ReplyNumbers
 
 # Before channels every message was Twilio's, from TWILIO_WHATSAPP_FROM: what a message without a
 # route of its own goes by.
@@ -42,10 +42,11 @@ class Channels:
         return next(iter(self.by_name.values()))
 
 
-def build_channels(settings) -> Channels:
-    """The channels whose webhooks are served (each sending, or dry-run without credentials)."""
+def build_channels(settings, remembered: ReplyNumbers | None = None) -> Channels:
+    """The channels whose webhooks are served (each sending, or dry-run without credentials);
+    `remembered` keeps what the Cloud API channels learn of customers' numbers for every process."""
     from webapp.channels import d360, kapso, meta, twilio
 
-    return Channels([module.channel(settings) for module, served in (
-        (twilio, settings.twilio_receives), (meta, settings.meta_receives), (kapso, settings.kapso_receives),
-        (d360, settings.d360_receives)) if served])
+    cloud_api = [module.channel(settings, remembered) for module, served in (
+        (meta, settings.meta_receives), (kapso, settings.kapso_receives), (d360, settings.d360_receives)) if served]
+    return Channels(([twilio.channel(settings)] if settings.twilio_receives else []) + cloud_api)

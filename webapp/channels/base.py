@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bson import ObjectId
 
@@ -83,6 +84,15 @@ class SendError(Exception):
     @property
     def maybe_sent(self) -> bool:
         return self.failure is Failure.UNCONFIRMED
+
+
+class ReplyNumbers(Protocol):
+    """Where a channel keeps, for every process, the form of a customer's number its provider
+    accepts replies to when that is not the number the customer wrote from (`whatsapp_sessions`)."""
+
+    def reply_number(self, channel: str, wa_id: str) -> str | None: ...
+
+    def remember_reply_number(self, channel: str, wa_id: str, number: str) -> None: ...
 
 
 class Channel:

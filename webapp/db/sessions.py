@@ -86,6 +86,15 @@ class Sessions:
         found = self.collection.find_one({"wa_id": wa_id, "channel": channel}, projection={"last_inbound_at": 1})
         return found.get("last_inbound_at") if found else None
 
+    def reply_number(self, channel: str, wa_id: str) -> str | None:
+        """The form of the customer's number the channel's provider accepted replies to, when it is
+        not `wa_id` itself (see `webapp.channels.meta.outbound`)."""
+        found = self.collection.find_one({"wa_id": wa_id, "channel": channel}, projection={"reply_number": 1})
+        return found.get("reply_number") if found else None
+
+    def remember_reply_number(self, channel: str, wa_id: str, number: str) -> None:
+        self.collection.update_one({"wa_id": wa_id, "channel": channel}, {"$set": {"reply_number": number}})
+
     def active_since(self, since: datetime) -> int:
         """Customers whose latest message came at `since` or later."""
         return self.collection.count_documents({"last_inbound_at": {"$gte": since}})

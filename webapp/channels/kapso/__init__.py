@@ -4,15 +4,15 @@ are, and Kapso's events (`inbound`); replies go through Kapso's Meta-compatible 
 project's API key."""
 from __future__ import annotations
 
-from webapp.channels.base import Channel, DryRunChannel
+from webapp.channels.base import Channel, DryRunChannel, ReplyNumbers
 from webapp.channels.meta.outbound import CloudApiChannel
 
 NAME = "kapso"
 
 
-def channel(settings) -> Channel:
+def channel(settings, remembered: ReplyNumbers | None = None) -> Channel:
     """Kapso's channel: sending when the API key is set too, else dry-run."""
     if not settings.kapso_sends:
         return DryRunChannel(NAME, CloudApiChannel.max_part_chars, "Kapso", "KAPSO_API_KEY")
     return CloudApiChannel(NAME, settings.kapso_api_base, {"X-API-Key": settings.kapso_api_key.get_secret_value()},
-                           settings.kapso_phone_number_id, settings.meta_timeout_seconds)
+                           settings.kapso_phone_number_id, settings.meta_timeout_seconds, remembered=remembered)

@@ -7,7 +7,8 @@ Graph errors come as `{"error": {"code", "message", "error_subcode", …}}`; `fa
 to retry. Mexican and Argentine numbers reach us with the mobile digit (`521…`, `549…`), while a
 number registered without it (Meta's allowed list of a number in development) refuses a reply to
 that form with 131030: such a reply is tried once more without the digit, and what worked is
-remembered for that customer (`reply_numbers`).
+remembered for that customer: in `whatsapp_sessions`, for every process, and in this process's
+memory, so only such numbers cost a database read, once per customer and process.
 """
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import logging
 import threading
 
 import requests
+from pymongo.errors import PyMongoError
 
-from webapp.channels.base import Channel, Failure, SendError, SendResult
+from webapp.channels.base import Channel, Failure, ReplyNumbers, SendError, SendResult
 from webapp.config import masked
 
 log = logging.getLogger(__name__)
@@ -61,11 +63,12 @@ class CloudApiChannel(Channel):
     max_part_chars = 4096  # a longer text body is refused
 
     def __init__(self, name: str, api: str, credentials: dict[str, str], phone_number_id: str, timeout: float,
-                 number_in_path: bool = True, details_path: str = ""):
+                 number_in_path: bool = True, details_path: str = "", remembered: ReplyNumbers | None = None):
         """`api`: the base every path is under (Meta's includes the Graph version); `credentials`:
         the headers that authenticate; `number_in_path`: whether the sending number's id goes in
         the path (Meta, Kapso) or is implied by the key (360dialog); `details_path`: what `test`
-        reads (default: the number's details)."""
+        reads (default: the number's details); `remembered`: where the numbers that needed their
+        mobile digit dropped are kept for every process."""
         self.name = name
         self.api = api.rstrip("/")
         self.credentials = credentials
@@ -75,6 +78,7 @@ class CloudApiChannel(Channel):
         self.details_path = details_path
         self.session = requests.Session()
         self.session.headers.update(credentials)
+        self.remembered = remembered
         self.reply_numbers: dict[str, str] = {}  # wa_id → the form of it the provider accepts replies to
         self._lock = threading.Lock()
 
@@ -84,7 +88,7 @@ class CloudApiChannel(Channel):
         phone_number_id = business or self.phone_number_id
         if self.number_in_path and not phone_number_id:
             raise SendError(f"no phone number to send from: set {self.name.upper()}_PHONE_NUMBER_ID", Failure.PERMANENT)
-        to = self.reply_numbers.get(wa_id, wa_id)
+        to = self.reply_number(wa_id)
         try:
             answer = self._post(phone_number_id, text_message(to, text))
         except SendError as exc:
@@ -92,13 +96,37 @@ class CloudApiChannel(Channel):
             if other is None:
                 raise
             answer = self._post(phone_number_id, text_message(other, text))
-            with self._lock:
-                self.reply_numbers[wa_id] = other
-            log.info("replies to a number ending %s go to it without the mobile digit", wa_id[-4:])
+            self.remember(wa_id, other)
         messages = answer.get("messages") if isinstance(answer, dict) else None
         if not (isinstance(messages, list) and messages and isinstance(messages[0], dict) and messages[0].get("id")):
             raise SendError("the Graph API accepted the message without giving its id", Failure.UNCONFIRMED, 200)
         return SendResult(str(messages[0]["id"]), str(messages[0].get("message_status") or "accepted"))
+
+    def reply_number(self, wa_id: str) -> str:
+        """Where replies to `wa_id` go: itself, unless it has a mobile digit the provider was seen
+        to refuse."""
+        if without_mobile_digit(wa_id) is None:
+            return wa_id
+        with self._lock:
+            known = self.reply_numbers.get(wa_id)
+        if known is None and self.remembered is not None:
+            try:
+                known = self.remembered.reply_number(self.name, wa_id) or wa_id
+            except PyMongoError:  # tried as it is: a refusal is retried without the digit all the same
+                return wa_id
+            with self._lock:
+                self.reply_numbers[wa_id] = known
+        return known or wa_id
+
+    def remember(self, wa_id: str, number: str) -> None:
+        with self._lock:
+            self.reply_numbers[wa_id] = number
+        log.info("replies to a number ending %s go to it without the mobile digit", wa_id[-4:])
+        if self.remembered is not None:
+            try:
+                self.remembered.remember_reply_number(self.name, wa_id, number)
+            except PyMongoError:
+                log.warning("could not keep the number replies to %s go to; this process remembers it", wa_id[-4:])
 
     def acknowledge(self, business: str, external_id: str) -> None:
         """Mark the customer's message read and show them the bot typing (one call)."""
