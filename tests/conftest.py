@@ -95,6 +95,24 @@ def fake_graph():
         yield server
 
 
+KAPSO_API_KEY = "kapso-project-api-key"
+D360_API_KEY = "d360-api-key-89"
+
+
+@pytest.fixture
+def fake_kapso():
+    """Kapso's Meta-compatible API."""
+    with FakeGraph(KAPSO_API_KEY, flavor="kapso") as server:
+        yield server
+
+
+@pytest.fixture
+def fake_360dialog():
+    """360dialog's Meta-like API."""
+    with FakeGraph(D360_API_KEY, flavor="360dialog") as server:
+        yield server
+
+
 def meta_overrides(settings_overrides: dict, fake_graph: FakeGraph) -> dict:
     """Settings that also serve Meta's Cloud API, sending through `fake_graph`."""
     return dict(settings_overrides, meta_app_secret=META_APP_SECRET, meta_verify_token=META_VERIFY_TOKEN,

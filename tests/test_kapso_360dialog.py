@@ -12,34 +12,20 @@ import uuid
 import pytest
 
 from scripts.chat import meta_delivery
-from tests.fakes.fake_graph import FakeGraph
+from tests.conftest import D360_API_KEY, KAPSO_API_KEY
 
 KAPSO_SECRET = "kapso-webhook-secret-0123"
-KAPSO_KEY = "kapso-project-api-key"
 KAPSO_NUMBER = "647015955153740"
 D360_SECRET = "d360-webhook-secret-4567"
-D360_KEY = "d360-api-key-89"
 CUSTOMER = "56961567267"
 ADMIN = {"Authorization": "Bearer test-admin-token-9876543210"}
 
 
 @pytest.fixture
-def fake_kapso():
-    with FakeGraph(KAPSO_KEY, flavor="kapso") as server:
-        yield server
-
-
-@pytest.fixture
-def fake_360dialog():
-    with FakeGraph(D360_KEY, flavor="360dialog") as server:
-        yield server
-
-
-@pytest.fixture
 def settings_overrides(settings_overrides, fake_kapso, fake_360dialog):
-    return dict(settings_overrides, kapso_webhook_secret=KAPSO_SECRET, kapso_api_key=KAPSO_KEY,
+    return dict(settings_overrides, kapso_webhook_secret=KAPSO_SECRET, kapso_api_key=KAPSO_API_KEY,
                 kapso_phone_number_id=KAPSO_NUMBER, kapso_api_base=fake_kapso.base_url + "/meta/whatsapp/v24.0",
-                d360_webhook_secret=D360_SECRET, d360_api_key=D360_KEY, d360_api_base=fake_360dialog.base_url)
+                d360_webhook_secret=D360_SECRET, d360_api_key=D360_API_KEY, d360_api_base=fake_360dialog.base_url)
 
 
 def kapso_event(text: str, wamid: str | None = None, sender: str = CUSTOMER) -> dict:
@@ -79,7 +65,7 @@ def test_a_kapso_event_is_answered_through_kapsos_api(client, store, worker, fak
     (sent,) = fake_kapso.sent_messages()
     assert (sent["phone_number_id"], sent["to"]) == (KAPSO_NUMBER, CUSTOMER) and "32 €" in sent["body"]
     assert [r.path for r in fake_kapso.requests] == [f"/meta/whatsapp/v24.0/{KAPSO_NUMBER}/messages"] * 2
-    assert all(r.headers["x-api-key"] == KAPSO_KEY for r in fake_kapso.requests)
+    assert all(r.headers["x-api-key"] == KAPSO_API_KEY for r in fake_kapso.requests)
     assert fake_kapso.contract_violations == []
 
 
@@ -144,7 +130,7 @@ def test_a_360dialog_delivery_is_answered_through_its_api(client, store, worker,
     (sent,) = fake_360dialog.sent_messages()
     assert sent["to"] == CUSTOMER and "39 €" in sent["body"]
     assert {r.path for r in fake_360dialog.requests} == {"/messages"}  # no number in the path: the key names it
-    assert all(r.headers["d360-api-key"] == D360_KEY for r in fake_360dialog.requests)
+    assert all(r.headers["d360-api-key"] == D360_API_KEY for r in fake_360dialog.requests)
     assert fake_360dialog.contract_violations == []
 
 

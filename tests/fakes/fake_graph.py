@@ -1,8 +1,9 @@
 """A fake Meta Graph API (the WhatsApp Cloud API) serving real HTTP on 127.0.0.1 for tests, also
 as Kapso and 360dialog serve it (`flavor`: their paths and key headers, the same request shapes).
 
-Covers `POST /{version}/{phone_number_id}/messages` (a text, a read receipt with the typing
-indicator) and `GET /{version}/{phone_number_id}` (the number's details). Every request is
+Covers `POST /{version}/{phone_number_id}/messages` (a text, quick-reply buttons, a template, a
+read receipt with the typing indicator) and `GET /{version}/{phone_number_id}` (the number's
+details). Every request is
 recorded; errors come as the Graph API's `{"error": {...}}`; faults and latency can be injected,
 and an allowed list refuses other recipients with 131030, as a number in development does.
 
@@ -165,7 +166,7 @@ class FakeGraph(ProviderFake):
         self._sent: list[dict] = []
 
     def sent_messages(self) -> list[dict]:
-        """The texts accepted, in order: {"phone_number_id", "to", "body", "id"}."""
+        """The messages accepted, in order: {"phone_number_id", "to", "type", "body" (a text's), "id"}."""
         with self._lock:
             return [dict(m) for m in self._sent]
 
@@ -220,7 +221,7 @@ class FakeGraph(ProviderFake):
             return graph_error(400, 131030, "Recipient phone number not in allowed list")
         wamid = "wamid." + secrets.token_urlsafe(30)
         with self._lock:
-            self._sent.append({"phone_number_id": phone_number_id, "to": to,
+            self._sent.append({"phone_number_id": phone_number_id, "to": to, "type": payload.get("type"),
                                "body": (payload.get("text") or {}).get("body"), "id": wamid})
         return Reply.json(200, {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
                                 "messages": [{"id": wamid}]})

@@ -95,16 +95,46 @@ class ReplyNumbers(Protocol):
     def remember_reply_number(self, channel: str, wa_id: str, number: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class Button:
+    """A quick-reply button: its `id` comes back when the customer taps it (Meta's `button_reply`,
+    Twilio's `ButtonPayload`), whatever the title."""
+
+    id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Template:
+    """A message template the business had approved, the only thing WhatsApp lets a business send
+    after the customer's 24-hour window: Meta's template `name` and `language`, or Twilio's Content
+    SID as `name`; `variables` fill its {{1}}, {{2}}…"""
+
+    name: str
+    language: str = ""
+    variables: tuple[str, ...] = ()
+
+
 class Channel:
     """Sends through one provider. `dry_run` ones store replies without sending them."""
 
     name: str
     max_part_chars: int  # the longest text the provider takes in one message
+    sends_buttons: bool = False  # whether `send_buttons` works; the caller sends a text version if not
     dry_run: bool = False
 
     def send_text(self, business: str, wa_id: str, text: str, reference: str = "") -> SendResult:
         """Send one text to the customer from `business` ("" for the channel's default number);
         `reference` is our id for the message, given back with the provider's status reports."""
+        raise NotImplementedError
+
+    def send_buttons(self, business: str, wa_id: str, text: str, buttons: list[Button],
+                     reference: str = "") -> SendResult:
+        """Send a text with quick-reply buttons under it, where `sends_buttons`."""
+        raise SendError(f"{self.name} cannot send buttons", Failure.PERMANENT)
+
+    def send_template(self, business: str, wa_id: str, template: Template, reference: str = "") -> SendResult:
+        """Send an approved template (what goes out after the customer's 24-hour window)."""
         raise NotImplementedError
 
     def acknowledge(self, business: str, external_id: str) -> None:
@@ -121,17 +151,30 @@ class Channel:
 
 
 class DryRunChannel(Channel):
-    """Stands in for a channel whose credentials are not set: replies are stored, not sent."""
+    """Stands in for a channel whose credentials are not set: replies are stored, not sent, as
+    `like` (the channel's class) would take them."""
 
     dry_run = True
 
-    def __init__(self, name: str, max_part_chars: int, label: str, missing: str):
+    def __init__(self, name: str, like: type[Channel], label: str, missing: str):
         self.name = name
-        self.max_part_chars = max_part_chars
+        self.max_part_chars = like.max_part_chars
+        self.sends_buttons = like.sends_buttons
         self.label = label  # the provider's name, for people
         self.missing = missing  # the settings that would make it send
 
     def send_text(self, business: str, wa_id: str, text: str, reference: str = "") -> SendResult:
+        return self.dry_run_result()
+
+    def send_buttons(self, business: str, wa_id: str, text: str, buttons: list[Button],
+                     reference: str = "") -> SendResult:
+        return self.dry_run_result() if self.sends_buttons else super().send_buttons(business, wa_id, text, buttons)
+
+    def send_template(self, business: str, wa_id: str, template: Template, reference: str = "") -> SendResult:
+        return self.dry_run_result()
+
+    @staticmethod
+    def dry_run_result() -> SendResult:
         return SendResult("DR" + uuid.uuid4().hex, "dry_run")
 
     def check(self) -> dict:

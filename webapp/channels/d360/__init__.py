@@ -13,7 +13,7 @@ NAME = "360dialog"
 def channel(settings, remembered: ReplyNumbers | None = None) -> Channel:
     """360dialog's channel: sending when the API key is set too, else dry-run."""
     if not settings.d360_sends:
-        return DryRunChannel(NAME, CloudApiChannel.max_part_chars, "360dialog", "D360_API_KEY")
+        return DryRunChannel(NAME, CloudApiChannel, "360dialog", "D360_API_KEY")
     return CloudApiChannel(NAME, settings.d360_api_base, {"D360-API-KEY": settings.d360_api_key.get_secret_value()},
                            "", settings.meta_timeout_seconds, number_in_path=False,
                            details_path="/v1/configs/webhook", remembered=remembered)

@@ -13,6 +13,6 @@ NAME = "kapso"
 def channel(settings, remembered: ReplyNumbers | None = None) -> Channel:
     """Kapso's channel: sending when the API key is set too, else dry-run."""
     if not settings.kapso_sends:
-        return DryRunChannel(NAME, CloudApiChannel.max_part_chars, "Kapso", "KAPSO_API_KEY")
+        return DryRunChannel(NAME, CloudApiChannel, "Kapso", "KAPSO_API_KEY")
     return CloudApiChannel(NAME, settings.kapso_api_base, {"X-API-Key": settings.kapso_api_key.get_secret_value()},
                            settings.kapso_phone_number_id, settings.meta_timeout_seconds, remembered=remembered)

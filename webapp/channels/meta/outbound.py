@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 import requests
 from pymongo.errors import PyMongoError
 
-from webapp.channels.base import Channel, Failure, ReplyNumbers, SendError, SendResult
+from webapp.channels.base import Button, Channel, Failure, ReplyNumbers, SendError, SendResult, Template
 from webapp.config import masked
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ NOT_IN_ALLOWED_LIST = 131030
 # country code + mobile digit → country code (Mexico 52 1, Argentina 54 9), for 13-digit numbers
 MOBILE_DIGIT_PREFIXES = {"521": "52", "549": "54"}
 PHONE_FIELDS = "display_phone_number,verified_name,quality_rating,code_verification_status"
+# An interactive message's limits: more, or longer, is refused (131009, "parameter value is not valid")
+MAX_BUTTONS, MAX_BUTTON_TITLE, MAX_BUTTON_ID, MAX_INTERACTIVE_BODY = 3, 20, 256, 1024
 
 
 def failure_of(http_status: int | None, code: int | None) -> Failure:
@@ -49,9 +52,37 @@ def without_mobile_digit(wa_id: str) -> str | None:
     return prefix + wa_id[3:] if prefix and len(wa_id) == 13 else None
 
 
+def message(to: str, kind: str, content: dict) -> dict:
+    return {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": kind, kind: content}
+
+
 def text_message(to: str, text: str) -> dict:
-    return {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": "text",
-            "text": {"body": text, "preview_url": False}}
+    return message(to, "text", {"body": text, "preview_url": False})
+
+
+def buttons_message(to: str, text: str, buttons: list[Button]) -> dict:
+    return message(to, "interactive", {"type": "button", "body": {"text": text}, "action": {"buttons": [
+        {"type": "reply", "reply": {"id": button.id, "title": button.title}} for button in buttons]}})
+
+
+def template_message(to: str, template: Template) -> dict:
+    # Meta's document requires the policy; "deterministic" (the language given, exactly) is its only value
+    content = {"name": template.name, "language": {"code": template.language, "policy": "deterministic"}}
+    if template.variables:
+        content["components"] = [{"type": "body", "parameters": [
+            {"type": "text", "text": value} for value in template.variables]}]
+    return message(to, "template", content)
+
+
+def buttons_problem(text: str, buttons: list[Button]) -> str | None:
+    if not 1 <= len(buttons) <= MAX_BUTTONS:
+        return f"an interactive message has 1 to {MAX_BUTTONS} buttons, not {len(buttons)}"
+    if len(text) > MAX_INTERACTIVE_BODY:
+        return f"an interactive message's text is at most {MAX_INTERACTIVE_BODY} characters"
+    for button in buttons:
+        if not 0 < len(button.title) <= MAX_BUTTON_TITLE or not 0 < len(button.id) <= MAX_BUTTON_ID:
+            return f"a button's title is 1 to {MAX_BUTTON_TITLE} characters and its id 1 to {MAX_BUTTON_ID}"
+    return None
 
 
 def read_with_typing(external_id: str) -> dict:
@@ -61,6 +92,7 @@ def read_with_typing(external_id: str) -> dict:
 
 class CloudApiChannel(Channel):
     max_part_chars = 4096  # a longer text body is refused
+    sends_buttons = True
 
     def __init__(self, name: str, api: str, credentials: dict[str, str], phone_number_id: str, timeout: float,
                  number_in_path: bool = True, details_path: str = "", remembered: ReplyNumbers | None = None):
@@ -83,19 +115,34 @@ class CloudApiChannel(Channel):
         self._lock = threading.Lock()
 
     def send_text(self, business: str, wa_id: str, text: str, reference: str = "") -> SendResult:
-        """Send one text from `business` (the phone number id the customer wrote to;
-        META_PHONE_NUMBER_ID when "")."""
+        """Send one text from `business` (the phone number id the customer wrote to; the channel's
+        PHONE_NUMBER_ID when "")."""
+        return self.send(business, wa_id, lambda to: text_message(to, text))
+
+    def send_buttons(self, business: str, wa_id: str, text: str, buttons: list[Button],
+                     reference: str = "") -> SendResult:
+        problem = buttons_problem(text, buttons)
+        if problem:
+            raise SendError(problem, Failure.PERMANENT)
+        return self.send(business, wa_id, lambda to: buttons_message(to, text, buttons))
+
+    def send_template(self, business: str, wa_id: str, template: Template, reference: str = "") -> SendResult:
+        return self.send(business, wa_id, lambda to: template_message(to, template))
+
+    def send(self, business: str, wa_id: str, payload_for: Callable[[str], dict]) -> SendResult:
+        """Post `payload_for(number)` to the customer's number, without its mobile digit once more
+        if the provider refuses it with that digit."""
         phone_number_id = business or self.phone_number_id
         if self.number_in_path and not phone_number_id:
             raise SendError(f"no phone number to send from: set {self.name.upper()}_PHONE_NUMBER_ID", Failure.PERMANENT)
         to = self.reply_number(wa_id)
         try:
-            answer = self._post(phone_number_id, text_message(to, text))
+            answer = self._post(phone_number_id, payload_for(to))
         except SendError as exc:
             other = without_mobile_digit(to) if exc.code == NOT_IN_ALLOWED_LIST else None
             if other is None:
                 raise
-            answer = self._post(phone_number_id, text_message(other, text))
+            answer = self._post(phone_number_id, payload_for(other))
             self.remember(wa_id, other)
         messages = answer.get("messages") if isinstance(answer, dict) else None
         if not (isinstance(messages, list) and messages and isinstance(messages[0], dict) and messages[0].get("id")):

@@ -9,7 +9,7 @@ from webapp.channels.twilio.outbound import TwilioChannel
 def channel(settings) -> Channel:
     """Twilio's channel: sending when the account SID, auth token and sender are set, else dry-run."""
     if not settings.twilio_sends:
-        return DryRunChannel(TwilioChannel.name, TwilioChannel.max_part_chars, "Twilio",
+        return DryRunChannel(TwilioChannel.name, TwilioChannel, "Twilio",
                              "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_FROM")
     return TwilioChannel(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(),
                          settings.twilio_whatsapp_from, settings.twilio_api_base, settings.twilio_timeout_seconds,

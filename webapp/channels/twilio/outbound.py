@@ -5,6 +5,7 @@ the `https://api.twilio.com` prefix (how tests point it at a local fake Twilio s
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from datetime import datetime, timezone
@@ -16,7 +17,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from webapp.channels.base import Channel, Failure, SendError, SendResult
+from webapp.channels.base import Channel, Failure, SendError, SendResult, Template
 from webapp.config import masked
 
 log = logging.getLogger(__name__)
@@ -91,10 +92,19 @@ class TwilioChannel(Channel):
         """Send one message from `business` (our number the customer wrote to; TWILIO_WHATSAPP_FROM
         when ""). Twilio reports its delivery to the status callback URL, tagged with `reference`
         (the report may arrive before we have stored the SID this call returns)."""
+        return self.create(business, wa_id, reference, body=text)
+
+    def send_template(self, business: str, wa_id: str, template: Template, reference: str = "") -> SendResult:
+        """Send an approved Content template: `template.name` is its Content SID (HX…)."""
+        variables = {str(n): value for n, value in enumerate(template.variables, start=1)}
+        return self.create(business, wa_id, reference, content_sid=template.name,
+                           **({"content_variables": json.dumps(variables, ensure_ascii=False)} if variables else {}))
+
+    def create(self, business: str, wa_id: str, reference: str, **content) -> SendResult:
         extra = {"status_callback": f"{self.status_callback}?{urlencode({'ref': reference})}"} \
             if self.status_callback and reference else {}
         try:
-            message = self.client.messages.create(to=f"whatsapp:+{wa_id}", from_=business or self.sender, body=text,
+            message = self.client.messages.create(to=f"whatsapp:+{wa_id}", from_=business or self.sender, **content,
                                                   **extra)
         except TwilioRestException as exc:
             raise SendError(exc.msg, failure_of(exc.status, exc.code), exc.status, exc.code,
