@@ -555,7 +555,7 @@ def print_table(report: dict) -> None:
         *(f"baseline, webhook alone {b['concurrency']} at a time: {b['per_second']} msg/s, p50 {b['p50']} ms  "
           f"p99 {b['p99']} ms  (asked rate / this: {config['rate'] / b['per_second']:.2f})"
           for b in report["webhook_baseline"]),
-        f"ack -> reply at Twilio   p50 {_s(r['p50'])} s  p95 {_s(r['p95'])} s  max {_s(r['max'])} s",
+        f"ack -> reply at provider p50 {_s(r['p50'])} s  p95 {_s(r['p95'])} s  max {_s(r['max'])} s",
         f"send lag vs schedule     p50 {lag['p50']} ms  p99 {lag['p99']} ms  max {lag['max']} ms",
         f"achieved send rate       {result['achieved_rate']} msg/s (asked {config['rate']})",
         "",
