@@ -7,6 +7,7 @@ get dense retrieval alone.
 """
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -75,6 +76,17 @@ class Snapshot:
     chunks: dict[str, tuple[str, dict]]
     lexical: LexicalIndex
     revision: str
+
+    @functools.cached_property
+    def pages(self) -> dict[str, list[Hit]]:
+        """Each document's chunks in reading order (their `position`; an index built before chunks
+        had one keeps the order they were stored in)."""
+        pages: dict[str, list[Hit]] = {}
+        for chunk_id, (text, metadata) in self.chunks.items():
+            pages.setdefault(metadata.get("source", ""), []).append(Hit(chunk_id, text, metadata, 0.0))
+        for chunks in pages.values():
+            chunks.sort(key=lambda hit: hit.metadata.get("position", 0))
+        return pages
 
     @classmethod
     def read(cls, index: KnowledgeIndex, language: str) -> Snapshot:
@@ -213,6 +225,10 @@ class Retriever:
 
     def lexical(self) -> LexicalIndex:
         return self.snapshot().lexical
+
+    def page(self, source: str) -> list[Hit]:
+        """Every chunk of one document, in reading order."""
+        return self.snapshot().pages.get(source, [])
 
     def snapshot(self) -> Snapshot:
         """The in-memory view of the documents, re-read when an ingest (in any process) changed them."""

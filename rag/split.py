@@ -41,7 +41,7 @@ def split_documents(documents: list[Document], source: str) -> list[Chunk]:
                 digest = hashlib.sha256(text.encode()).hexdigest()[:16]
                 occurrence = seen.get(digest, 0)
                 seen[digest] = occurrence + 1
-                metadata = dict(document.metadata, headings=" > ".join(headings))
+                metadata = dict(document.metadata, headings=" > ".join(headings), position=len(chunks))
                 chunk_id = f"{source}#{digest}" + (f"-{occurrence}" if occurrence else "")
                 chunks.append(Chunk(id=chunk_id, text=text, metadata=metadata))
     return chunks

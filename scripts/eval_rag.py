@@ -33,6 +33,10 @@ from webapp.config import ConfigError, load_settings  # noqa: E402
 
 @dataclass(frozen=True)
 class Result:
+    id: str
+    question: str
+    keywords: list[str]
+    reply: str
     kind: str
     answerable: bool
     rank: int | None  # 1-based rank of the first chunk from a gold source, None if not in top k
@@ -61,7 +65,8 @@ def evaluate(assistant: Assistant, question: dict) -> Result:
     rank = next((i for i, hit in enumerate(answer.retrieved, 1) if hit.source in gold), None)
     refused = answer.outcome == "unknown"
     correct = (not refused and has_keywords(answer.text, question["answer_keywords"])) if gold else refused
-    return Result(question.get("kind", ""), bool(gold), rank, correct, refused, answer.retrieval_seconds, seconds)
+    return Result(question.get("id", ""), question["question"], question["answer_keywords"], answer.text,
+                  question.get("kind", ""), bool(gold), rank, correct, refused, answer.retrieval_seconds, seconds)
 
 
 def summarise(results: list[Result]) -> dict:
@@ -95,6 +100,14 @@ def percentile(seconds: list[float], percent: int) -> float:
     return round(ordered[max(0, math.ceil(len(ordered) * percent / 100) - 1)] * 1000, 1)
 
 
+def print_misses(results: list[Result], out) -> None:
+    for result in results:
+        if not result.correct:
+            wanted = ", ".join(result.keywords) or "a refusal"
+            print(f"\n[{result.id} {result.kind}] {result.question}\n  wanted: {wanted}\n  reply: "
+                  + result.reply.replace("\n", "\n         ")[:600], file=out)
+
+
 def by_kind(results: list[Result]) -> dict[str, dict]:
     kinds = sorted({r.kind for r in results})
     return {kind: summarise([r for r in results if r.kind == kind]) for kind in kinds}
@@ -107,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", type=Path, required=True, help="Chroma folder to build or reuse")
     parser.add_argument("--k", type=int, default=5, help="passages retrieved per question")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--misses", action="store_true", help="also print each question answered wrongly, with the reply")
     args = parser.parse_args(argv)
     for path in (args.docs, args.qa):
         if not path.exists():
@@ -127,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     assistant.retriever.warm_up()  # latency figures are per question, not the one-off start-up
     results = [evaluate(assistant, question) for question in questions]
     summary = summarise(results)
+    if args.misses:
+        print_misses(results, sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(summary))
         return 0

@@ -1,0 +1,286 @@
+"""Extract: the offline answer, quoted from the best page, the part that answers the question.
+
+Without an LLM the reply is the page's own words, so which words matters: the fact asked for
+first, in few lines. The page is read as quotable units (a sentence; a sentence ending in ":"
+with the list under it; a table row with its header), the question as an expected kind of answer
+(an amount, a date, a duration, a number, steps…), and a unit is chosen for sharing the question's
+words and holding that kind of fact, in the section whose heading matches the question. Sentences
+about the page itself ("En esta página te explicamos…", "Más información…") and bare links are
+never quoted.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rag.language import plain
+
+MAX_SENTENCES = 3
+MAX_LIST_ITEMS = 8
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[¿¡\"'(\w])")
+TABLE_RULE = re.compile(r"^\|?[\s:|-]+\|?$")
+LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
+NUMBERED_ITEM = re.compile(r"^\s*\d{1,2}[.)]\s+")
+HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+# Sentences about the page or the site, not about the question (matched on plain text)
+ABOUT_THE_PAGE = re.compile(
+    r"^(en esta pagina|esta pagina|en este articulo|aqui (te )?(explicamos|contamos|encontraras|encontrara|puedes ver)|"
+    r"a continuacion|"
+    r"(obten(ga)?|obtener|encuentre|encuentra|lea|lee|vea|ve|consulte|consulta|visite|visita) mas informacion|"
+    r"mas informacion|para (obtener )?mas informacion|informacion adicional|ver tambien|"
+    r"(learn|find out|read) more|more information|on this page|this page)\b"
+    r"|\b(para|obtenga|obtener|obten) mas informacion\b|\bconsulta la pagina\b")
+ANNOUNCES_LIST = re.compile(r"(:$|\b(estos|estas|los siguientes|las siguientes) (pasos|opciones|requisitos|documentos|"
+                            r"formas|maneras|medidas)\b|\bthe following\b|\bthese steps\b)")
+BARE_LINK = re.compile(r"^(https?://\S+|www\.\S+)$")
+
+SHORTHAND = {"q": "que", "k": "que", "xq": "porque", "pq": "porque", "cdo": "cuando", "dnd": "donde"}
+CHAT_SHORTHAND = re.compile(r"\b(" + "|".join(SHORTHAND) + r")\b")
+# What kind of fact a question asks for, from its plain (lower-case, accent-free) text, first match wins
+ANSWER_KINDS: list[tuple[str, re.Pattern]] = [
+    ("duration", re.compile(r"\bcuanto (tiempo|tarda|tardan|demora|dura|duran)\b|\bcuantos (dias|meses|anos|semanas|horas)\b|"
+                            r"\bhow long\b|\bplazo\b")),
+    ("amount", re.compile(r"\bcuanto (cuesta|cuestan|vale|valen|pago|pagaria|pagare|hay que pagar|tengo que pagar|"
+                          r"cobran|cobra|sale|me cuesta|me cobran|es)\b|\bprecio|\bcosto\b|\bcoste\b|"
+                          r"\bporcentaje\b|\bhow much\b|\bcost\b|\bprice\b|\bfee\b|\bque tanto\b|\bpenalizacion\b")),
+    ("time", re.compile(r"\ba que hora\b|\bhorario\b|\bque horas?\b|\bwhat time\b|\bopening hours\b|\bhours\b")),
+    ("date", re.compile(r"\bcuando\b|\bque (dia|fecha|mes|ano)\b|\bhasta que (dia|fecha)\b|\bfecha\b|\bwhen\b|"
+                        r"\bwhat (date|day|month)\b|\bdeadline\b")),
+    ("number", re.compile(r"\bcuant[oa]s\b|\bhow many\b|\bque edad\b|\bhow old\b|\bnumero de\b")),
+    ("steps", re.compile(r"\bcomo (?!es\b|son\b|esta\b|estan\b|funciona\b|se llama\b|se si\b|saber\b|se que\b)\w+|\bque (hago|hacer|puedo hacer)\b|\bque (necesito|requisitos|documentos|tengo que|debo|papeles)\b|"
+                         r"\bpasos\b|\bhow (do|can|to|should)\b|\bwhat do i need\b|\brequirements?\b|\bdocuments?\b")),
+    ("place", re.compile(r"\bdonde\b|\ba que (numero|telefono|web|pagina|sitio|direccion)\b|\btelefono\b|\bwhere\b|"
+                         r"\bphone\b|\bwebsite\b|\bquien(es)?\b|\bwho\b|\bcual(es)?\b|\bwhich\b")),
+    ("yes_no", re.compile(r"^(puedo|puede|pueden|se puede|es posible|tengo que|tiene que|debo|hay|me|mi|es|son|"
+                          r"estoy|esta|necesito|incluye|cubre|can|do|does|is|are|will|should|must)\b")),
+]
+
+MONTHS = (r"enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|setiembre|octubre|noviembre|diciembre|"
+          r"january|february|march|april|may|june|july|august|september|october|november|december")
+NUMBER_WORDS = r"uno|una|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|once|doce|quince|veinte|treinta|sesenta|noventa|cien"
+UNITS = r"dias?|semanas?|mes(es)?|anos?|horas?|minutos?|days?|weeks?|months?|years?|hours?|minutes?"
+# Whether a unit holds the kind of fact asked for (matched on plain text; amounts also on the raw text for € $)
+FACTS: dict[str, re.Pattern] = {
+    "amount": re.compile(r"[$€£]\s?\d|\d\s?[€%£$]|\d\s?(euros?|dolares|dollars?|por ciento|percent)\b|\bgratis\b|\bgratuit[oa]s?\b|"
+                         r"\bsin costo\b|\bno (cuesta|tiene costo|cobra)\b|\bfree\b"),
+    "duration": re.compile(rf"\b(\d+|{NUMBER_WORDS})\s+({UNITS})\b"),
+    "date": re.compile(rf"\b({MONTHS})\b|\b\d{{1,2}}/\d{{1,2}}\b|\b(19|20)\d\d\b|\bdia \d+\b|\b(lunes|martes|miercoles|jueves|"
+                       r"viernes|sabado|domingo)\b|\bcada (ano|mes|semana)\b|\b(antes|despues) de\b"),
+    "time": re.compile(r"\b\d{1,2}[:.]\d{2}\b|\b\d{1,2}\s?(h|am|pm)\b|\b24 horas\b|\b24/7\b"),
+    "number": re.compile(rf"\b\d+\b|\b({NUMBER_WORDS})\b"),
+    "place": re.compile(r"https?://|www\.|\S@\S|\.(gov|com|org|es)\b|\b\d{3}[- .]\d{3}[- .]?\d{3,4}\b|\b(oficina|sitio web|pagina web|"
+                        r"telefono|llame|llamar|en linea|tienda|app|area de cliente)\b"),
+    "yes_no": re.compile(r"\b(si|no|solo|siempre que|a menos que|excepto|salvo|puede|puedes|pueden|debe|debes|tiene que|"
+                         r"tienes que|only|unless|except|can|must)\b"),
+}
+
+
+# Kinds whose facts are recognised surely enough that a unit without one is not the answer
+DECISIVE_FACTS = {"amount", "duration", "time", "date"}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A part of a page that can be quoted on its own."""
+
+    text: str  # as quoted: a sentence, or a lead-in line and its list items one per line
+    heading: str  # the heading it is under ("" before the first)
+    position: int  # reading order on the page
+    sentences: int  # what it counts for against MAX_SENTENCES
+
+    @property
+    def is_list(self) -> bool:
+        return "\n" in self.text
+
+
+def answer_kind(question: str) -> str:
+    """What the question asks for: duration, amount, time, date, number, steps, place, yes_no or ""."""
+    return _kind_and_rest(question)[0]
+
+
+def _kind_and_rest(question: str) -> tuple[str, str]:
+    """The kind of answer asked for, and the question without the words that ask for it ("cuánto
+    cuesta", "a qué hora"): those say what kind of fact to quote, not which one."""
+    text = CHAT_SHORTHAND.sub(lambda found: SHORTHAND[found.group(0)], plain(question).strip(" ¿?¡!"))
+    for kind, pattern in ANSWER_KINDS:
+        if pattern.search(text):
+            return kind, text if kind == "yes_no" else pattern.sub(" ", text)
+    return "", text
+
+
+def holds_fact(text: str, kind: str) -> bool:
+    """Whether `text` states the kind of fact asked for ("steps": is a list)."""
+    if kind == "steps":
+        return "\n" in text
+    pattern = FACTS.get(kind)
+    return bool(pattern and pattern.search(plain(text)))
+
+
+def page_units(chunks: list[tuple[str, str]], context: set[str]) -> list[Unit]:
+    """A page's chunks, (text, the heading it starts under) in reading order, as quotable units,
+    each once (chunks overlap), without the title and heading lines chunks are prefixed with
+    (`context`) and what is about the page."""
+    units: list[Unit] = []
+    seen: list[str] = []
+    for text, heading in chunks:
+        for unit in _units_of(text, context, heading):
+            flat = plain(unit.text)
+            if any(flat in earlier for earlier in seen):
+                continue
+            seen.append(flat)
+            units.append(Unit(unit.text, unit.heading, len(units), unit.sentences))
+    return units
+
+
+def _units_of(text: str, context: set[str], heading: str) -> list[Unit]:
+    units: list[Unit] = []
+    header, lead, items, numbered = "", None, [], False
+    # what a list would be introduced by if no sentence ending in ":" does: the heading right above
+    # it, or for numbered steps the paragraph right above them
+    above: list[str] = [heading] if heading else []
+
+    def close_list() -> None:
+        """A list introduced by a sentence ending in ":", or numbered (steps), is one unit, with its
+        lead-in; the items of another list stand alone."""
+        nonlocal lead, items, numbered
+        if items and not lead and (numbered or above == [heading]) and above:
+            lead = " ".join(above)
+            if above != [heading]:
+                del units[len(units) - len(above):]  # the paragraph, taken as sentences before its steps came
+        if items and (lead or numbered):
+            body = "\n".join(items[:MAX_LIST_ITEMS])
+            if lead and units and units[-1].text == lead:
+                del units[-1]  # the lead-in, taken as a sentence before its list came
+            units.append(Unit(f"{lead}\n{body}" if lead else body, heading, 0, MAX_SENTENCES))
+        else:
+            units.extend(Unit(LIST_ITEM.sub("", item), heading, 0, 1) for item in items)
+        lead, items, numbered = None, [], False
+
+    lines = [line.strip() for line in text.splitlines()]
+    for n, line in enumerate(lines):
+        if not line or line in context:
+            continue
+        found = HEADING.match(line)
+        if found:
+            close_list()
+            heading, header = found.group(2).strip(), ""
+            above = [heading]
+            continue
+        if TABLE_RULE.match(line):
+            continue
+        if line.startswith("|"):
+            close_list()
+            above = []
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            if n + 1 < len(lines) and TABLE_RULE.match(lines[n + 1]):
+                header = cells  # the row above a table's rule is its header
+                continue
+            units.append(Unit(_table_row(header, cells), heading, 0, 1))
+            continue
+        line = MARKDOWN_LINK.sub(r"\1", line).replace("**", "").replace("__", "")
+        if LIST_ITEM.match(line):
+            numbered = numbered or bool(NUMBERED_ITEM.match(line))
+            item = LIST_ITEM.sub("", line).strip()
+            if item and not BARE_LINK.match(item):  # kept with its number, or as "- item"
+                items.append(line if NUMBERED_ITEM.match(line) else f"- {item}")
+            continue
+        close_list()
+        sentences = [s.strip() for s in SENTENCE_END.split(line) if s.strip()]
+        above = []
+        for sentence in sentences:
+            if ABOUT_THE_PAGE.match(plain(sentence)) or BARE_LINK.match(sentence):
+                continue
+            units.append(Unit(sentence, heading, 0, 1))
+            above.append(sentence)
+        above = above[-2:]
+        if sentences and sentences[-1].endswith(":"):
+            lead = sentences[-1]
+    close_list()
+    return units
+
+
+def _table_row(header: list[str] | str, cells: list[str]) -> str:
+    if isinstance(header, list) and len(header) == len(cells):
+        return "; ".join(f"{name}: {cell}" if name else cell for name, cell in zip(header, cells) if cell)
+    return ", ".join(cell for cell in cells if cell)
+
+
+def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], kind: str,
+           earlier: str = "", retrieved: str = "") -> list[Unit]:
+    """The units to quote, in page order: the best one, then its neighbours in the same section
+    while they add to it, up to MAX_SENTENCES or one list. A unit scores for the question's words
+    it shares (weighted by how rare they are on the page; `earlier`, the message a follow-up
+    follows, counts half), for those of its heading, for holding the fact asked for and for being
+    in the passage retrieval found (`retrieved`)."""
+    if not units:
+        return []
+    unit_terms = [set(terms(unit.text)) for unit in units]
+    heading_terms = [set(terms(unit.heading)) for unit in units]
+    weights = _rarity(unit_terms)
+    asked = _kind_and_rest(question)[1]
+    wanted = {term: weights.get(term, 0.0) / 2 for term in terms(_kind_and_rest(earlier)[1])}
+    wanted.update({term: weights.get(term, 0.0) for term in terms(asked)})
+    in_retrieved = plain(retrieved)
+    scores = []
+    for unit, own, under in zip(units, unit_terms, heading_terms):
+        score = sum(w for term, w in wanted.items() if term in own) + 0.5 * sum(
+            w for term, w in wanted.items() if term in under and term not in own)
+        if kind and holds_fact(unit.text, kind):
+            score = score * 2 + 0.1
+        if plain(unit.text) in in_retrieved:
+            score = score * 1.2 + 0.05
+        scores.append(score)
+    # the fact asked for decides among the units that share the question's words
+    with_fact = [i for i in range(len(units)) if scores[i] > 0 and kind in DECISIVE_FACTS and
+                 holds_fact(units[i].text, kind)]
+    best = max(with_fact or range(len(units)), key=lambda i: (scores[i], -i))
+    chosen = [best]
+    budget = MAX_SENTENCES - units[best].sentences
+    for i in sorted((i for i in range(len(units)) if i != best), key=lambda i: (-scores[i], i)):
+        if budget <= 0 or scores[i] < scores[best] / 2:
+            break
+        if units[i].sentences <= budget and units[i].heading == units[best].heading and abs(i - best) <= 2:
+            chosen.append(i)
+            budget -= units[i].sentences
+    follower = best + 1
+    if ANNOUNCES_LIST.search(plain(units[best].text)) and not units[best].is_list:
+        # "sigue estos pasos": the steps are the answer, even under the next heading
+        following = next((i for i in range(follower, min(follower + 3, len(units))) if units[i].is_list), None)
+        if following is not None:
+            return [units[best], units[following]]
+    # a sentence alone often needs the next one ("…: 12 meses. Después…")
+    if len(chosen) == 1 and budget > 0 and not units[best].is_list and follower < len(units) and \
+            units[follower].heading == units[best].heading and units[follower].sentences <= budget:
+        chosen.append(follower)
+    return [_trimmed(units[i], wanted, terms) if kind != "steps" else units[i] for i in sorted(chosen)]
+
+
+def _trimmed(unit: Unit, wanted: dict[str, float], terms: Callable[[str], list[str]]) -> Unit:
+    """A list with only the items the question names ("la tienda de Madrid": its line), when it
+    names some and not all; a list of steps or one the question does not single out stays whole."""
+    if not unit.is_list:
+        return unit
+    lead, *items = unit.text.split("\n")
+    named = [item for item in items if any(wanted.get(term, 0) > 0 for term in terms(item))]
+    if not named or len(named) == len(items):
+        return unit
+    return Unit("\n".join([lead, *named]), unit.heading, unit.position, unit.sentences)
+
+
+def _rarity(unit_terms: list[set[str]]) -> dict[str, float]:
+    """How rare each word is among the page's units (inverse document frequency): on a page about
+    leaving, "baja" tells nothing about which sentence answers."""
+    counts: dict[str, int] = {}
+    for own in unit_terms:
+        for term in own:
+            counts[term] = counts.get(term, 0) + 1
+    total = len(unit_terms)
+    return {term: math.log((total + 1) / (count + 0.5)) for term, count in counts.items()}
+
+
+def quote(units: list[Unit]) -> str:
+    """The chosen units as the reply's body: one line per unit, lists as they are."""
+    return "\n".join(unit.text for unit in units)

@@ -1,0 +1,118 @@
+"""The offline answer's rules (`rag.extract`), each on a page whose answer is known: the kind of
+fact a question asks for, a list under a colon, a table row with its header, numbered steps, the
+page's introduction skipped, and the fact preferred to a sentence that only shares words."""
+from __future__ import annotations
+
+import pytest
+
+from rag.extract import answer_kind, choose, holds_fact, page_units, quote
+from rag.lexical import LexicalIndex
+
+TERMS = LexicalIndex([], []).terms
+
+BAJA = """# Baja del servicio
+Sentimos que quieras irte. En esta página te explicamos cómo darte de baja, cuánto tarda y cómo devolver el router.
+## Cómo darte de baja
+Puedes solicitar la baja de todos tus servicios o solo de algunos de ellos:
+- Por teléfono, en el 900 810 810.
+- En la app, en Mi cuenta > Baja.
+- En cualquiera de nuestras tiendas.
+## Plazos
+La baja es efectiva en un máximo de 2 días hábiles desde que la solicitas. Si lo prefieres, puedes elegir otra fecha.
+## Penalización
+Si te das de baja de la fibra antes de 12 meses, pagarás una penalización proporcional, con un máximo de 100 €.
+Más información sobre la permanencia en la página «Alta».
+"""
+PRECIOS = """# Precios
+Todos los precios incluyen IVA.
+| Tarifa | Velocidad | Precio |
+|---|---|---|
+| Fibra 300 Mb | 300 Mb simétricos | 25 €/mes |
+| Fibra 600 Mb | 600 Mb simétricos | 32 €/mes |
+## Tarifas móviles
+Todas incluyen llamadas ilimitadas.
+- Móvil 20 GB: 10 €/mes.
+- Móvil 50 GB: 15 €/mes.
+"""
+AVERIAS = """# Averías
+Si tu internet no funciona bien, sigue estos pasos.
+## Antes de avisarnos
+1. Consulta el estado de la red en la app.
+2. Reinicia el router: apágalo, espera 30 segundos y vuelve a encenderlo.
+3. Comprueba el cable de fibra.
+"""
+
+
+def reply(page: str, question: str, earlier: str = "") -> str:
+    units = page_units([(page, "")], context=set())
+    return quote(choose(units, question, TERMS, answer_kind(question) or answer_kind(earlier), earlier=earlier))
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("cuanto cuesta la fibra de 600?", "amount"),
+    ("q precio tiene el pack", "amount"),
+    ("cuanto tarda la baja", "duration"),
+    ("a q hora abren las tiendas", "time"),
+    ("cuando me cobran la factura", "date"),
+    ("cuantas lineas puedo tener", "number"),
+    ("como me doy de baja", "steps"),
+    ("que necesito para contratar", "steps"),
+    ("donde esta la tienda de madrid", "place"),
+    ("puedo cambiar de tarifa gratis?", "yes_no"),
+    ("how much is the 600 Mb fibre?", "amount"),
+    ("how long does the installation take?", "duration"),
+    ("hola buenas", ""),
+])
+def test_the_kind_of_fact_a_question_asks_for(question, kind):
+    assert answer_kind(question) == kind
+
+
+def test_facts_of_each_kind_are_recognised():
+    assert holds_fact("con un máximo de 100 €", "amount") and holds_fact("es gratis", "amount")
+    assert not holds_fact("pagarás una penalización proporcional", "amount")
+    assert holds_fact("en 2 días hábiles", "duration") and not holds_fact("el 2 de mayo", "duration")
+    assert holds_fact("de 9:30 a 14:00", "time") and holds_fact("el 5 de mayo", "date")
+
+
+def test_the_steps_under_a_colon_come_with_their_lead_in_and_the_intro_is_skipped():
+    answer = reply(BAJA, "como doy de baja el servicio")
+    assert answer.startswith("Puedes solicitar la baja de todos tus servicios o solo de algunos de ellos:\n")
+    assert "- Por teléfono, en el 900 810 810." in answer and "- En cualquiera de nuestras tiendas." in answer
+    assert "En esta página" not in answer
+
+
+def test_the_sentence_with_the_fact_asked_for_wins_over_one_that_only_shares_words():
+    assert reply(BAJA, "cuanto tarda la baja?").startswith("La baja es efectiva en un máximo de 2 días hábiles")
+    penalty = reply(BAJA, "cuanto me cobran si me doy de baja de la fibra antes de tiempo")
+    assert "máximo de 100 €" in penalty and "Más información" not in penalty
+
+
+def test_a_table_row_keeps_its_header_and_a_list_item_stands_alone():
+    assert reply(PRECIOS, "cuanto cuesta la fibra de 600").startswith(
+        "Tarifa: Fibra 600 Mb; Velocidad: 600 Mb simétricos; Precio: 32 €/mes")
+    assert reply(PRECIOS, "precio de la tarifa movil de 20 gb").startswith("Móvil 20 GB: 10 €/mes.")
+
+
+def test_a_sentence_announcing_steps_brings_them_even_under_the_next_heading():
+    answer = reply(AVERIAS, "no me funciona internet, que hago")
+    assert answer.splitlines()[0] == "Si tu internet no funciona bien, sigue estos pasos."
+    assert "2. Reinicia el router: apágalo, espera 30 segundos y vuelve a encenderlo." in answer
+
+
+def test_a_list_the_question_singles_an_item_of_keeps_that_item():
+    page = "# Tiendas\nTenemos tiendas en estas direcciones:\n- Madrid: Calle del Olivo, 14.\n- Sevilla: Calle Azahar, 3.\n"
+    assert reply(page, "donde esta la tienda de madrid") == "Tenemos tiendas en estas direcciones:\n- Madrid: Calle del Olivo, 14."
+
+
+def test_a_follow_up_is_answered_with_the_fact_it_asks_for_about_the_earlier_topic():
+    page = ("# Tiendas\nTenemos tiendas en estas direcciones:\n- Madrid: Calle del Olivo, 14.\n\n"
+            "Horario de las tiendas:\n- De lunes a viernes: de 9:30 a 14:00.\n- Domingos: cerrado.\n")
+    assert "de 9:30 a 14:00" in reply(page, "y a q hora abre", earlier="donde esta la tienda de madrid")
+
+
+def test_chunks_that_overlap_give_each_sentence_once():
+    first = "# Plazos\nLa baja es efectiva en 2 días. Puedes elegir otra fecha."
+    second = "Plazos\nPuedes elegir otra fecha. La última factura es proporcional."
+    units = page_units([(first, ""), (second, "Plazos")], context={"Plazos"})
+    assert [u.text for u in units] == ["La baja es efectiva en 2 días.", "Puedes elegir otra fecha.",
+                                       "La última factura es proporcional."]
