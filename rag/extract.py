@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from rag.language import plain
 
 MAX_SENTENCES = 3
+SHORT_SENTENCE_WORDS = 3
 MAX_LIST_ITEMS = 8
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[¿¡\"'(\w])")
 TABLE_RULE = re.compile(r"^\|?[\s:|-]+\|?$")
 LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 NUMBERED_ITEM = re.compile(r"^\s*\d{1,2}[.)]\s+")
 HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
-MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)[^)]*\)")
+WEB_ADDRESS = re.compile(r"https?://")
 # Sentences about the page or the site, not about the question (matched on plain text)
 ABOUT_THE_PAGE = re.compile(
     r"^(en esta pagina|esta pagina|en este articulo|aqui (te )?(explicamos|contamos|encontraras|encontrara|puedes ver)|"
@@ -41,8 +43,11 @@ SHORTHAND = {"q": "que", "k": "que", "xq": "porque", "pq": "porque", "cdo": "cua
 CHAT_SHORTHAND = re.compile(r"\b(" + "|".join(SHORTHAND) + r")\b")
 # What kind of fact a question asks for, from its plain (lower-case, accent-free) text, first match wins
 ANSWER_KINDS: list[tuple[str, re.Pattern]] = [
+    ("definition", re.compile(r"^(que|q) (es|son|significa|quiere decir)\b|^what (is|are)\b|\bwhat does\b.*\bmean\b|"
+                              r"^(define|definicion)\b")),
     ("duration", re.compile(r"\bcuanto (tiempo|tarda|tardan|demora|dura|duran)\b|\bcuantos (dias|meses|anos|semanas|horas)\b|"
                             r"\bhow long\b|\bplazo\b")),
+    ("percentage", re.compile(r"\bporcentaje\b|\bpor ciento\b|\bpercent(age)?\b")),
     ("amount", re.compile(r"\bcuanto (cuesta|cuestan|vale|valen|pago|pagaria|pagare|hay que pagar|tengo que pagar|"
                           r"cobran|cobra|sale|me cuesta|me cobran|es)\b|\bprecio|\bcosto\b|\bcoste\b|"
                           r"\bporcentaje\b|\bhow much\b|\bcost\b|\bprice\b|\bfee\b|\bque tanto\b|\bpenalizacion\b")),
@@ -78,8 +83,11 @@ FACTS: dict[str, re.Pattern] = {
 }
 
 
+RETRIEVED_WEIGHT = 2.5  # a unit of the chunk retrieval found: most answers are in it (measured)
+COMPANION_SHARE = 0.2  # a unit quoted beside the best scores at least this share of its score
+PERCENTAGE = re.compile(r"\d\s?%|\bpor ciento\b|\bpercent\b")
 # Kinds whose facts are recognised surely enough that a unit without one is not the answer
-DECISIVE_FACTS = {"amount", "duration", "time", "date"}
+DECISIVE_FACTS = {"percentage", "amount", "duration", "time", "date"}
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,7 @@ class Unit:
     heading: str  # the heading it is under ("" before the first)
     position: int  # reading order on the page
     sentences: int  # what it counts for against MAX_SENTENCES
+    pointer: bool = False  # "Más información sobre X: <address>": an answer to "where", not to others
 
     @property
     def is_list(self) -> bool:
@@ -97,7 +106,8 @@ class Unit:
 
 
 def answer_kind(question: str) -> str:
-    """What the question asks for: duration, amount, time, date, number, steps, place, yes_no or ""."""
+    """What the question asks for: definition, duration, percentage, amount, time, date, number,
+    steps, place, yes_no or ""."""
     return _kind_and_rest(question)[0]
 
 
@@ -113,6 +123,8 @@ def _kind_and_rest(question: str) -> tuple[str, str]:
 
 def holds_fact(text: str, kind: str) -> bool:
     """Whether `text` states the kind of fact asked for ("steps": is a list)."""
+    if kind == "percentage":
+        return bool(PERCENTAGE.search(plain(text)))
     if kind == "steps":
         return "\n" in text
     pattern = FACTS.get(kind)
@@ -131,7 +143,7 @@ def page_units(chunks: list[tuple[str, str]], context: set[str]) -> list[Unit]:
             if any(flat in earlier for earlier in seen):
                 continue
             seen.append(flat)
-            units.append(Unit(unit.text, unit.heading, len(units), unit.sentences))
+            units.append(Unit(unit.text, unit.heading, len(units), unit.sentences, unit.pointer))
     return units
 
 
@@ -146,7 +158,7 @@ def _units_of(text: str, context: set[str], heading: str) -> list[Unit]:
         """A list introduced by a sentence ending in ":", or numbered (steps), is one unit, with its
         lead-in; the items of another list stand alone."""
         nonlocal lead, items, numbered
-        if items and not lead and (numbered or above == [heading]) and above:
+        if items and not lead and numbered and above:
             lead = " ".join(above)
             if above != [heading]:
                 del units[len(units) - len(above):]  # the paragraph, taken as sentences before its steps came
@@ -180,7 +192,7 @@ def _units_of(text: str, context: set[str], heading: str) -> list[Unit]:
                 continue
             units.append(Unit(_table_row(header, cells), heading, 0, 1))
             continue
-        line = MARKDOWN_LINK.sub(r"\1", line).replace("**", "").replace("__", "")
+        line = MARKDOWN_LINK.sub(_link_text, line).replace("**", "").replace("__", "")
         if LIST_ITEM.match(line):
             numbered = numbered or bool(NUMBERED_ITEM.match(line))
             item = LIST_ITEM.sub("", line).strip()
@@ -188,18 +200,39 @@ def _units_of(text: str, context: set[str], heading: str) -> list[Unit]:
                 items.append(line if NUMBERED_ITEM.match(line) else f"- {item}")
             continue
         close_list()
-        sentences = [s.strip() for s in SENTENCE_END.split(line) if s.strip()]
+        sentences = _with_short_ones_joined([s.strip() for s in SENTENCE_END.split(line) if s.strip()])
         above = []
         for sentence in sentences:
-            if ABOUT_THE_PAGE.match(plain(sentence)) or BARE_LINK.match(sentence):
+            if BARE_LINK.match(sentence):
                 continue
-            units.append(Unit(sentence, heading, 0, 1))
+            pointer = bool(ABOUT_THE_PAGE.match(plain(sentence)))
+            if pointer and not WEB_ADDRESS.search(sentence):
+                continue
+            units.append(Unit(sentence, heading, 0, 1, pointer))
             above.append(sentence)
         above = above[-2:]
         if sentences and sentences[-1].endswith(":"):
             lead = sentences[-1]
     close_list()
     return units
+
+
+def _link_text(link: re.Match) -> str:
+    """A Markdown link as its text, and its address when it is a web address (WhatsApp shows it)."""
+    text, address = link.group(1), link.group(2)
+    return f"{text} ({address})" if WEB_ADDRESS.match(address) and address not in text else text
+
+
+def _with_short_ones_joined(sentences: list[str]) -> list[str]:
+    """A sentence of a few words ("No.", "Sí, puede.") joined to the one after it: alone it
+    answers nothing."""
+    joined: list[str] = []
+    for sentence in sentences:
+        if joined and len(joined[-1].split()) <= SHORT_SENTENCE_WORDS:
+            joined[-1] = f"{joined[-1]} {sentence}"
+        else:
+            joined.append(sentence)
+    return joined
 
 
 def _table_row(header: list[str] | str, cells: list[str]) -> str:
@@ -225,13 +258,22 @@ def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], 
     wanted.update({term: weights.get(term, 0.0) for term in terms(asked)})
     in_retrieved = plain(retrieved)
     scores = []
+    def shared(text: str) -> float:
+        return sum(wanted.get(term, 0.0) for term in set(terms(text)))
+
     for unit, own, under in zip(units, unit_terms, heading_terms):
-        score = sum(w for term, w in wanted.items() if term in own) + 0.5 * sum(
+        # a list counts its lead-in and its best item: all its items together would outweigh any sentence
+        lead, *items = unit.text.split("\n")
+        score = shared(lead) * (0.5 if lead == unit.heading else 1.0) + max(map(shared, items), default=0.0) + 0.5 * sum(
             w for term, w in wanted.items() if term in under and term not in own)
+        if unit.pointer and kind != "place":
+            score /= 2
+        if kind == "definition" and unit.position < 2:
+            score += 1.0  # what a thing is, a page about it says first
         if kind and holds_fact(unit.text, kind):
             score = score * 2 + 0.1
         if plain(unit.text) in in_retrieved:
-            score = score * 1.2 + 0.05
+            score = score * RETRIEVED_WEIGHT + 0.1
         scores.append(score)
     # the fact asked for decides among the units that share the question's words
     with_fact = [i for i in range(len(units)) if scores[i] > 0 and kind in DECISIVE_FACTS and
@@ -240,9 +282,10 @@ def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], 
     chosen = [best]
     budget = MAX_SENTENCES - units[best].sentences
     for i in sorted((i for i in range(len(units)) if i != best), key=lambda i: (-scores[i], i)):
-        if budget <= 0 or scores[i] < scores[best] / 2:
+        if budget <= 0 or scores[i] < scores[best] * COMPANION_SHARE:
             break
-        if units[i].sentences <= budget and units[i].heading == units[best].heading and abs(i - best) <= 2:
+        near = units[i].heading == units[best].heading and abs(i - best) <= 2
+        if units[i].sentences <= budget and (near or plain(units[i].text) in in_retrieved):
             chosen.append(i)
             budget -= units[i].sentences
     follower = best + 1
@@ -255,7 +298,9 @@ def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], 
     if len(chosen) == 1 and budget > 0 and not units[best].is_list and follower < len(units) and \
             units[follower].heading == units[best].heading and units[follower].sentences <= budget:
         chosen.append(follower)
-    return [_trimmed(units[i], wanted, terms) if kind != "steps" else units[i] for i in sorted(chosen)]
+    # the fact first, then what goes with it in the page's order
+    ordered = [best] + sorted(i for i in chosen if i != best)
+    return [_trimmed(units[i], wanted, terms) if kind != "steps" else units[i] for i in ordered]
 
 
 def _trimmed(unit: Unit, wanted: dict[str, float], terms: Callable[[str], list[str]]) -> Unit:

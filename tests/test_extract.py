@@ -116,3 +116,13 @@ def test_chunks_that_overlap_give_each_sentence_once():
     units = page_units([(first, ""), (second, "Plazos")], context={"Plazos"})
     assert [u.text for u in units] == ["La baja es efectiva en 2 días.", "Puedes elegir otra fecha.",
                                        "La última factura es proporcional."]
+
+
+def test_a_pointer_elsewhere_answers_where_and_nothing_else():
+    page = ("# Medicaid en Texas\nUsted puede averiguar ahora si puede obtener Medicaid en Texas.\n"
+            "Más información sobre el Medicaid de Texas en [su sitio](https://www.yourtexasbenefits.com).\n"
+            "Más información sobre los plazos.\n")
+    assert "https://www.yourtexasbenefits.com" in reply(page, "donde puedo ver si califico para medicaid de texas?")
+    units = page_units([(page, "")], context=set())
+    assert [u.text for u in units if u.pointer] == [
+        "Más información sobre el Medicaid de Texas en su sitio (https://www.yourtexasbenefits.com)."]
