@@ -61,6 +61,8 @@ def reply(page: str, question: str, earlier: str = "") -> str:
     ("puedo cambiar de tarifa gratis?", "yes_no"),
     ("how much is the 600 Mb fibre?", "amount"),
     ("how long does the installation take?", "duration"),
+    ("q es un copago", "definition"),
+    ("que porcentaje me cubre el plan bronce", "percentage"),
     ("hola buenas", ""),
 ])
 def test_the_kind_of_fact_a_question_asks_for(question, kind):
@@ -126,3 +128,8 @@ def test_a_pointer_elsewhere_answers_where_and_nothing_else():
     units = page_units([(page, "")], context=set())
     assert [u.text for u in units if u.pointer] == [
         "Más información sobre el Medicaid de Texas en su sitio (https://www.yourtexasbenefits.com)."]
+
+
+def test_a_sentence_of_a_few_words_goes_with_the_next_one():
+    page = "# Hijos\n¿Puedo mantener a mi hijo casado en mi plan? No. Solo hasta los 26 años, casado o no.\n"
+    assert [u.text for u in page_units([(page, "")], set())][-1] == "No. Solo hasta los 26 años, casado o no."
