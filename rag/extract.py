@@ -45,17 +45,20 @@ CHAT_SHORTHAND = re.compile(r"\b(" + "|".join(SHORTHAND) + r")\b")
 ANSWER_KINDS: list[tuple[str, re.Pattern]] = [
     ("definition", re.compile(r"^(que|q) (es|son|significa|quiere decir)\b|^what (is|are)\b|\bwhat does\b.*\bmean\b|"
                               r"^(define|definicion)\b")),
-    ("duration", re.compile(r"\bcuanto (tiempo|tarda|tardan|demora|dura|duran)\b|\bcuantos (dias|meses|anos|semanas|horas)\b|"
+    ("duration", re.compile(r"\bcuanto (tiempo|tarda|tardan|demora|dura|duran)\b|"
+                            r"\bcuantos (dias|meses|anos|semanas|horas)\b|"
                             r"\bhow long\b|\bplazo\b")),
     ("percentage", re.compile(r"\bporcentaje\b|\bpor ciento\b|\bpercent(age)?\b")),
     ("amount", re.compile(r"\bcuanto (cuesta|cuestan|vale|valen|pago|pagaria|pagare|hay que pagar|tengo que pagar|"
                           r"cobran|cobra|sale|me cuesta|me cobran|es)\b|\bprecio|\bcosto\b|\bcoste\b|"
-                          r"\bporcentaje\b|\bhow much\b|\bcost\b|\bprice\b|\bfee\b|\bque tanto\b|\bpenalizacion\b")),
+                          r"\bhow much\b|\bcost\b|\bprice\b|\bfee\b|\bque tanto\b|\bpenalizacion\b")),
     ("time", re.compile(r"\ba que hora\b|\bhorario\b|\bque horas?\b|\bwhat time\b|\bopening hours\b|\bhours\b")),
     ("date", re.compile(r"\bcuando\b|\bque (dia|fecha|mes|ano)\b|\bhasta que (dia|fecha)\b|\bfecha\b|\bwhen\b|"
                         r"\bwhat (date|day|month)\b|\bdeadline\b")),
     ("number", re.compile(r"\bcuant[oa]s\b|\bhow many\b|\bque edad\b|\bhow old\b|\bnumero de\b")),
-    ("steps", re.compile(r"\bcomo (?!es\b|son\b|esta\b|estan\b|funciona\b|se llama\b|se si\b|saber\b|se que\b)\w+|\bque (hago|hacer|puedo hacer)\b|\bque (necesito|requisitos|documentos|tengo que|debo|papeles)\b|"
+    ("steps", re.compile(r"\bcomo (?!es\b|son\b|esta\b|estan\b|funciona\b|se llama\b|se si\b|saber\b|se que\b)\w+|"
+                         r"\bque (hago|hacer|puedo hacer)\b|"
+                         r"\bque (necesito|requisitos|documentos|tengo que|debo|papeles)\b|"
                          r"\bpasos\b|\bhow (do|can|to|should)\b|\bwhat do i need\b|\brequirements?\b|\bdocuments?\b")),
     ("place", re.compile(r"\bdonde\b|\ba que (numero|telefono|web|pagina|sitio|direccion)\b|\btelefono\b|\bwhere\b|"
                          r"\bphone\b|\bwebsite\b|\bquien(es)?\b|\bwho\b|\bcual(es)?\b|\bwhich\b")),
@@ -65,20 +68,25 @@ ANSWER_KINDS: list[tuple[str, re.Pattern]] = [
 
 MONTHS = (r"enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|setiembre|octubre|noviembre|diciembre|"
           r"january|february|march|april|may|june|july|august|september|october|november|december")
-NUMBER_WORDS = r"uno|una|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|once|doce|quince|veinte|treinta|sesenta|noventa|cien"
+NUMBER_WORDS = (r"uno|una|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|once|doce|quince|veinte|treinta|"
+                r"sesenta|noventa|cien")
 UNITS = r"dias?|semanas?|mes(es)?|anos?|horas?|minutos?|days?|weeks?|months?|years?|hours?|minutes?"
 # Whether a unit holds the kind of fact asked for (matched on plain text; amounts also on the raw text for € $)
 FACTS: dict[str, re.Pattern] = {
-    "amount": re.compile(r"[$€£]\s?\d|\d\s?[€%£$]|\d\s?(euros?|dolares|dollars?|por ciento|percent)\b|\bgratis\b|\bgratuit[oa]s?\b|"
+    "amount": re.compile(r"[$€£]\s?\d|\d\s?[€%£$]|\d\s?(euros?|dolares|dollars?|por ciento|percent)\b|"
+                         r"\bgratis\b|\bgratuit[oa]s?\b|"
                          r"\bsin costo\b|\bno (cuesta|tiene costo|cobra)\b|\bfree\b"),
     "duration": re.compile(rf"\b(\d+|{NUMBER_WORDS})\s+({UNITS})\b"),
-    "date": re.compile(rf"\b({MONTHS})\b|\b\d{{1,2}}/\d{{1,2}}\b|\b(19|20)\d\d\b|\bdia \d+\b|\b(lunes|martes|miercoles|jueves|"
+    "date": re.compile(rf"\b({MONTHS})\b|\b\d{{1,2}}/\d{{1,2}}\b|\b(19|20)\d\d\b|\bdia \d+\b|"
+                       r"\b(lunes|martes|miercoles|jueves|"
                        r"viernes|sabado|domingo)\b|\bcada (ano|mes|semana)\b|\b(antes|despues) de\b"),
     "time": re.compile(r"\b\d{1,2}[:.]\d{2}\b|\b\d{1,2}\s?(h|am|pm)\b|\b24 horas\b|\b24/7\b"),
     "number": re.compile(rf"\b\d+\b|\b({NUMBER_WORDS})\b"),
-    "place": re.compile(r"https?://|www\.|\S@\S|\.(gov|com|org|es)\b|\b\d{3}[- .]\d{3}[- .]?\d{3,4}\b|\b(oficina|sitio web|pagina web|"
+    "place": re.compile(r"https?://|www\.|\S@\S|\.(gov|com|org|es)\b|\b\d{3}[- .]\d{3}[- .]?\d{3,4}\b|"
+                        r"\b(oficina|sitio web|pagina web|"
                         r"telefono|llame|llamar|en linea|tienda|app|area de cliente)\b"),
-    "yes_no": re.compile(r"\b(si|no|solo|siempre que|a menos que|excepto|salvo|puede|puedes|pueden|debe|debes|tiene que|"
+    "yes_no": re.compile(r"\b(si|no|solo|siempre que|a menos que|excepto|salvo|puede|puedes|pueden|debe|debes|"
+                         r"tiene que|"
                          r"tienes que|only|unless|except|can|must)\b"),
 }
 
@@ -243,41 +251,40 @@ def _table_row(header: list[str] | str, cells: list[str]) -> str:
 
 def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], kind: str,
            earlier: str = "", retrieved: str = "") -> list[Unit]:
-    """The units to quote, in page order: the best one, then its neighbours in the same section
-    while they add to it, up to MAX_SENTENCES or one list. A unit scores for the question's words
-    it shares (weighted by how rare they are on the page; `earlier`, the message a follow-up
-    follows, counts half), for those of its heading, for holding the fact asked for and for being
-    in the passage retrieval found (`retrieved`)."""
+    """The units to quote: the best one first, then its neighbours in the same section (or in the
+    passage retrieval found, `retrieved`) while they add to it, up to MAX_SENTENCES or one list.
+    A unit scores for the question's words it shares (weighted by how rare they are on the page;
+    `earlier`, the message a follow-up follows, counts half), for those of its heading, for
+    holding the fact asked for and for being in the passage retrieval found."""
     if not units:
         return []
     unit_terms = [set(terms(unit.text)) for unit in units]
-    heading_terms = [set(terms(unit.heading)) for unit in units]
     weights = _rarity(unit_terms)
-    asked = _kind_and_rest(question)[1]
     wanted = {term: weights.get(term, 0.0) / 2 for term in terms(_kind_and_rest(earlier)[1])}
-    wanted.update({term: weights.get(term, 0.0) for term in terms(asked)})
-    in_retrieved = plain(retrieved)
-    scores = []
+    wanted.update({term: weights.get(term, 0.0) for term in terms(_kind_and_rest(question)[1])})
+    has_fact = [bool(kind) and holds_fact(unit.text, kind) for unit in units]
+    in_retrieved = [plain(unit.text) in plain(retrieved) for unit in units]
+
     def shared(text: str) -> float:
         return sum(wanted.get(term, 0.0) for term in set(terms(text)))
 
-    for unit, own, under in zip(units, unit_terms, heading_terms):
+    scores = []
+    for unit, own, fact, retrieved_unit in zip(units, unit_terms, has_fact, in_retrieved):
         # a list counts its lead-in and its best item: all its items together would outweigh any sentence
         lead, *items = unit.text.split("\n")
-        score = shared(lead) * (0.5 if lead == unit.heading else 1.0) + max(map(shared, items), default=0.0) + 0.5 * sum(
-            w for term, w in wanted.items() if term in under and term not in own)
+        score = shared(lead) * (0.5 if lead == unit.heading else 1.0) + max(map(shared, items), default=0.0)
+        score += 0.5 * sum(w for term, w in wanted.items() if term in set(terms(unit.heading)) - own)
         if unit.pointer and kind != "place":
             score /= 2
         if kind == "definition" and unit.position < 2:
             score += 1.0  # what a thing is, a page about it says first
-        if kind and holds_fact(unit.text, kind):
+        if fact:
             score = score * 2 + 0.1
-        if plain(unit.text) in in_retrieved:
+        if retrieved_unit:
             score = score * RETRIEVED_WEIGHT + 0.1
         scores.append(score)
     # the fact asked for decides among the units that share the question's words
-    with_fact = [i for i in range(len(units)) if scores[i] > 0 and kind in DECISIVE_FACTS and
-                 holds_fact(units[i].text, kind)]
+    with_fact = [i for i in range(len(units)) if scores[i] > 0 and kind in DECISIVE_FACTS and has_fact[i]]
     best = max(with_fact or range(len(units)), key=lambda i: (scores[i], -i))
     chosen = [best]
     budget = MAX_SENTENCES - units[best].sentences
@@ -285,7 +292,7 @@ def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], 
         if budget <= 0 or scores[i] < scores[best] * COMPANION_SHARE:
             break
         near = units[i].heading == units[best].heading and abs(i - best) <= 2
-        if units[i].sentences <= budget and (near or plain(units[i].text) in in_retrieved):
+        if units[i].sentences <= budget and (near or in_retrieved[i]):
             chosen.append(i)
             budget -= units[i].sentences
     follower = best + 1
