@@ -265,14 +265,15 @@ def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], 
     has_fact = [bool(kind) and holds_fact(unit.text, kind) for unit in units]
     in_retrieved = [plain(unit.text) in plain(retrieved) for unit in units]
 
-    def shared(text: str) -> float:
-        return sum(wanted.get(term, 0.0) for term in set(terms(text)))
+    def shared(*texts: str) -> float:
+        return sum(wanted.get(term, 0.0) for term in {term for text in texts for term in terms(text)})
 
     scores = []
     for unit, own, fact, retrieved_unit in zip(units, unit_terms, has_fact, in_retrieved):
-        # a list counts its lead-in and its best item: all its items together would outweigh any sentence
+        # a list counts the words of its lead-in and its best item: all its items together would
+        # outweigh any sentence
         lead, *items = unit.text.split("\n")
-        score = shared(lead) * (0.5 if lead == unit.heading else 1.0) + max(map(shared, items), default=0.0)
+        score = max((shared(lead, item) for item in items), default=shared(lead))
         score += 0.5 * sum(w for term, w in wanted.items() if term in set(terms(unit.heading)) - own)
         if unit.pointer and kind != "place":
             score /= 2
