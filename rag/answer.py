@@ -29,7 +29,8 @@ REFUSED_WITHOUT_FACT = {"amount"}
 class Answer:
     text: str
     language: str
-    # "answered", "small_talk", "unknown" (nothing relevant found) or "error"; the worker's own:
+    # "answered", "fallback" (answered offline: the LLM failed), "small_talk", "unknown" (nothing
+    # relevant found) or "error"; the worker's own:
     # "unreadable" (no text) and "handoff" (to a person)
     outcome: str
     sources: list[str] = field(default_factory=list)  # best first
@@ -76,14 +77,14 @@ class Assistant:
             if not passages:
                 return Answer(phrase("dont_know", language), language, "unknown", retrieved=retrieved,
                               retrieval_seconds=retrieval_seconds)
-            text = self._generate(model, persona, question, standalone, history, passages, language)
+            text, outcome = self._generate(model, persona, question, standalone, history, passages, language)
         except Exception:
             log.exception("answering failed")
             return Answer(phrase("error", language), language, "error")
         if self.cite_sources:
             text += "\n\n" + phrase("source", language, title=_title(passages[0]))
         sources = list(dict.fromkeys(p.source for p in passages))
-        return Answer(text, language, "answered", sources, retrieved, retrieval_seconds)
+        return Answer(text, language, outcome, sources, retrieved, retrieval_seconds)
 
     def _model(self, persona: Persona):
         """The chat model as the persona wants it (model and temperature), or None offline."""
@@ -141,12 +142,19 @@ class Assistant:
         return f"{phrase('found', language)}\n\n{body}"
 
     def _generate(self, model, persona: Persona, question: str, standalone: str, history: list[Turn],
-                  passages: list[Hit], language: str) -> str:
+                  passages: list[Hit], language: str) -> tuple[str, str]:
+        """The reply and its outcome: the LLM's ("answered"), or offline the quote from the best
+        page ("answered"; "fallback" when the LLM failed or timed out: the customer still gets
+        the documents' answer, not an apology)."""
         if model is None:
-            return self._quoted(question, standalone, history, passages, language)
+            return self._quoted(question, standalone, history, passages, language), "answered"
         system = system_prompt(persona.company, persona.rules, persona.tone)
-        reply = model.invoke(build_messages(system, passages, history, question))
-        return str(reply.content).strip() or phrase("dont_know", language)
+        try:
+            reply = model.invoke(build_messages(system, passages, history, question))
+        except Exception as exc:  # down, timed out, refused: what it would have written from is here
+            log.warning("the LLM failed (%s); answering offline", type(exc).__name__)
+            return self._quoted(question, standalone, history, passages, language), "fallback"
+        return str(reply.content).strip() or phrase("dont_know", language), "answered"
 
 
 def _title(hit: Hit) -> str:

@@ -70,13 +70,36 @@ def test_customers_never_see_each_others_history(client, worker, fake_openai):
     assert all("Ana" not in prompt and "1 Gb y" not in prompt for prompt in prompts_for_luis)
 
 
-def test_llm_failure_gets_an_honest_fallback_not_silence(client, store, worker, fake_twilio, fake_openai):
+def test_when_the_llm_fails_the_customer_gets_the_offline_answer_recorded_as_a_fallback(
+        client, store, worker, fake_twilio, fake_openai):
     fake_openai.fail_next(500, times=5)
     signed_post(client, inbound_form("cuánto cuesta la fibra de 600?"))
     worker.run_until_idle()
 
     (sent,) = fake_twilio.sent_messages()
-    assert "no puedo responder" in sent["body"]
+    assert "32 €" in sent["body"] and "no puedo responder" not in sent["body"]
+    assert store.messages.collection.find_one({"direction": "outbound"})["outcome"] == "fallback"
+    assert len(fake_openai.chat_requests()) >= 1  # it was asked, and failed
+
+
+def test_when_the_llm_times_out_the_customer_gets_the_offline_answer(settings_overrides, embedder, fake_openai):
+    from tests.conftest import make_assistant
+    from webapp.config import load_settings
+
+    settings = load_settings(**dict(settings_overrides, openai_timeout_seconds=1))
+    fake_openai.delay_next(3, times=5)  # longer than the timeout, every attempt
+    answer = make_assistant(settings, embedder).answer("cuánto cuesta la fibra de 600?")
+    assert answer.outcome == "fallback" and "32 €" in answer.text
+
+
+def test_an_index_failure_still_gets_an_honest_apology(client, store, worker, fake_twilio, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the index is unreachable")
+
+    monkeypatch.setattr(worker.assistant.retriever, "search", broken)
+    signed_post(client, inbound_form("cuánto cuesta la fibra de 600?"))
+    worker.run_until_idle()
+    assert "no puedo responder" in fake_twilio.sent_messages()[0]["body"]
     assert store.messages.collection.find_one({"direction": "outbound"})["outcome"] == "error"
 
 

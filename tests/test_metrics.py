@@ -118,7 +118,7 @@ def test_llm_calls_are_timed_and_failures_counted_by_type(settings_overrides, ap
     errors = {key[1][1]: value for key, value in after.items() if key[0] == "whatsapp_llm_errors_total"}
     assert errors == {"OpenAIAPIError": 1}  # langchain-openai wraps the HTTP 500
     assert after[("whatsapp_answers_total", ("outcome", "answered"))] == 1
-    assert after[("whatsapp_answers_total", ("outcome", "error"))] == 1
+    assert after[("whatsapp_answers_total", ("outcome", "fallback"))] == 1
 
 
 def test_two_gunicorn_workers_and_the_reply_worker_add_up(mongodb_uri, sample_index_path, fake_twilio, tmp_path):

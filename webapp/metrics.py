@@ -47,7 +47,8 @@ class Metrics:
             registry=self.registry)
         self.answers = Counter(
             "whatsapp_answers", "Answers produced, by outcome: answered, unknown (I don't know), "
-            "small_talk, unreadable, error, handoff", ["outcome"], registry=self.registry)
+            "fallback (answered offline: the LLM failed), small_talk, unreadable, error, handoff", ["outcome"],
+            registry=self.registry)
         self.retrieval_latency = Histogram(
             "whatsapp_retrieval_seconds", "Searching the knowledge index for one question",
             buckets=FAST_BUCKETS, registry=self.registry)
