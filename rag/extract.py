@@ -284,8 +284,18 @@ def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], 
         if retrieved_unit:
             score = score * RETRIEVED_WEIGHT + 0.1
         scores.append(score)
-    # the fact asked for decides among the units that share the question's words
-    with_fact = [i for i in range(len(units)) if scores[i] > 0 and kind in DECISIVE_FACTS and has_fact[i]]
+    # the fact asked for decides among the units that share the question's words; steps only when
+    # the question itself asks how (not a follow-up of one) and they name its rarest word
+    own_kind, own_words = _kind_and_rest(question)
+    own = {term: weights.get(term, 0.0) for term in terms(own_words)}
+    rarest = max(own, key=own.get) if own else None
+
+    def decides(i: int) -> bool:
+        if kind == "steps":
+            return own_kind == "steps" and rarest in unit_terms[i]
+        return kind in DECISIVE_FACTS
+
+    with_fact = [i for i in range(len(units)) if scores[i] > 0 and has_fact[i] and decides(i)]
     best = max(with_fact or range(len(units)), key=lambda i: (scores[i], -i))
     chosen = [best]
     budget = MAX_SENTENCES - units[best].sentences

@@ -133,3 +133,11 @@ def test_a_pointer_elsewhere_answers_where_and_nothing_else():
 def test_a_sentence_of_a_few_words_goes_with_the_next_one():
     page = "# Hijos\n¿Puedo mantener a mi hijo casado en mi plan? No. Solo hasta los 26 años, casado o no.\n"
     assert [u.text for u in page_units([(page, "")], set())][-1] == "No. Solo hasta los 26 años, casado o no."
+
+
+def test_steps_decide_only_for_a_question_that_asks_how_and_names_their_words():
+    page = ("# Baja\nSi das de baja una línea de un pack, el pack pierde su descuento.\n"
+            "Puedes solicitar la baja de todos tus servicios así:\n- Por teléfono.\n- En la app.\n"
+            "Cada factura incluye:\n- Las cuotas.\n- Los consumos.\n\nDescarga el duplicado de una factura en la app.\n")
+    assert reply(page, "como doy de baja el servicio").startswith("Puedes solicitar la baja de todos tus servicios así:")
+    assert reply(page, "como saco un duplicado de la factura").startswith("Descarga el duplicado de una factura")
