@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 REFUSED_WITHOUT_FACT = {"amount"}
 
 
-
 @dataclass(frozen=True)
 class Answer:
     text: str

@@ -260,21 +260,25 @@ def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], 
         return []
     unit_terms = [set(terms(unit.text)) for unit in units]
     weights = _rarity(unit_terms)
+    own_kind, own_words = _kind_and_rest(question)
+    own = {term: weights.get(term, 0.0) for term in terms(own_words)}
     wanted = {term: weights.get(term, 0.0) / 2 for term in terms(_kind_and_rest(earlier)[1])}
-    wanted.update({term: weights.get(term, 0.0) for term in terms(_kind_and_rest(question)[1])})
+    wanted.update(own)
     has_fact = [bool(kind) and holds_fact(unit.text, kind) for unit in units]
-    in_retrieved = [plain(unit.text) in plain(retrieved) for unit in units]
+    retrieved_text = plain(retrieved)
+    in_retrieved = [plain(unit.text) in retrieved_text for unit in units]
 
     def shared(*texts: str) -> float:
         return sum(wanted.get(term, 0.0) for term in {term for text in texts for term in terms(text)})
 
     scores = []
-    for unit, own, fact, retrieved_unit in zip(units, unit_terms, has_fact, in_retrieved):
+    for unit, own_terms, fact, retrieved_unit in zip(units, unit_terms, has_fact, in_retrieved):
         # a list counts the words of its lead-in and its best item: all its items together would
         # outweigh any sentence
         lead, *items = unit.text.split("\n")
         score = max((shared(lead, item) for item in items), default=shared(lead))
-        score += 0.5 * sum(w for term, w in wanted.items() if term in set(terms(unit.heading)) - own)
+        only_in_heading = set(terms(unit.heading)) - own_terms
+        score += 0.5 * sum(w for term, w in wanted.items() if term in only_in_heading)
         if unit.pointer and kind != "place":
             score /= 2
         if kind == "definition" and unit.position < 2:
@@ -286,8 +290,6 @@ def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], 
         scores.append(score)
     # the fact asked for decides among the units that share the question's words; steps only when
     # the question itself asks how (not a follow-up of one) and they name its rarest word
-    own_kind, own_words = _kind_and_rest(question)
-    own = {term: weights.get(term, 0.0) for term in terms(own_words)}
     rarest = max(own, key=own.get) if own else None
 
     def decides(i: int) -> bool:
