@@ -269,7 +269,7 @@ def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], 
     in_retrieved = [plain(unit.text) in retrieved_text for unit in units]
 
     def shared(*texts: str) -> float:
-        return sum(wanted.get(term, 0.0) for term in {term for text in texts for term in terms(text)})
+        return math.fsum(wanted.get(term, 0.0) for term in {term for text in texts for term in terms(text)})
 
     scores = []
     for unit, own_terms, fact, retrieved_unit in zip(units, unit_terms, has_fact, in_retrieved):
