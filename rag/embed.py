@@ -91,14 +91,16 @@ class E5Embeddings(Embeddings):
 
 
 class OpenAIEmbedder(Embeddings):
-    """OpenAI (or compatible) embeddings; token counting is off because tiktoken would download."""
+    """Embeddings from OpenAI or any OpenAI-compatible server (Ollama, llama.cpp's server, TEI).
+    Texts are sent as they are: token counting would need tiktoken, which downloads its tables."""
 
-    def __init__(self, api_key: str, base_url: str, model: str):
+    def __init__(self, api_key: str, base_url: str, model: str, batch_size: int = 32, timeout: float = 20.0):
         from langchain_openai import OpenAIEmbeddings
 
         self.embedder_id = f"openai:{model}"
         self._client = OpenAIEmbeddings(
-            model=model, api_key=api_key, base_url=base_url or None, check_embedding_ctx_length=False
+            model=model, api_key=api_key or NO_KEY, base_url=base_url or None, check_embedding_ctx_length=False,
+            chunk_size=batch_size, request_timeout=timeout, max_retries=1,
         )
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -108,10 +110,13 @@ class OpenAIEmbedder(Embeddings):
         return self._client.embed_query(text)
 
 
+NO_KEY = "none"  # local servers want no key, the OpenAI client insists on one
+
+
 def make_embedder(settings) -> Embeddings:
-    """The embedder the settings ask for: `EMBEDDER=e5` (default, offline) or `openai`."""
+    """The embedder the settings ask for: `EMBEDDER=e5` (default, offline) or `openai` (a server)."""
     if settings.embedder == "openai":
-        return OpenAIEmbedder(
-            settings.openai_api_key.get_secret_value(), settings.openai_base_url, settings.openai_embedding_model
-        )
+        api_key, base_url = settings.embedding_credentials
+        return OpenAIEmbedder(api_key, base_url, settings.embedding_model, settings.embedding_batch_size,
+                              settings.embedding_timeout_seconds)
     return E5Embeddings(threads=settings.embedder_threads, engines=settings.embedder_engines)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from webapp.validation import message_of
@@ -76,7 +76,13 @@ class Settings(BaseSettings):
     openai_model: str = "gpt-4o-mini"
     openai_timeout_seconds: float = Field(20.0, gt=0, le=120)
     embedder: Literal["e5", "openai"] = "e5"
-    openai_embedding_model: str = "text-embedding-3-small"
+    # EMBEDDER=openai: any OpenAI-compatible embedding server; unset, the chat model's (OPENAI_*)
+    embedding_base_url: str = ""
+    embedding_api_key: SecretStr = SecretStr("")
+    embedding_model: str = Field("text-embedding-3-small", min_length=1,
+                                 validation_alias=AliasChoices("embedding_model", "openai_embedding_model"))
+    embedding_batch_size: int = Field(32, ge=1, le=2048)  # texts per request (TEI accepts 32 by default)
+    embedding_timeout_seconds: float = Field(20.0, gt=0, le=120)
     company_name: str = "nuestra empresa"
     retrieval_k: int = Field(4, ge=1, le=20)
     relevance_threshold: float = Field(0.83, ge=0, le=1)
@@ -142,7 +148,7 @@ class Settings(BaseSettings):
             raise ValueError("must look like v23.0")
         return value
 
-    @field_validator("twilio_api_base", "public_base_url", "openai_base_url", "chroma_url", "handoff_webhook_url",
+    @field_validator("twilio_api_base", "public_base_url", "openai_base_url", "embedding_base_url", "chroma_url", "handoff_webhook_url",
                      "meta_graph_api_base", "kapso_api_base", "d360_api_base")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -194,6 +200,22 @@ class Settings(BaseSettings):
             if getattr(self, key).get_secret_value() and not getattr(self, secret).get_secret_value():
                 raise ValueError(f"{secret.upper()} required with {key.upper()} (the webhook is checked with it)")
         return self
+
+    @model_validator(mode="after")
+    def _embedding_server_reachable(self) -> "Settings":
+        if self.embedder == "openai" and not (self.embedding_base_url or self.embedding_credentials[0]):
+            raise ValueError("EMBEDDER=openai needs EMBEDDING_BASE_URL (your embedding server) or an API key for "
+                             "OpenAI's (EMBEDDING_API_KEY or OPENAI_API_KEY)")
+        return self
+
+    @property
+    def embedding_credentials(self) -> tuple[str, str]:
+        """(API key, base URL) of the embedding server. Without EMBEDDING_BASE_URL it is the chat
+        model's server, with its key; a separate server never gets the chat model's key."""
+        if self.embedding_base_url:
+            return self.embedding_api_key.get_secret_value(), self.embedding_base_url
+        return (self.embedding_api_key.get_secret_value() or self.openai_api_key.get_secret_value(),
+                self.openai_base_url)
 
     @model_validator(mode="after")
     def _a_channel_is_on(self) -> "Settings":
