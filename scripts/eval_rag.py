@@ -6,8 +6,13 @@ Ingests DIR into the index folder (incremental: an up-to-date index is reused), 
 question (with its `history` as earlier customer turns) and prints Recall@1/3/5, MRR, answer
 accuracy, refusal accuracy, false refusal rate and latency: `p50_ms`/`p95_ms` time retrieval
 (search and the relevance judgement), `answer_p50_ms`/`answer_p95_ms` the whole answer.
-Format of FILE.jsonl: eval/README.md.
-Uses the configured answer mode: the LLM when OPENAI_API_KEY is set, else offline.
+Then what bounds a short answer: the share of answerable questions whose keywords are all in the
+best retrieved chunk, the best two, the best three, and somewhere on the best page
+(`ceiling_*`); and `suggested_relevance_threshold`, the highest RELEVANCE_THRESHOLD that refuses
+at most 5 % of the answerable questions for their best score (calibrate it for another embedder).
+With an LLM (OPENAI_API_KEY set; OPENAI_BASE_URL may name any OpenAI-compatible server) its
+answers are scored the same way, and the tokens each answer cost are added (`prompt_tokens_*`,
+`completion_tokens_mean`, as the server reports them). Format of FILE.jsonl: eval/README.md.
 """
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from langchain_core.callbacks import BaseCallbackHandler  # noqa: E402
 
 from rag.answer import Assistant, build_assistant, make_retriever  # noqa: E402
 from rag.embed import make_embedder  # noqa: E402
@@ -44,6 +51,28 @@ class Result:
     refused: bool
     retrieval_seconds: float
     answer_seconds: float
+    best_score: float | None  # the best retrieved passage's similarity to the question
+    within: tuple[bool, ...]  # all keywords in: the best chunk, the best two, the best three, the best page
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class TokenCounter(BaseCallbackHandler):
+    """The tokens the chat model's server reports for each call (rewrite and answer)."""
+
+    def __init__(self):
+        self.prompt = self.completion = 0
+
+    def on_llm_end(self, response, **kwargs) -> None:
+        for generations in response.generations:
+            for generation in generations:
+                usage = getattr(getattr(generation, "message", None), "usage_metadata", None) or {}
+                self.prompt += usage.get("input_tokens", 0)
+                self.completion += usage.get("output_tokens", 0)
+
+    def take(self) -> tuple[int, int]:
+        counted, self.prompt, self.completion = (self.prompt, self.completion), 0, 0
+        return counted
 
 
 def normalise(text: str) -> str:
@@ -56,17 +85,23 @@ def has_keywords(answer: str, keywords: list[str]) -> bool:
     return all(any(normalise(option) in text for option in keyword.split("|")) for keyword in keywords)
 
 
-def evaluate(assistant: Assistant, question: dict) -> Result:
+def evaluate(assistant: Assistant, question: dict, tokens: TokenCounter) -> Result:
     history = [Turn("user", text) for text in question.get("history", [])]
     started = time.perf_counter()
     answer = assistant.answer(question["question"], history)
     seconds = time.perf_counter() - started
     gold = set(question["gold_sources"])
+    keywords = question["answer_keywords"]
     rank = next((i for i, hit in enumerate(answer.retrieved, 1) if hit.source in gold), None)
     refused = answer.outcome == "unknown"
-    correct = (not refused and has_keywords(answer.text, question["answer_keywords"])) if gold else refused
-    return Result(question.get("id", ""), question["question"], question["answer_keywords"], answer.text,
-                  question.get("kind", ""), bool(gold), rank, correct, refused, answer.retrieval_seconds, seconds)
+    correct = (not refused and has_keywords(answer.text, keywords)) if gold else refused
+    found = answer.retrieved
+    best_page = assistant.retriever.page(found[0].source) if found else []
+    within = tuple(has_keywords("\n".join(hit.text for hit in hits), keywords) if hits else False
+                   for hits in (found[:1], found[:2], found[:3], best_page))
+    return Result(question.get("id", ""), question["question"], keywords, answer.text,
+                  question.get("kind", ""), bool(gold), rank, correct, refused, answer.retrieval_seconds, seconds,
+                  max((hit.score for hit in found), default=None), within, *tokens.take())
 
 
 def summarise(results: list[Result]) -> dict:
@@ -89,15 +124,41 @@ def summarise(results: list[Result]) -> dict:
         "p95_ms": percentile([r.retrieval_seconds for r in results], 95),
         "answer_p50_ms": percentile([r.answer_seconds for r in results], 50),
         "answer_p95_ms": percentile([r.answer_seconds for r in results], 95),
+        **{f"ceiling_{name}": share(answerable, lambda r, i=i: r.within[i])
+           for i, name in enumerate(("best_chunk", "best_two", "best_three", "best_page"))},
+        "suggested_relevance_threshold": suggested_threshold(answerable),
+        **token_figures(results),
     }
+
+
+def suggested_threshold(answerable: list[Result], refused_at_most: float = 0.05) -> float | None:
+    """The highest threshold that leaves at most `refused_at_most` of the answerable questions
+    with no passage above it (their best score is below it)."""
+    scores = sorted(r.best_score for r in answerable if r.best_score is not None)
+    if not scores:
+        return None
+    return round(math.floor(scores[int(len(scores) * refused_at_most)] * 1000) / 1000, 3)
+
+
+def token_figures(results: list[Result]) -> dict:
+    """Tokens per question the chat model was called for (a rewrite, an answer); none offline."""
+    asked = [r for r in results if r.prompt_tokens]
+    if not asked:
+        return {}
+    prompts = [r.prompt_tokens for r in asked]
+    return {"llm_questions": len(asked), "prompt_tokens_mean": round(sum(prompts) / len(prompts), 1),
+            "prompt_tokens_p95": nearest_rank(prompts, 95),
+            "completion_tokens_mean": round(sum(r.completion_tokens for r in asked) / len(asked), 1)}
 
 
 def percentile(seconds: list[float], percent: int) -> float:
     """Nearest-rank percentile, in milliseconds."""
-    if not seconds:
-        return 0.0
-    ordered = sorted(seconds)
-    return round(ordered[max(0, math.ceil(len(ordered) * percent / 100) - 1)] * 1000, 1)
+    return round(nearest_rank(seconds, percent) * 1000, 1) if seconds else 0.0
+
+
+def nearest_rank(values: list, percent: int):
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(len(ordered) * percent / 100) - 1)]
 
 
 def print_misses(results: list[Result], out) -> None:
@@ -137,9 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     report = ingest([args.docs], index, embedder, show_progress=not args.json)
     if not args.json:
         print(report.summary())
-    assistant = build_assistant(settings, make_retriever(settings, embedder, k=args.k))
+    tokens = TokenCounter()
+    assistant = build_assistant(settings, make_retriever(settings, embedder, k=args.k), callbacks=[tokens])
     assistant.retriever.warm_up()  # latency figures are per question, not the one-off start-up
-    results = [evaluate(assistant, question) for question in questions]
+    results = [evaluate(assistant, question, tokens) for question in questions]
     summary = summarise(results)
     if args.misses:
         print_misses(results, sys.stderr if args.json else sys.stdout)
@@ -147,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(summary))
         return 0
     for name, value in summary.items():
-        print(f"{name:>20}: {value}")
+        print(f"{name:>29}: {value}")
     print("\nby kind:")
     for kind, figures in by_kind(results).items():
         print(f"  {kind:<14} n={figures['n']:<3} R@5={figures['recall_at_5']:.2f} MRR={figures['mrr']:.2f} "
