@@ -50,8 +50,9 @@ class Persona:
 
 class Assistant:
     def __init__(self, retriever: Retriever, chat_model=None, company: str = "", fallback_language: str = "es",
-                 cite_sources: bool = False):
+                 cite_sources: bool = False, prompt_max_tokens: int = 0):
         self.retriever = retriever
+        self.prompt_max_tokens = prompt_max_tokens
         self.chat_model = chat_model
         self.persona = Persona(company)
         self.fallback_language = fallback_language
@@ -101,7 +102,8 @@ class Assistant:
         if model is None or not any(turn.role == "user" for turn in history):
             return question, history
         try:
-            rewritten = str(model.invoke(build_rewrite_messages(history, question)).content).strip()
+            asked = build_rewrite_messages(history, question, self.prompt_max_tokens)
+            rewritten = str(model.invoke(asked).content).strip()
         except Exception:
             log.warning("follow-up rewrite failed; searching with the previous message joined", exc_info=True)
             return question, history
@@ -149,7 +151,7 @@ class Assistant:
             return self._quoted(question, standalone, history, passages, language), "answered"
         system = system_prompt(persona.company, persona.rules, persona.tone)
         try:
-            reply = model.invoke(build_messages(system, passages, history, question))
+            reply = model.invoke(build_messages(system, passages, history, question, self.prompt_max_tokens))
         except Exception as exc:  # down, timed out, refused: what it would have written from is here
             log.warning("the LLM failed (%s); answering offline", type(exc).__name__)
             return self._quoted(question, standalone, history, passages, language), "fallback"
@@ -199,4 +201,5 @@ def build_assistant(settings, retriever: Retriever | None = None, callbacks=()) 
     return Assistant(
         retriever or make_retriever(settings), make_chat_model(settings, callbacks), settings.company_name,
         fallback_language=settings.knowledge_language, cite_sources=settings.cite_sources,
+        prompt_max_tokens=settings.openai_max_prompt_tokens,
     )

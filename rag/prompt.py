@@ -40,10 +40,11 @@ def quote(text: str) -> str:
     return _OUR_TAGS.sub(r"‹\1\2", text)
 
 
-def build_rewrite_messages(history: list[Turn], question: str) -> list[BaseMessage]:
+def build_rewrite_messages(history: list[Turn], question: str, max_tokens: int = 0) -> list[BaseMessage]:
     """Messages asking the model to turn a follow-up ("y eso cuánto cuesta?") into a question
-    that retrieval can use on its own."""
-    earlier = "\n".join(f"{turn.role}: {quote(turn.text)}" for turn in history)
+    that retrieval can use on its own, with the most recent turns that fit in `max_tokens`."""
+    left = max_tokens - estimated_tokens(REWRITE_PROMPT) - estimated_tokens(question) if max_tokens else float("inf")
+    earlier = "\n".join(f"{turn.role}: {quote(turn.text)}" for turn in recent_turns(history, left))
     return [
         SystemMessage(REWRITE_PROMPT),
         HumanMessage(f"<conversation>\n{earlier}\n</conversation>\n\n<last_message>\n{quote(question)}\n</last_message>"),
@@ -59,12 +60,44 @@ def system_prompt(company: str, rules: str = "", tone: str = "") -> str:
     return f"{text}\n{DATA_RULES}"
 
 
-def build_messages(system: str, passages: list[Hit], history: list[Turn], question: str) -> list[BaseMessage]:
+def build_messages(system: str, passages: list[Hit], history: list[Turn], question: str,
+                   max_tokens: int = 0) -> list[BaseMessage]:
+    """The instructions, the conversation and the passages with the question, within `max_tokens`
+    (estimated; 0: no limit): the instructions, the question and the best passage always, then
+    the other passages best first, then the most recent turns while they fit."""
+    left = max_tokens - estimated_tokens(system) - estimated_tokens(question) if max_tokens else float("inf")
+    kept: list[Hit] = []
+    for hit in passages:
+        cost = estimated_tokens(format_passages([hit]))
+        if kept and cost > left:
+            break
+        kept.append(hit)
+        left -= cost
     messages: list[BaseMessage] = [SystemMessage(system)]
-    for turn in history:
-        messages.append(HumanMessage(turn.text) if turn.role == "user" else AIMessage(turn.text))
-    messages.append(HumanMessage(f"{format_passages(passages)}\n\n<customer_message>\n{quote(question)}\n</customer_message>"))
+    messages += [HumanMessage(turn.text) if turn.role == "user" else AIMessage(turn.text)
+                 for turn in recent_turns(history, left)]
+    messages.append(HumanMessage(f"{format_passages(kept)}\n\n<customer_message>\n{quote(question)}\n</customer_message>"))
     return messages
+
+
+def recent_turns(history: list[Turn], max_tokens: float) -> list[Turn]:
+    """The most recent turns whose text fits in `max_tokens` (estimated), oldest first."""
+    turns: list[Turn] = []
+    for turn in reversed(history):
+        max_tokens -= estimated_tokens(turn.text)
+        if max_tokens < 0:
+            break
+        turns.insert(0, turn)
+    return turns
+
+
+# Without a tokenizer (tiktoken downloads its tables at run time): OpenAI's tokenizers average about
+# 4 characters a token in English and 3.5 in Spanish, so 3 errs on the side of a smaller prompt.
+CHARS_PER_TOKEN = 3
+
+
+def estimated_tokens(text: str) -> int:
+    return len(text) // CHARS_PER_TOKEN + 1
 
 
 def format_passages(passages: list[Hit]) -> str:

@@ -204,3 +204,31 @@ def test_an_injection_attempt_stays_data_and_the_prompt_holds_nothing_to_reveal(
         assert secret not in everything
     reply = [m["body"] for m in fake_twilio.sent_messages() if m["to"] == "whatsapp:+34600000002"]
     assert reply == ["No puedo compartir eso. La fibra de 600 Mb cuesta 32 € al mes."]
+
+
+def test_the_prompts_keep_within_their_token_budget_best_passage_first_then_recent_turns(
+        settings_overrides, embedder, fake_openai):
+    from rag.prompt import estimated_tokens
+    from rag.retrieve import Turn
+    from tests.conftest import make_assistant
+    from webapp.config import load_settings
+
+    history = [Turn("user", "me interesa la fibra, soy Ana"), Turn("assistant", "Claro. " + "Te cuento. " * 300),
+               Turn("user", "vale, y el router?"), Turn("assistant", "El router Wi-Fi 6 va incluido.")]
+    question = "¿cuánto cuesta la fibra de 600 Mb?"
+
+    def prompt_with(budget: int) -> list[dict]:
+        settings = load_settings(**dict(settings_overrides, openai_max_prompt_tokens=budget))
+        fake_openai.clear()
+        assert make_assistant(settings, embedder).answer(question, history).outcome == "answered"
+        rewrite, answer = fake_openai.chat_requests()
+        assert sum(estimated_tokens(m["content"]) for m in rewrite) <= budget
+        return answer
+
+    roomy, tight = prompt_with(20_000), prompt_with(600)
+    assert len(roomy) == 2 + len(history) and roomy[-1]["content"].count("<passage ") >= 3
+    system, *turns, last = tight
+    assert sum(estimated_tokens(m["content"]) for m in tight) <= 600
+    assert last["content"].count("<passage ") < roomy[-1]["content"].count("<passage ")
+    assert "32 €/mes" in last["content"]  # the best passage stays
+    assert [t["content"] for t in turns] == ["vale, y el router?", "El router Wi-Fi 6 va incluido."]

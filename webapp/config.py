@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     openai_base_url: str = ""
     openai_model: str = "gpt-4o-mini"
     openai_timeout_seconds: float = Field(20.0, gt=0, le=120)
+    openai_max_prompt_tokens: int = Field(2000, ge=300, le=200_000)  # estimated; passages, then recent turns, fit
     embedder: Literal["e5", "openai"] = "e5"
     # EMBEDDER=openai: any OpenAI-compatible embedding server; unset, the chat model's (OPENAI_*)
     embedding_base_url: str = ""
