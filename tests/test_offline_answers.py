@@ -1,0 +1,55 @@
+"""The offline answer through `Assistant.answer`, over the sample knowledge base (real index, real
+embedder): what the reply quotes for each kind of question, and the details it refuses to guess."""
+from __future__ import annotations
+
+import pytest
+
+from rag.answer import build_assistant, make_retriever
+from webapp.config import load_settings
+
+DONT_KNOW = "Lo siento, no tengo esa información."
+
+
+@pytest.fixture(scope="module")
+def assistant(sample_index_path, embedder):
+    settings = load_settings(_env_file=None, validate_twilio_signature=False, chroma_path=sample_index_path)
+    return build_assistant(settings, make_retriever(settings, embedder))
+
+
+def test_steps_under_a_colon_come_with_their_lead_in_not_the_pages_introduction(assistant):
+    text = assistant.answer("como doy de baja el servicio").text
+    assert text.startswith("Puedes solicitar la baja de todos tus servicios o solo de algunos de ellos:\n")
+    assert "900 810 810" in text and "En esta página" not in text
+
+
+def test_a_table_row_is_quoted_with_its_header(assistant):
+    assert assistant.answer("cuanto cuesta la fibra de 600?").text.startswith(
+        "Tarifa: Fibra 600 Mb; Velocidad: 600 Mb simétricos; Precio: 32 €/mes")
+
+
+def test_an_english_question_gets_english_framing_around_the_passage_as_written(assistant):
+    text = assistant.answer("how much does the 600 Mb fibre cost per month?").text
+    assert text.startswith("Here is what our documents say:\n\nTarifa: Fibra 600 Mb")
+    assert "Esto es lo que" not in text
+
+
+@pytest.mark.parametrize("question", [
+    "¿el router tiene 5 años de garantía?",  # a figure to confirm that no page states
+    "¿cuánto costará la fibra de 600 Mb en 2030?",  # a price for a year no page names
+    "cuanto me sale el seguro del coche con vosotros?",  # a price, and the pages it finds state none
+])
+def test_a_detail_the_documents_lack_is_refused_though_the_topic_is_covered(assistant, question):
+    answer = assistant.answer(question)
+    assert answer.outcome == "unknown" and answer.text.startswith(DONT_KNOW)
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("la fibra de 600 Mb cuesta 30 €?", "32 €/mes"),  # a wrong price is answered with the right one
+    ("la permanencia de la fibra es de 12 meses?", "12 meses"),
+    ("contraté la fibra en 2019, ¿cómo doy de baja el servicio?", "900 810 810"),  # the customer's own year
+    ("llevo 3 años con vosotros, ¿cuánto cuesta la fibra de 600 Mb?", "32 €"),  # their own figures
+])
+def test_figures_the_documents_state_or_that_tell_the_customers_situation_are_answered(assistant, question,
+                                                                                      expected):
+    answer = assistant.answer(question)
+    assert answer.outcome == "answered" and expected in answer.text
