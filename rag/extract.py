@@ -121,6 +121,11 @@ def answer_kind(question: str) -> str:
     return _kind_and_rest(question)[0]
 
 
+def asked_about(question: str) -> str:
+    """The question without the words that ask for a kind of fact ("cuánto cuesta", "a qué hora")."""
+    return _kind_and_rest(question)[1]
+
+
 def _kind_and_rest(question: str) -> tuple[str, str]:
     """The kind of answer asked for, and the question without the words that ask for it ("cuánto
     cuesta", "a qué hora"): those say what kind of fact to quote, not which one."""

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from langchain_core.embeddings import Embeddings
 
 from rag.language import detect_language, plain
-from rag.lexical import WORD, LexicalIndex
+from rag.extract import answer_kind, asked_about
+from rag.lexical import CHAT_STOPWORDS, STOPWORD_LISTS, WORD, LexicalIndex
 from rag.store import Hit, KnowledgeIndex, cosine
 
-FOLLOW_UP_MAX_WORDS = 8
+FOLLOW_UP_MAX_WORDS = 16  # a message that goes on from the previous one ("y si…") may be long
+SHORT_FOLLOW_UP_WORDS = 8  # one that names nothing itself is short ("¿y cuánto cuesta?")
 CANDIDATE_CHUNKS = 50  # per ranker, before keeping one chunk per document
 LEXICAL_WEIGHT = 0.3  # of the fused rank score; dense gets the rest
 RRF_K = 60  # the usual reciprocal-rank-fusion constant: damps the difference between ranks 1 and 2
@@ -30,6 +32,9 @@ FOLLOW_UP_MARGIN = 0.02  # below COVERED_MEANING_THRESHOLD, for a follow-up judg
 QUERY_VECTORS_CACHED = 256  # search and the relevance check embed the same text: embed it once
 EMBEDDING_THREADS = 4  # texts embedded at once per process; a local embedder caps it at its engines
 # How customers announce that a short message is not a follow-up ("otra cosa, ¿cómo pago la factura?")
+GOES_ON = re.compile(r"^(y|e|o|pero|entonces|o sea|ademas|tambien|si|and|but|or|also|if|what about|how about)\b")
+POINTS_BACK = re.compile(r"\b(eso|esa|ese|esos|esas|ello|ellos|ellas|mism[oa]s?|alli|ahi|it|that|those|them|there)\b")
+FUNCTION_WORDS = frozenset(plain(word) for words in STOPWORD_LISTS.values() for word in words) | CHAT_STOPWORDS
 TOPIC_CHANGE = re.compile(r"\b(otra cosa|otra pregunta|otra duda|otro tema|cambiando de tema|por cierto|"
                           r"another question|different question|by the way|btw)\b")
 
@@ -41,13 +46,32 @@ class Turn:
 
 
 def search_text(question: str, history: list[Turn]) -> str:
-    """What to search for. A short message after earlier ones ("y eso cuánto cuesta?") is usually
-    a follow-up, so it is searched together with the customer's previous message, unless it says
-    it changes the subject."""
+    """What to search for: a follow-up ("y eso cuánto cuesta?") together with the customer's
+    previous message, any other message alone."""
     earlier = [t.text for t in history if t.role == "user"]
-    if earlier and len(question.split()) <= FOLLOW_UP_MAX_WORDS and not TOPIC_CHANGE.search(plain(question)):
+    if earlier and is_follow_up(question, earlier[-1]):
         return f"{earlier[-1]}\n{question}"
     return question
+
+
+def is_follow_up(question: str, previous: str) -> bool:
+    """Whether a message needs the customer's previous one to be understood: one that goes on from
+    it ("y…", "si…"), points back at it ("eso", "ellos"), names almost nothing itself ("¿cuánto
+    cuesta?") or follows a message that told the customer's situation ("vivo en New York"); not one
+    that says it changes the subject, nor a question of its own ("cómo doy de baja el servicio"
+    right after a question about prices)."""
+    text = plain(question)
+    words = len(text.split())
+    if words > FOLLOW_UP_MAX_WORDS or TOPIC_CHANGE.search(text):
+        return False
+    if GOES_ON.search(text) or POINTS_BACK.search(text) or not _asks(previous):
+        return True
+    named = [word for word in WORD.findall(asked_about(question)) if word not in FUNCTION_WORDS]
+    return words <= SHORT_FOLLOW_UP_WORDS and not named
+
+
+def _asks(message: str) -> bool:
+    return "?" in message or bool(answer_kind(message))
 
 
 def fuse(dense: list[Hit], lexical: list[Hit], lexical_weight: float) -> list[Hit]:

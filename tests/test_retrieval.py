@@ -100,6 +100,22 @@ def test_a_short_message_that_changes_the_subject_is_searched_alone(retriever):
     assert "facturacion-y-pagos.md" in [h.source for h in retriever.search("otra cosa, puedo pagar con tarjeta?", history)[:3]]
 
 
+@pytest.mark.parametrize("previous, message, joined", [
+    ("cuanto cuesta la fibra de 600?", "como doy de baja el servicio", False),  # a question of its own
+    ("como me doy de baja?", "cuanto cuesta la fibra de 600?", False),
+    ("cuanto cuesta la fibra de 600?", "y la de 1 Gb?", True),  # goes on from it
+    ("cuanto cuesta la fibra de 600?", "cuanto cuesta?", True),  # names nothing itself
+    ("que es el roaming?", "funciona eso en todos los paises de la union europea?", True),  # points back
+    ("tengo una empresa de 8 empleados", "puedo contratar la fibra para la oficina con factura?", True),  # after a situation
+    ("me voy de viaje a estados unidos", "y si me quedo sin datos alli mientras estoy de viaje por la costa?", True),
+    ("cuanto cuesta la fibra?", "otra cosa, puedo pagar con tarjeta?", False),  # says it changes the subject
+])
+def test_a_follow_up_is_searched_with_the_previous_message_and_a_question_of_its_own_alone(previous, message,
+                                                                                           joined):
+    history = [Turn("user", previous), Turn("assistant", "…")]
+    assert (search_text(message, history) != message) is joined
+
+
 def test_offline_answer_is_the_relevant_sentences_not_the_whole_chunk(sample_settings, retriever):
     answer = build_assistant(sample_settings, retriever).answer("cuánto tarda la instalación?")
     assert answer.outcome == "answered"
