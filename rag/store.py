@@ -19,6 +19,10 @@ from chromadb.errors import NotFoundError
 from rag.split import Chunk
 
 MAX_BATCH = 5000  # Chroma refuses batches above ~5,461 items
+# How many candidates HNSW explores per query. Chroma's 100, for the retriever's 50 nearest, missed
+# 1 % of them on the corpus (987 chunks), and which ones changed when Chroma rebuilt its graph, so
+# evaluations varied between identical runs; 400 found the exact 50 on every question.
+SEARCH_EF = 400
 
 
 class EmbedderMismatch(RuntimeError):
@@ -58,8 +62,12 @@ class KnowledgeIndex:
             collection_name,
             embedding_function=None,
             metadata={"embedder": embedder_id},
-            configuration={"hnsw": {"space": "cosine"}},
+            configuration={"hnsw": {"space": "cosine", "ef_search": SEARCH_EF}},
         )
+        if (self._collection.configuration_json.get("hnsw") or {}).get("ef_search", 0) < SEARCH_EF:
+            # built before it was set; a process (or Chroma server) that has loaded the graph already
+            # searches with the old breadth until it restarts
+            self._collection.modify(configuration={"hnsw": {"ef_search": SEARCH_EF}})
         built_with = (self._collection.metadata or {}).get("embedder")
         if built_with != embedder_id:
             raise EmbedderMismatch(
