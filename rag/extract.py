@@ -73,6 +73,8 @@ MONTHS = (r"enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|setiemb
 NUMBER_WORDS = (r"uno|una|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|once|doce|quince|veinte|treinta|"
                 r"sesenta|noventa|cien")
 UNITS = r"dias?|semanas?|mes(es)?|anos?|horas?|minutos?|days?|weeks?|months?|years?|hours?|minutes?"
+# A place one can go to: a web address, an e-mail address or a phone number
+ADDRESS = re.compile(r"https?://|www\.|\S@\S|\b\d{3}[- .]\d{3}[- .]?\d{3,4}\b")
 # Whether a unit holds the kind of fact asked for (matched on plain text; amounts also on the raw text for € $)
 FACTS: dict[str, re.Pattern] = {
     "amount": re.compile(r"[$€£]\s?\d|\d\s?[€%£$]|\d\s?(euros?|dolares|dollars?|por ciento|percent)\b|"
@@ -84,8 +86,7 @@ FACTS: dict[str, re.Pattern] = {
                        r"viernes|sabado|domingo)\b|\bcada (ano|mes|semana)\b|\b(antes|despues) de\b"),
     "time": re.compile(r"\b\d{1,2}[:.]\d{2}\b|\b\d{1,2}\s?(h|am|pm)\b|\b24 horas\b|\b24/7\b"),
     "number": re.compile(rf"\b\d+\b|\b({NUMBER_WORDS})\b"),
-    "place": re.compile(r"https?://|www\.|\S@\S|\.(gov|com|org|es)\b|\b\d{3}[- .]\d{3}[- .]?\d{3,4}\b|"
-                        r"\b(oficina|sitio web|pagina web|"
+    "place": re.compile(ADDRESS.pattern + r"|\.(gov|com|org|es)\b|\b(oficina|sitio web|pagina web|"
                         r"telefono|llame|llamar|en linea|tienda|app|area de cliente)\b"),
     "yes_no": re.compile(r"\b(si|no|solo|siempre que|a menos que|excepto|salvo|puede|puedes|pueden|debe|debes|"
                          r"tiene que|"
@@ -325,6 +326,12 @@ def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], 
     if len(chosen) == 1 and budget > 0 and not units[best].is_list and follower < len(units) and \
             units[follower].heading == units[best].heading and units[follower].sentences <= budget:
         chosen.append(follower)
+    # "where": the web address or phone under the same heading, when what was chosen only says "the website"
+    if kind == "place" and not any(ADDRESS.search(units[i].text) for i in chosen):
+        address = next((i for i in range(max(0, best - 3), min(best + 4, len(units)))
+                        if units[i].heading == units[best].heading and ADDRESS.search(units[i].text)), None)
+        if address is not None:
+            chosen.append(address)
     # the fact first, then what goes with it in the page's order
     ordered = [best] + sorted(i for i in chosen if i != best)
     return [_trimmed(units[i], wanted, terms) if kind != "steps" else units[i] for i in ordered]

@@ -169,3 +169,17 @@ def test_the_same_question_gets_the_same_answer_in_every_process():
                               timeout=60, check=True, env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
                for seed in range(1, 7)}
     assert answers == {"Tarifa: Fibra 600 Mb; Velocidad: 600 Mb simétricos; Precio: 32 €/mes\n"}
+
+
+def test_where_brings_the_web_address_under_the_same_heading_when_the_answer_only_says_the_website():
+    section = ("## Medicaid en Texas\nCada estado tiene normas de elegibilidad para Medicaid diferentes. Usted puede "
+               "averiguar ahora si puede obtener los beneficios del programa Medicaid de Texas. Si no es elegible "
+               "ahora, tal vez lo sea en el 2014. A partir del 1 de octubre puede averiguarlo en este sitio Web o en "
+               "el Mercado de seguros. [Más información sobre el Medicaid de Texas](https://www.yourtexasbenefits.com).\n")
+    page = ("# Texas\n## Ayuda al Consumidor de Texas\nComuníquese con su departamento estatal de seguro.\n" + section +
+            "## El Mercado de Seguros Médicos de Texas\nSi usted vive en Texas, puede usar el sitio Web HealthCare.gov "
+            "para obtener cobertura médica.\n")
+    question = "donde puedo checar si califico pal medicaid de texas?"
+    units = page_units([(page, "")], context=set())
+    answer = quote(choose(units, question, TERMS, answer_kind(question), retrieved=section))
+    assert "https://www.yourtexasbenefits.com" in answer and "este sitio Web" in answer
