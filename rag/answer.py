@@ -25,10 +25,17 @@ log = logging.getLogger(__name__)
 # 2010, ¿a dónde llamo?") is in a question of another kind (measured, eval/README.md)
 FIGURES = {"amount", "percentage", "number", "date", "duration"}
 YEAR = re.compile(r"\b(19|20)\d\d\b")
-# A figure a question names ("¿tiene 5 años de garantía?"), on plain text; one that follows words
-# about the customer's own situation ("tengo 28 años, ¿puedo…?") is not asked about
-CONFIRMED_FIGURE = re.compile(r"(?<!\S)(?P<before>(?:\S+ ){0,2})(?P<figure>\d+(?:[.,]\d+)? ?(?:(?P<price>€|\$|euros?|"
-                              r"dolares)|%|por ciento|anos|meses|mes|dias|semanas|horas|gb|mb|gigas|megas))(?!\w)")
+# A figure a question names ("¿tiene 5 años de garantía?"), on plain text, and each way of writing its
+# unit (so "600 megas" is found as "600 Mb"); one that follows words about the customer's own
+# situation ("tengo 28 años, ¿puedo…?") is not asked about
+UNITS = {"€": "€", "euros": "€", "euro": "€", "$": "$", "dolares": "$", "dollars": "$", "%": "%", "por ciento": "%",
+         "anos": "year", "ano": "year", "years": "year", "meses": "month", "mes": "month", "months": "month",
+         "dias": "day", "dia": "day", "days": "day", "semanas": "week", "weeks": "week", "horas": "hour",
+         "hours": "hour", "gb": "gb", "gigas": "gb", "mb": "mb", "megas": "mb"}
+PRICES = {"€", "$"}
+FIGURE = (r"(?P<number>\d+(?:[.,]\d+)?) ?(?P<unit>" + "|".join(map(re.escape, sorted(UNITS, key=len, reverse=True)))
+          + r")(?!\w)")
+CONFIRMED_FIGURE = re.compile(r"(?<!\S)(?P<before>(?:\S+ ){0,2})" + FIGURE)
 SITUATION = re.compile(r"\b(tengo|tenemos|somos|soy|estoy|estuve|estuvimos|hace|llevo|llevamos|mi|mis|nuestro|"
                        r"nuestra|gano|ganamos|vivo|vivimos|pago|pagamos|i'?m|i am|we are|i have|we have|my|our)\b")
 
@@ -133,9 +140,12 @@ class Assistant:
         kind = answer_kind(question)
         texts = [hit.text for hit in passages] + [hit.text for hit in self.retriever.page(passages[0].source)]
         said = plain(" ".join(texts))
+        stated = {(found["number"], UNITS[found["unit"]]) for found in re.finditer(FIGURE, said)}
         states_amount = any(holds_fact(text, "amount") for text in texts)
         for found in CONFIRMED_FIGURE.finditer(plain(question)):
-            if not (found["figure"] in said or SITUATION.search(found["before"]) or found["price"] and states_amount):
+            unit = UNITS[found["unit"]]
+            if not ((found["number"], unit) in stated or SITUATION.search(found["before"])
+                    or unit in PRICES and states_amount):
                 return False
         if kind in FIGURES and any(year.group(0) not in said for year in YEAR.finditer(question)):
             return False

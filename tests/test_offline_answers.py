@@ -45,6 +45,7 @@ def test_a_detail_the_documents_lack_is_refused_though_the_topic_is_covered(assi
 
 @pytest.mark.parametrize("question, expected", [
     ("la fibra de 600 Mb cuesta 30 €?", "32 €/mes"),  # a wrong price is answered with the right one
+    ("hola, cuánto cuesta la fibra de 600 megas?", "32 €/mes"),  # "600 Mb" as customers write it
     ("la permanencia de la fibra es de 12 meses?", "12 meses"),
     ("contraté la fibra en 2019, ¿cómo doy de baja el servicio?", "900 810 810"),  # the customer's own year
     ("llevo 3 años con vosotros, ¿cuánto cuesta la fibra de 600 Mb?", "32 €"),  # their own figures
