@@ -60,7 +60,7 @@ def is_follow_up(question: str, previous: str) -> bool:
     cuesta?") or follows a message that told the customer's situation ("vivo en New York"); not one
     that says it changes the subject, nor a question of its own ("cómo doy de baja el servicio"
     right after a question about prices)."""
-    text = plain(question)
+    text = plain(question).strip(" ¿¡")
     words = len(text.split())
     if words > FOLLOW_UP_MAX_WORDS or TOPIC_CHANGE.search(text):
         return False

@@ -103,7 +103,7 @@ def test_a_short_message_that_changes_the_subject_is_searched_alone(retriever):
 @pytest.mark.parametrize("previous, message, joined", [
     ("cuanto cuesta la fibra de 600?", "como doy de baja el servicio", False),  # a question of its own
     ("como me doy de baja?", "cuanto cuesta la fibra de 600?", False),
-    ("cuanto cuesta la fibra de 600?", "y la de 1 Gb?", True),  # goes on from it
+    ("cuanto cuesta la fibra de 600?", "¿y la de 1 Gb?", True),  # goes on from it
     ("cuanto cuesta la fibra de 600?", "cuanto cuesta?", True),  # names nothing itself
     ("que es el roaming?", "funciona eso en todos los paises de la union europea?", True),  # points back
     ("tengo una empresa de 8 empleados", "puedo contratar la fibra para la oficina con factura?", True),  # after a situation
