@@ -20,6 +20,10 @@ from rag.store import Hit
 
 log = logging.getLogger(__name__)
 
+# Kinds of answer refused when neither the passages nor the best page state one (an amount for
+# "¿cuánto cuesta…?", a clock time for "¿a qué hora…?"); dates, durations and numbers are too often
+# written in words to tell (measured, eval/README.md)
+REFUSED_WITHOUT_FACT = {"amount", "time"}
 # Kinds of answer that are figures: one asked for a year the documents never name ("la multa en el
 # 2016") is refused; a year that only tells the customer's situation ("mi plan es de antes del
 # 2010, ¿a dónde llamo?") is in a question of another kind (measured, eval/README.md)
@@ -133,10 +137,10 @@ class Assistant:
 
     def _may_hold_answer(self, question: str, passages: list[Hit]) -> bool:
         """False when the documents cover the topic but not the detail asked for (neither the
-        passages nor the best page state it): an amount for a how-much question ("¿cuánto
-        cuesta…?"), a year a figure is asked for ("la multa en el 2016"), or a figure the question
-        asks to confirm ("¿tiene 5 años de garantía?"; for a price, any amount: quoting the right
-        one answers "¿cuesta 30 €?")."""
+        passages nor the best page state it): an amount for "¿cuánto cuesta…?" or a clock time for
+        "¿a qué hora…?", a year a figure is asked for ("la multa en el 2016"), or a figure the
+        question asks to confirm ("¿tiene 5 años de garantía?"; for a price, any amount: quoting
+        the right one answers "¿cuesta 30 €?")."""
         kind = answer_kind(question)
         texts = [hit.text for hit in passages] + [hit.text for hit in self.retriever.page(passages[0].source)]
         said = plain(" ".join(texts))
@@ -150,6 +154,8 @@ class Assistant:
         if kind in FIGURES and any(year.group(0) not in said for year in YEAR.finditer(question)):
             return False
         # only amounts: dates, durations and numbers are too often written in words to tell (measured)
+        if kind == "time":
+            return any(holds_fact(text, "time") for text in texts)
         return kind != "amount" or states_amount
 
     def _quoted(self, question: str, standalone: str, history: list[Turn], passages: list[Hit], language: str) -> str:

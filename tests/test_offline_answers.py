@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.answer import build_assistant, make_retriever
+from rag.ingest import ingest
 from webapp.config import load_settings
 
 DONT_KNOW = "Lo siento, no tengo esa información."
@@ -54,3 +55,20 @@ def test_figures_the_documents_state_or_that_tell_the_customers_situation_are_an
                                                                                       expected):
     answer = assistant.answer(question)
     assert answer.outcome == "answered" and expected in answer.text
+
+
+def test_a_time_asked_for_that_no_page_states_is_refused(tmp_path, embedder):
+    """(The sample knowledge base states a time on every page a time question finds.)"""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "oficinas.md").write_text(
+        "# Oficinas\nNuestras oficinas atienden en persona a los clientes que lo necesitan.\n"
+        "- Sevilla: Calle Azahar, 3.\n- Bilbao: Gran Vía, 20.\n", encoding="utf-8")
+    (docs / "tarifas.md").write_text("# Tarifas\nLa tarifa básica cuesta 20 € al mes.\n", encoding="utf-8")
+    settings = load_settings(_env_file=None, validate_twilio_signature=False, chroma_path=tmp_path / "chroma")
+    retriever = make_retriever(settings, embedder)
+    ingest([docs], retriever.index, embedder)
+    offices = build_assistant(settings, retriever)
+
+    assert offices.answer("¿a qué hora atienden en persona en las oficinas?").outcome == "unknown"
+    assert "Calle Azahar" in offices.answer("¿dónde está la oficina de Sevilla?").text  # what they do state
