@@ -32,13 +32,15 @@ YEAR = re.compile(r"\b(19|20)\d\d\b")
 # A figure a question names ("¿tiene 5 años de garantía?"), on plain text, and each way of writing its
 # unit (so "600 megas" is found as "600 Mb"); one that follows words about the customer's own
 # situation ("tengo 28 años, ¿puedo…?") is not asked about
-UNITS = {"€": "€", "euros": "€", "euro": "€", "$": "$", "dolares": "$", "dollars": "$", "%": "%", "por ciento": "%",
-         "anos": "year", "ano": "year", "years": "year", "meses": "month", "mes": "month", "months": "month",
-         "dias": "day", "dia": "day", "days": "day", "semanas": "week", "weeks": "week", "horas": "hour",
-         "hours": "hour", "gb": "gb", "gigas": "gb", "mb": "mb", "megas": "mb"}
+FIGURE_UNITS = {
+    "€": "€", "euros": "€", "euro": "€", "$": "$", "dolares": "$", "dollars": "$", "%": "%", "por ciento": "%",
+    "anos": "year", "ano": "year", "years": "year", "meses": "month", "mes": "month", "months": "month",
+    "dias": "day", "dia": "day", "days": "day", "semanas": "week", "weeks": "week", "horas": "hour",
+    "hours": "hour", "gb": "gb", "gigas": "gb", "mb": "mb", "megas": "mb",
+}
 PRICES = {"€", "$"}
-FIGURE = (r"(?P<number>\d+(?:[.,]\d+)?) ?(?P<unit>" + "|".join(map(re.escape, sorted(UNITS, key=len, reverse=True)))
-          + r")(?!\w)")
+FIGURE = (r"(?P<number>\d+(?:[.,]\d+)?) ?(?P<unit>"
+          + "|".join(map(re.escape, sorted(FIGURE_UNITS, key=len, reverse=True))) + r")(?!\w)")
 CONFIRMED_FIGURE = re.compile(r"(?<!\S)(?P<before>(?:\S+ ){0,2})" + FIGURE)
 SITUATION = re.compile(r"\b(tengo|tenemos|somos|soy|estoy|estuve|estuvimos|hace|llevo|llevamos|mi|mis|nuestro|"
                        r"nuestra|gano|ganamos|vivo|vivimos|pago|pagamos|i'?m|i am|we are|i have|we have|my|our)\b")
@@ -144,19 +146,16 @@ class Assistant:
         kind = answer_kind(question)
         texts = [hit.text for hit in passages] + [hit.text for hit in self.retriever.page(passages[0].source)]
         said = plain(" ".join(texts))
-        stated = {(found["number"], UNITS[found["unit"]]) for found in re.finditer(FIGURE, said)}
+        stated = {(found["number"], FIGURE_UNITS[found["unit"]]) for found in re.finditer(FIGURE, said)}
         states_amount = any(holds_fact(text, "amount") for text in texts)
         for found in CONFIRMED_FIGURE.finditer(plain(question)):
-            unit = UNITS[found["unit"]]
+            unit = FIGURE_UNITS[found["unit"]]
             if not ((found["number"], unit) in stated or SITUATION.search(found["before"])
                     or unit in PRICES and states_amount):
                 return False
         if kind in FIGURES and any(year.group(0) not in said for year in YEAR.finditer(question)):
             return False
-        # only amounts: dates, durations and numbers are too often written in words to tell (measured)
-        if kind == "time":
-            return any(holds_fact(text, "time") for text in texts)
-        return kind != "amount" or states_amount
+        return kind not in REFUSED_WITHOUT_FACT or any(holds_fact(text, kind) for text in texts)
 
     def _quoted(self, question: str, standalone: str, history: list[Turn], passages: list[Hit], language: str) -> str:
         """The offline reply: the part of the best page that answers the question (`rag.extract`),
