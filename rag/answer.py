@@ -138,24 +138,27 @@ class Assistant:
         return detect_language(question, fallback)
 
     def _may_hold_answer(self, question: str, passages: list[Hit]) -> bool:
-        """False when the documents cover the topic but not the detail asked for (neither the
-        passages nor the best page state it): an amount for "¿cuánto cuesta…?" or a clock time for
-        "¿a qué hora…?", a year a figure is asked for ("la multa en el 2016"), or a figure the
-        question asks to confirm ("¿tiene 5 años de garantía?"; for a price, any amount: quoting
-        the right one answers "¿cuesta 30 €?")."""
+        """False when the documents cover the topic but not the detail asked for: an amount for
+        "¿cuánto cuesta…?" or a clock time for "¿a qué hora…?" that neither the passages nor the
+        best page state, or a year a figure is asked for ("la multa en el 2016") or a figure the
+        question asks to confirm ("¿tiene 5 años de garantía?") that no page found states (for a
+        price, any amount: quoting the right one answers "¿cuesta 30 €?")."""
         kind = answer_kind(question)
-        texts = [hit.text for hit in passages] + [hit.text for hit in self.retriever.page(passages[0].source)]
-        said = plain(" ".join(texts))
-        stated = {(found["number"], FIGURE_UNITS[found["unit"]]) for found in re.finditer(FIGURE, said)}
-        states_amount = any(holds_fact(text, "amount") for text in texts)
-        for found in CONFIRMED_FIGURE.finditer(plain(question)):
-            unit = FIGURE_UNITS[found["unit"]]
-            if not ((found["number"], unit) in stated or SITUATION.search(found["before"])
+        best_page = [hit.text for hit in passages] + [chunk.text for chunk in self.retriever.page(passages[0].source)]
+        # a figure the customer names may be about another page found (two questions in one message)
+        others = dict.fromkeys(hit.source for hit in passages if hit.source != passages[0].source)
+        found = best_page + [chunk.text for source in others for chunk in self.retriever.page(source)]
+        said = plain(" ".join(found))
+        stated = {(figure["number"], FIGURE_UNITS[figure["unit"]]) for figure in re.finditer(FIGURE, said)}
+        states_amount = any(holds_fact(text, "amount") for text in found)
+        for figure in CONFIRMED_FIGURE.finditer(plain(question)):
+            unit = FIGURE_UNITS[figure["unit"]]
+            if not ((figure["number"], unit) in stated or SITUATION.search(figure["before"])
                     or unit in PRICES and states_amount):
                 return False
         if kind in FIGURES and any(year.group(0) not in said for year in YEAR.finditer(question)):
             return False
-        return kind not in REFUSED_WITHOUT_FACT or any(holds_fact(text, kind) for text in texts)
+        return kind not in REFUSED_WITHOUT_FACT or any(holds_fact(text, kind) for text in best_page)
 
     def _quoted(self, question: str, standalone: str, history: list[Turn], passages: list[Hit], language: str) -> str:
         """The offline reply: the part of the best page that answers the question (`rag.extract`),

@@ -50,6 +50,8 @@ def test_a_detail_the_documents_lack_is_refused_though_the_topic_is_covered(assi
     ("la permanencia de la fibra es de 12 meses?", "12 meses"),
     ("contraté la fibra en 2019, ¿cómo doy de baja el servicio?", "900 810 810"),  # the customer's own year
     ("llevo 3 años con vosotros, ¿cuánto cuesta la fibra de 600 Mb?", "32 €"),  # their own figures
+    # two messages answered as one: the figure is on another page found than the best one
+    ("soy el cliente FC2291, cuánto cuesta la fibra de 600 Mb?\ny la instalación cuánto tarda?", "instalación"),
 ])
 def test_figures_the_documents_state_or_that_tell_the_customers_situation_are_answered(assistant, question,
                                                                                       expected):
