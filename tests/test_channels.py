@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from tests.conftest import SENDER, inbound_form, signed_post
+from tests.conftest import ADMIN_TOKEN, SENDER, inbound_form, signed_post
 from webapp.channels import build_channels
 from webapp.channels.base import Failure
 from webapp.channels.twilio.outbound import failure_of
@@ -24,6 +24,24 @@ def test_a_twilio_message_and_its_reply_carry_their_channel_and_business_number(
     assert (reply["channel"], reply["business"]) == ("twilio", other_number)
     (sent,) = fake_twilio.sent_messages()
     assert sent["from_"] == other_number  # the reply goes out from the number the customer wrote to
+
+
+def test_every_part_of_a_persons_long_reply_goes_out_from_the_number_the_customer_wrote_to(client, store, worker,
+                                                                                            fake_twilio):
+    other_number = "whatsapp:+14155230000"
+    assert signed_post(client, inbound_form("hola", To=other_number)).status_code == 200
+    worker.run_until_idle()
+    conversation = store.db.conversations.find_one()
+    text = ("La instalación de la fibra se hace en un plazo de siete días laborables. " * 50).strip()
+
+    response = client.post(f"/api/v1/whatsapp/conversations/{conversation['_id']}/reply", json={"text": text},
+                           headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    worker.run_until_idle()
+
+    assert response.status_code == 202
+    agent_parts = [m for m in fake_twilio.sent_messages() if m["body"] in text]
+    assert len(agent_parts) == 3  # 4,000+ characters in Twilio's 1,600
+    assert {m["from_"] for m in fake_twilio.sent_messages()} == {other_number}
 
 
 def test_messages_stored_before_channels_are_migrated_and_still_answered(app, client, store, worker, fake_twilio):

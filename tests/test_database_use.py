@@ -191,7 +191,8 @@ def test_queueing_a_reply_again_adds_nothing_and_returns_only_what_is_left_to_se
     question = store.messages.collection.insert_one({"dedup_key": "in:q", "direction": "inbound"}).inserted_id
 
     def queue() -> list[dict]:
-        return store.messages.queue_reply("c1", "34600111222", [question], ["parte 1", "parte 2"], now, kind="answer")
+        return store.messages.queue_reply("c1", "34600111222", [question], ["parte 1", "parte 2"], now, kind="answer",
+                                           route={"channel": "twilio", "business": ""})
 
     first = queue()
     assert [p["body"] for p in first] == ["parte 1", "parte 2"] and all("_id" in p for p in first)

@@ -364,6 +364,23 @@ def test_a_persons_reply_and_a_resend_go_out_on_the_conversations_channel(client
     assert fake_twilio.sent_messages() == []
 
 
+@pytest.fixture
+def one_message_a_minute(settings_overrides):
+    settings_overrides["rate_limit_per_wa_id"] = "1 per minute"  # before the app is built from them
+
+
+def test_the_rate_limit_notice_goes_out_on_the_channel_the_customer_wrote_on(one_message_a_minute, client, store,
+                                                                             worker, fake_graph, fake_twilio):
+    for n in range(3):
+        assert meta_post(client, text(f"hola {n}")).status_code == 200
+    worker.run_until_idle()
+
+    (notice,) = store.messages.collection.find({"kind": "notice"})
+    assert (notice["channel"], notice["business"], notice["status"]) == ("meta", META_PHONE_NUMBER_ID, "accepted")
+    assert notice["body"] in [m["body"] for m in fake_graph.sent_messages()]
+    assert fake_twilio.sent_messages() == []
+
+
 def test_the_same_customer_on_both_channels_has_two_conversations(client, store, worker, fake_graph, fake_twilio):
     assert signed_post(client, inbound_form("hola", sender=f"whatsapp:+{CUSTOMER}")).status_code == 200
     answered(client, worker, text("hola"))

@@ -57,7 +57,8 @@ def test_only_the_parts_that_failed_are_sent_again_in_order(client, store, worke
     fake_openai.reply = long_answer(5000)  # three parts
     fake_twilio.delay_next(0)  # the first part goes through
     fake_twilio.fail_next(400, code=21610)  # the second is refused, so the third is not sent
-    signed_post(client, inbound_form("explícame todas las tarifas de fibra con detalle"))
+    business_number = "whatsapp:+14155230000"  # a second sender of the account: every part goes out from it
+    signed_post(client, inbound_form("explícame todas las tarifas de fibra con detalle", To=business_number))
     worker.run_until_idle()
     parts = list(store.messages.collection.find({"direction": "outbound"}).sort("part", 1))
     assert [p["status"] for p in parts] == ["queued", "failed", "failed"]
@@ -69,6 +70,7 @@ def test_only_the_parts_that_failed_are_sent_again_in_order(client, store, worke
     assert [m["resend_of"] for m in response.get_json()["queued"]] == [str(parts[1]["_id"]), str(parts[2]["_id"])]
     sent = [m["body"] for m in fake_twilio.sent_messages()]
     assert sent == [p["body"] for p in parts]  # the customer has the whole answer, in order, once
+    assert {m["from_"] for m in fake_twilio.sent_messages()} == {business_number}
 
 
 def test_outside_the_24_hour_window_nothing_is_queued(client, store, worker, fake_twilio):

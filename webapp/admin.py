@@ -164,7 +164,7 @@ def agent_reply(store: Store, channels: Channels, conversation_id: str, text: st
     route = route_of(last or {})
     parts = store.messages.queue_reply(conversation_id, conversation["wa_id"], reply_to,
                                        split_parts(text, channels.part_chars(route["channel"])), now,
-                                       kind="agent", key=f"agent:{key}", answer_text=text, role="agent", **route)
+                                       kind="agent", route=route, key=f"agent:{key}", answer_text=text, role="agent")
     store.jobs.enqueue(conversation_id, conversation["wa_id"], now)
     return parts
 

@@ -61,7 +61,8 @@ def receive(app: Services, inbound: InboundMessage, now: datetime) -> str:
         if not app.may_send_notice(inbound.wa_id, broken):
             return outcome
         store.messages.queue_reply(conversation_id, inbound.wa_id, [message_id],
-                                   [phrase("rate_limited", detect_language(inbound.body))], now, kind="notice")
+                                   [phrase("rate_limited", detect_language(inbound.body))], now, kind="notice",
+                                   route={"channel": inbound.channel, "business": inbound.business})
     store.jobs.enqueue(conversation_id, inbound.wa_id, now + timedelta(seconds=app.settings.reply_debounce_seconds))
     log.info("%s %s from %s", outcome, inbound.external_id, mask_phone(inbound.wa_id))
     return outcome

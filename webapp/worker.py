@@ -158,8 +158,8 @@ class ReplyWorker:
         parts = self.store.messages.queue_reply(
             conversation_id, job["wa_id"], [m["_id"] for m in pending],
             format_reply(answer.text, self.channels.part_chars(route["channel"]), config.max_answer_chars), now,
-            kind="answer", answer_text=answer.text, outcome=answer.outcome, sources=answer.sources,
-            language=answer.language, received_at=pending[0]["created_at"], **route,
+            kind="answer", route=route, answer_text=answer.text, outcome=answer.outcome, sources=answer.sources,
+            language=answer.language, received_at=pending[0]["created_at"],
         )
         self.store.messages.mark_taken_up([m["_id"] for m in pending], now)
         log.info("answered %d message(s): %s, %d part(s) to send", len(pending), answer.outcome, len(parts))

@@ -98,9 +98,11 @@ class Messages:
         return turns[::-1]
 
     def queue_reply(self, conversation_id: str, wa_id: str, reply_to: list[ObjectId], parts: list[str],
-                    now: datetime, kind: str, key: str | None = None, **details) -> list[dict]:
-        """Queue a reply's parts for sending; idempotent: `key` names the reply (by default the
-        first message it answers and its kind). Returns the parts still to send, as stored."""
+                    now: datetime, kind: str, route: dict, key: str | None = None, **details) -> list[dict]:
+        """Queue a reply's parts for sending, every part by `route` (channel and business number);
+        the `details` (what the answer was made of) go on the first part. Idempotent: `key` names the
+        reply (by default the first message it answers and its kind). Returns the parts still to
+        send, as stored."""
         key = key or f"reply:{reply_to[0]}:{kind}"
         documents = [
             {
@@ -116,6 +118,7 @@ class Messages:
                 "reply_to": reply_to,
                 "created_at": now,
                 "updated_at": now,
+                **route,
                 **(details if number == 0 else {}),
             }
             for number, body in enumerate(parts)
