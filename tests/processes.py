@@ -141,6 +141,7 @@ def start_nginx(folder: Path, http_port: int, https_port: int, upstream: str, ce
         "TLS_CERTIFICATE_KEY": str(key)})
     server = server.replace("listen 80;", f"listen 127.0.0.1:{http_port};")
     server = server.replace("listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;")
+    server = server.replace("/var/log/nginx/access.log", str(folder / "access.log"))
     (folder / "assistant.conf").write_text(server)
     (folder / "nginx.conf").write_text(NGINX_MAIN_CONF.format(folder=folder))
     process = start_process([nginx_binary(), "-p", str(folder), "-c", str(folder / "nginx.conf")], dict(os.environ),

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from scripts.chat import meta_delivery
 from tests.conftest import ADMIN_TOKEN, inbound_form, post_signed, signed_post, stop
 from tests.processes import json_lines
 from webapp.logs import ContextFilter, configure_logging, make_formatter
@@ -117,6 +118,24 @@ def test_a_request_cannot_write_log_lines_of_its_own(gunicorn_server):
         assert f"\r\n{FORGED_LINE}" in access["path"]  # the value itself is kept, escaped only on the line
     else:
         assert "x\\r\\n" + FORGED_LINE in logged
+
+
+D360_SECRET = "d360-url-secret-5519"
+
+
+@pytest.mark.parametrize("gunicorn_server", [{"LOG_FORMAT": "text", "D360_WEBHOOK_SECRET": D360_SECRET},
+                                             {"LOG_FORMAT": "json", "D360_WEBHOOK_SECRET": D360_SECRET}],
+                         indirect=True, ids=["text", "json"])
+def test_a_secret_in_the_webhooks_url_is_not_logged(gunicorn_server):
+    delivery = meta_delivery("34600111222", "1", {"type": "text", "text": {"body": "hola"}})
+    webhook = f"{gunicorn_server['base_url']}/api/v1/360dialog/webhook"
+    taken = requests.post(f"{webhook}/{D360_SECRET}", json=delivery, timeout=10)
+    refused = requests.post(f"{webhook}/{D360_SECRET}x", json=delivery, timeout=10)
+
+    output = stop(gunicorn_server["process"], gunicorn_server["log"])
+    assert (taken.status_code, refused.status_code) == (200, 403)
+    assert D360_SECRET not in output
+    assert output.count("/api/v1/360dialog/webhook/****") == 2  # both requests' access lines
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])

@@ -112,6 +112,17 @@ def test_nginx_forwards_what_the_client_called_and_nothing_a_client_forged(proxi
     assert open_store(mongodb_uri).messages.collection.count_documents({"direction": "inbound"}) == 1
 
 
+def test_a_secret_in_360dialogs_webhook_url_is_not_in_nginxs_access_log(proxied, tmp_path):
+    secret = "d360-url-secret-7731"
+    for base in (proxied["public"], proxied["http"]):
+        requests.post(f"{base}/api/v1/360dialog/webhook/{secret}?x=1", json={}, timeout=10,
+                      verify=proxied["certificate"], allow_redirects=False)
+
+    logged = (tmp_path / "nginx" / "access.log").read_text()
+    assert secret not in logged
+    assert logged.count('"POST /api/v1/360dialog/webhook/****?x=1 HTTP/1.1"') == 2
+
+
 def test_gunicorn_down_is_a_json_503_that_providers_retry(proxied):
     stop(proxied["web"])
     response = requests.get(proxied["public"] + "/healthz", timeout=10, verify=proxied["certificate"])

@@ -23,6 +23,8 @@ from gunicorn import glogging
 from pythonjsonlogger.json import JsonFormatter
 
 PHONE = re.compile(r"\+?(\d{2})\d{4,}(\d{4})")
+# A secret a provider puts in the webhook's URL (360dialog's /webhook/<D360_WEBHOOK_SECRET>)
+URL_SECRET = re.compile(r"(/webhook/)[^/?#]+")
 # An X-Request-ID from a proxy is kept when it looks like an id, so logs can be joined across hops.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -41,6 +43,11 @@ _context: ContextVar[dict] = ContextVar("log_context", default={})
 def mask_phone(number: str) -> str:
     """'whatsapp:+34600111234' → 'whatsapp:+34******1234'."""
     return PHONE.sub(lambda m: f"+{m.group(1)}{'*' * (len(m.group(0).lstrip('+')) - 6)}{m.group(2)}", number)
+
+
+def mask_path(path: str) -> str:
+    """A request path as logged: phone numbers masked, a secret after /webhook/ replaced."""
+    return mask_phone(URL_SECRET.sub(r"\1****", path))
 
 
 def request_id(incoming: str | None) -> str:
@@ -143,7 +150,8 @@ def configure_logging(level: str, log_format: str) -> None:
 
 class GunicornLogger(glogging.Logger):
     """gunicorn's own and access logs in the app's format (gunicorn.conf.py's `logger_class`). The
-    path is logged without its query and with phone numbers masked (`DELETE sessions/<wa_id>`)."""
+    path is logged without its query, with phone numbers masked (`DELETE sessions/<wa_id>`) and
+    without a secret in a webhook's URL."""
 
     def setup(self, cfg):
         super().setup(cfg)
@@ -157,7 +165,7 @@ class GunicornLogger(glogging.Logger):
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
-        atoms["U"] = mask_phone(atoms["U"] or "")
+        atoms["U"] = mask_path(atoms["U"] or "")
         return atoms
 
     def access(self, resp, req, environ, request_time):
