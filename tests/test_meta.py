@@ -221,6 +221,23 @@ def test_statuses_only_move_forward_whatever_order_they_arrive_in(client, store,
     assert store.messages.get(reply["_id"])["status"] == "read"
 
 
+def test_a_status_that_comes_while_its_message_is_being_sent_is_delivered_again_and_then_applied(
+        client, store, worker, fake_graph):
+    reply = sent_reply(client, store, worker)
+    # as it is between Meta taking the message and the worker storing the wamid Meta gave back
+    store.messages.collection.update_one({"_id": reply["_id"]},
+                                         {"$set": {"status": "submitting"}, "$unset": {"external_id": ""}})
+
+    early = meta_post(client, status(reply["external_id"], "delivered"))
+    store.messages.record_send(reply["_id"], "accepted", datetime.now(timezone.utc),
+                               external_id=reply["external_id"])  # the worker, right after
+    again = meta_post(client, status(reply["external_id"], "delivered"))  # Meta's redelivery
+
+    assert (early.status_code, early.headers["Retry-After"]) == (503, "5")
+    assert again.status_code == 200
+    assert store.messages.get(reply["_id"])["status"] == "delivered"
+
+
 def test_a_failed_status_keeps_its_error_code_and_counts_as_a_failure(client, store, worker, fake_graph):
     reply = sent_reply(client, store, worker)
     assert meta_post(client, status(reply["external_id"], "failed", 131026)).status_code == 200

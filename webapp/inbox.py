@@ -5,7 +5,8 @@ and parsed a delivery; it does only what the provider must wait for, and the wor
 - A message is stored once (the provider's id makes a redelivery a no-op), counted against the
   customer's rate limit (a limited message is kept, not answered, with one notice per window) and
   its conversation queued for the worker, due after REPLY_DEBOUNCE_SECONDS.
-- A status report moves our message's status forward, never back.
+- A status report moves our message's status forward, never back. One that arrives before the
+  worker has stored the provider's id for the message is asked for again (Meta redelivers).
 """
 from __future__ import annotations
 
@@ -68,12 +69,18 @@ def receive(app: Services, inbound: InboundMessage, now: datetime) -> str:
     return outcome
 
 
-def apply_status(app: Services, report: StatusReport, now: datetime) -> bool:
-    """Record a provider's status report; False when it is not about a message of ours."""
+def apply_status(app: Services, report: StatusReport, now: datetime) -> str:
+    """Record a provider's status report: `applied`; `unknown` when it is not about a message of
+    ours; `early` when it may be about one the worker is sending, whose id the provider has not
+    given back yet (a provider that names messages by its own id alone: Meta's), to be delivered
+    again."""
     store = app.store
     if not store.messages.record_status(report.message_id, report.external_id, report.status, report.error_code, now):
+        if report.message_id is None and report.wa_id and store.messages.sending_to(report.wa_id):
+            log.info("status report %s may be about a message still being sent: asked again", report.external_id)
+            return "early"
         log.warning("status report for a message we do not have: ref %s, %s", report.message_id, report.external_id)
-        return False
+        return "unknown"
     if report.error_code:
         log.warning("message %s is %s: error %s", report.external_id, report.status, report.error_code)
     if report.status in RESENDABLE:  # the provider gave up on it
@@ -81,4 +88,4 @@ def apply_status(app: Services, report: StatusReport, now: datetime) -> bool:
             store.messages.find_outbound(report.external_id)
         if message.get("conversation_id"):  # a send-test message belongs to none
             store.events.record([message_event("message_failed", message, now, error_code=report.error_code)])
-    return True
+    return "applied"

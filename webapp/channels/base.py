@@ -50,6 +50,7 @@ class StatusReport:
     external_id: str  # the provider's id for it
     status: str  # sent, delivered, read, failed… (webapp.db.messages ranks them)
     error_code: int | None = None
+    wa_id: str = ""  # the customer it went to, when the report says (Meta's recipient_id)
 
 
 @dataclass(frozen=True)

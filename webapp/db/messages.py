@@ -8,7 +8,8 @@ Outbound: pending → submitting (→ pending again, with `retry_at`, when the p
           unreachable) → then the provider's own status words (queued, sent, delivered, read,
           undelivered, failed), or dry_run; `failed` also when the provider refused the request,
           and `unconfirmed` when it did not answer in time (it may have sent the message: not
-          retried, so never sent twice; a status report, if one comes, moves it on).
+          retried, so never sent twice; Twilio's status report, if one comes, moves it on: it
+          names our id, where Meta's names only the wamid we never got).
           `pending` and `submitting` are ours alone, so a provider's status never reads as "not
           sent". Status reports arrive in any order; a status only ever moves forward (`read`
           then a late `delivered` stays `read`).
@@ -201,6 +202,11 @@ class Messages:
         if message_id is not None:
             self.collection.update_one({"_id": message_id, "external_id": None}, {"$set": {"external_id": external_id}})
         return True
+
+    def sending_to(self, wa_id: str) -> bool:
+        """Whether a message to `wa_id` is with the provider, its id not stored yet."""
+        return self.collection.count_documents({"status": "submitting", "wa_id": wa_id, "direction": "outbound"},
+                                               limit=1) > 0
 
     def _advance(self, match: dict, status: str, fields: dict) -> bool:
         """Set `status` and `fields` where the message is not already as far along (a status we do

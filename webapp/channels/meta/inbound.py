@@ -155,8 +155,10 @@ def status_of(item: object, business: str = "", names: dict | None = None, max_c
         raise InvalidInbound("statuses.status", "status must be a word such as delivered or read")
     errors = [e for e in _list(item.get("errors")) if isinstance(e, dict)]
     code = errors[0].get("code") if errors else None
+    recipient = item.get("recipient_id")
     return StatusReport(None, _wamid(item.get("id"), "statuses.id"), status,
-                        code if isinstance(code, int) and not isinstance(code, bool) else None)
+                        code if isinstance(code, int) and not isinstance(code, bool) else None,
+                        recipient if isinstance(recipient, str) and WA_ID.fullmatch(recipient) else "")
 
 
 def _wamid(value: object, field_name: str) -> str:

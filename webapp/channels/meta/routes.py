@@ -4,7 +4,9 @@
   META_VERIFY_TOKEN → 200 with `hub.challenge` as plain text; anything else → 403.
 - `POST`: a delivery, signed with the app secret. Each message is handed to the inbox (stored
   once, by its wamid), each status report applied (one about a message we do not have is
-  ignored); 200 as long as the delivery was Meta's, even if some items could not be read.
+  ignored); 200 as long as the delivery was Meta's, even if some items could not be read. A
+  status report that comes while a message to its customer is being sent, before the worker has
+  stored the wamid Meta gave back, makes it 503: Meta delivers it again, and then it is applied.
 """
 from __future__ import annotations
 
@@ -70,6 +72,9 @@ def take(app, body: bytes, parse, channel: str):
     for number, message in enumerate(delivery.messages):
         outcome = inbox.receive(app, message, now + timedelta(milliseconds=number))
         app.metrics.webhooks.labels(channel=channel, outcome=outcome).inc()
-    for report in delivery.statuses:
-        inbox.apply_status(app, report, now)
+    early = [report for report in delivery.statuses if inbox.apply_status(app, report, now) == "early"]
+    if early:  # delivered again, its messages are no-ops and its statuses find their messages by then
+        response = jsonify(error="a status report came before its message's id was stored; deliver it again",
+                           statuses_early=len(early))
+        return response, 503, {"Retry-After": "5"}
     return jsonify(messages=len(delivery.messages), statuses=len(delivery.statuses), skipped=delivery.skipped)

@@ -73,7 +73,7 @@ def status():
         report = parse_status_report(request.args, request.form)
     except InvalidInbound as exc:
         return jsonify(error=exc.message, field=exc.field), 400
-    if not inbox.apply_status(services(), report, datetime.now(timezone.utc)):
+    if inbox.apply_status(services(), report, datetime.now(timezone.utc)) == "unknown":
         return jsonify(error="no message of ours has this ref and MessageSid"), 404
     return "", 204
 
