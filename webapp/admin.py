@@ -17,7 +17,7 @@ from webapp.handoff import handoff_event
 
 CONVERSATION_ID = re.compile(r"[0-9a-f]{32}")
 MESSAGE_ID = re.compile(r"[0-9a-f]{24}")
-# WhatsApp accepts free-form text only within 24 hours of the customer's last message (Twilio 63016).
+# WhatsApp accepts free-form text only within 24 hours of the customer's last message (Twilio 63016, Meta 131047).
 REPLY_WINDOW = timedelta(hours=24)
 # Messages older than this before today's midnight are rolled up (webapp.db.stats_rollup): a
 # message is never stored with a time that far in the past, whatever the clocks of the servers.
@@ -140,13 +140,13 @@ def check_reply_window(store: Store, wa_id: str, conversation_id: str, now: date
     """The customer's latest message in the conversation (None if it has none left), if
     WhatsApp's 24-hour window for a free-form reply is open: it closes 24 h after their last
     message, in this conversation or a newer one (their session's). Else AdminError, before
-    Twilio would refuse it with 63016."""
+    WhatsApp would refuse it (Twilio 63016, Meta 131047)."""
     last = store.messages.last_inbound(conversation_id)
     channel = route_of(last or {})["channel"]
     times = [t for t in (store.sessions.last_inbound_at(wa_id, channel), last and last["created_at"]) if t]
     if not times or now >= max(times) + REPLY_WINDOW:
         raise AdminError("outside WhatsApp's 24-hour window: the customer last wrote more than 24 hours ago, "
-                         "so Twilio would refuse a free-form message (63016)", 409)
+                         "so WhatsApp would refuse a free-form message (Twilio 63016, Meta 131047)", 409)
     return last
 
 

@@ -1,7 +1,14 @@
 """The ways a business reaches WhatsApp, one package each: `twilio/`, `meta/` (Meta's Cloud API),
 and the providers that re-sell it, `kapso/` and `d360/` (360dialog), built on `meta/`'s Cloud API
-sender and delivery parser. What each provides is in `base`. Adding a provider: copy a package,
-then name it in `build_channels` and in `create_app`'s webhooks, and give it settings in `config`."""
+sender and delivery parser. What each provides is in `base`.
+
+Adding a provider: copy the package closest to it (`kapso/` for one re-selling the Cloud API), then
+- name it in `build_channels` (below) and in `create_app`'s webhooks (`webapp/__init__.py`);
+- give it settings in `webapp/config.py`: its secrets, `<name>_receives` / `<name>_sends`, and a
+  place in the check that a channel is on;
+- if its deliveries batch many updates, add its webhook to `DELIVERY_PATHS` in
+  `webapp/request_body.py` (else the 64 KiB limit applies);
+- describe its routes in `webapp/openapi.json` (`tests/test_openapi.py` fails until they are)."""
 from __future__ import annotations
 
 from webapp.channels.base import Channel, ReplyNumbers
