@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from tests.conftest import ADMIN_TOKEN, SENDER, inbound_form, signed_post
 from webapp.channels import build_channels
 from webapp.channels.base import Failure
+from webapp.channels.meta.outbound import failure_of as cloud_api_failure_of
 from webapp.channels.twilio.outbound import failure_of
 
 STATUS = "/api/v1/whatsapp/status"
@@ -75,6 +76,20 @@ def test_twilio_refusals_are_classified_for_the_worker():
     assert failure_of(None, None) is Failure.RETRY  # unreachable
     assert failure_of(400, 63016) is Failure.WINDOW_CLOSED
     assert failure_of(400, 21211) is Failure.PERMANENT
+
+
+def test_cloud_api_refusals_are_classified_for_the_worker():
+    assert cloud_api_failure_of(400, 131047) is Failure.WINDOW_CLOSED
+    assert cloud_api_failure_of(429, None) is Failure.RETRY
+    assert cloud_api_failure_of(400, 130429) is Failure.RETRY  # throughput
+    assert cloud_api_failure_of(400, 131056) is Failure.RETRY  # too many to one customer
+    assert cloud_api_failure_of(400, 80007) is Failure.RETRY  # the account's rate limit
+    assert cloud_api_failure_of(500, None) is Failure.RETRY
+    assert cloud_api_failure_of(503, 100) is Failure.RETRY  # an outage, whatever code comes with it
+    assert cloud_api_failure_of(None, None) is Failure.RETRY  # unreachable
+    assert cloud_api_failure_of(400, 131026) is Failure.PERMANENT
+    assert cloud_api_failure_of(400, 100) is Failure.PERMANENT  # an invalid parameter
+    assert cloud_api_failure_of(400, None) is Failure.PERMANENT
 
 
 def test_a_reply_for_a_channel_no_longer_served_fails_clearly(client, store, worker, fake_twilio):

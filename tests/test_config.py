@@ -20,11 +20,28 @@ from webapp.config import ConfigError, load_settings, masked
         ({"log_level": "CHATTY"}, "LOG_LEVEL"),
         ({"twilio_auth_token": ""}, "TWILIO_AUTH_TOKEN"),
         ({"rate_limit_per_wa_id": "lots per minute"}, "RATE_LIMIT_PER_WA_ID"),
+        ({"kapso_api_key": "kapso-key-0123"}, "KAPSO_WEBHOOK_SECRET required with KAPSO_API_KEY"),
+        ({"d360_api_key": "d360-key-0123"}, "D360_WEBHOOK_SECRET required with D360_API_KEY"),
+        ({"meta_graph_api_version": "23.0"}, "META_GRAPH_API_VERSION"),
+        ({"meta_graph_api_version": "v23"}, "META_GRAPH_API_VERSION"),
     ],
 )
 def test_a_bad_setting_is_named(override, variable):
     with pytest.raises(ConfigError, match=variable):
         load_settings(_env_file=None, **{"twilio_auth_token": "t" * 32, **override})
+
+
+def test_half_a_meta_configuration_names_what_is_missing():
+    with pytest.raises(ConfigError, match="META_APP_SECRET and META_VERIFY_TOKEN required") as error:
+        load_settings(_env_file=None, twilio_auth_token="t" * 32, meta_access_token="EAAG-access-token-1234")
+    assert "EAAG-access-token-1234" not in str(error.value)
+
+
+@pytest.mark.parametrize("phone_number_id", ["+1 555 078 3881", "10654035224292a", "1" * 31])
+def test_a_meta_phone_number_id_that_is_not_digits_is_named(phone_number_id):
+    meta = {"meta_app_secret": "s" * 32, "meta_verify_token": "v" * 16, "meta_access_token": "EAAG" + "a" * 20}
+    with pytest.raises(ConfigError, match="META_PHONE_NUMBER_ID: .*digits only"):
+        load_settings(_env_file=None, **meta, meta_phone_number_id=phone_number_id)
 
 
 def test_settings_come_from_the_environment(monkeypatch):

@@ -151,3 +151,16 @@ def test_test_reports_kapso_and_360dialog(client):
     assert channels["360dialog"] == {"status": "ok", "details": {
         "display_phone_number": "+1 555-078-3881", "verified_name": "Fibra Clara", "quality_rating": "GREEN",
         "code_verification_status": "VERIFIED", "id": ""}}
+
+
+def test_diag_reports_kapso_and_360dialog_with_their_keys_masked(client, fake_kapso, fake_360dialog):
+    response = client.get("/api/v1/whatsapp/diag", headers=ADMIN)
+    assert response.status_code == 200
+    channels = response.get_json()["channels"]
+    assert channels["kapso"] == {"mode": "sending", "phone_number_id": KAPSO_NUMBER,
+                                 "api": fake_kapso.base_url + "/meta/whatsapp/v24.0",
+                                 "x-api-key": "****" + KAPSO_API_KEY[-4:]}
+    assert channels["360dialog"] == {"mode": "sending", "phone_number_id": None, "api": fake_360dialog.base_url,
+                                     "d360-api-key": "****" + D360_API_KEY[-4:]}
+    for secret in (KAPSO_API_KEY, KAPSO_SECRET, D360_API_KEY, D360_SECRET):
+        assert secret not in response.get_data(as_text=True)

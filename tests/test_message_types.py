@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import inbound_form, signed_post
+from scripts.chat import meta_delivery
+from tests.conftest import META_PHONE_NUMBER_ID, inbound_form, meta_overrides, meta_post, signed_post
 
 MEDIA = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1"
 
@@ -87,3 +88,58 @@ def test_coordinates_off_the_globe_are_dropped_and_the_message_still_answered(cl
 
     assert "texto" in only_reply(fake_twilio)
     assert "location" not in stored(store)
+
+
+# -- the same through Meta's Cloud API ---------------------------------------------------------------
+
+CUSTOMER = "34600111222"
+
+
+@pytest.fixture
+def meta_too(settings_overrides, fake_graph):
+    settings_overrides.update(meta_overrides(settings_overrides, fake_graph))  # before the app is built from them
+
+
+def meta_message(client, message: dict) -> str:
+    delivery = meta_delivery(CUSTOMER, META_PHONE_NUMBER_ID, message, name="Ana")
+    assert meta_post(client, delivery).status_code == 200
+    return delivery["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+
+
+@pytest.mark.parametrize(("message", "media", "words"), [
+    ({"type": "audio", "audio": {"id": "2001", "mime_type": "audio/ogg; codecs=opus", "sha256": "x", "voice": True}},
+     {"id": "2001", "content_type": "audio/ogg; codecs=opus"}, "notas de voz"),
+    ({"type": "video", "video": {"id": "2002", "mime_type": "video/mp4", "sha256": "x"}},
+     {"id": "2002", "content_type": "video/mp4"}, "texto"),
+    ({"type": "document", "document": {"id": "2003", "mime_type": "application/pdf", "sha256": "x",
+                                       "filename": "factura.pdf"}},
+     {"id": "2003", "content_type": "application/pdf", "filename": "factura.pdf"}, "texto"),
+    ({"type": "sticker", "sticker": {"id": "2004", "mime_type": "image/webp", "sha256": "x", "animated": False}},
+     {"id": "2004", "content_type": "image/webp"}, "texto"),
+], ids=["voice", "video", "document", "sticker"])
+def test_meta_media_is_kept_by_its_id_never_fetched_and_asked_again_as_text(meta_too, client, store, worker,
+                                                                            fake_graph, fake_twilio, message, media,
+                                                                            words):
+    wamid = meta_message(client, message)
+    worker.run_until_idle()
+
+    (sent,) = fake_graph.sent_messages()
+    assert words in sent["body"] and sent["to"] == CUSTOMER
+    stored = store.messages.find_inbound(wamid)
+    assert (stored["channel"], stored["type"], stored["status"]) == ("meta", message["type"], "answered")
+    assert stored["media"] == [media]
+    assert [r for r in fake_graph.requests if r.method == "GET"] == []  # the media id is never looked up
+    assert fake_twilio.sent_messages() == []
+
+
+def test_a_meta_reply_to_a_message_from_an_ad_keeps_what_it_replies_to_and_the_ad(meta_too, client, store):
+    wamid = meta_message(client, {
+        "type": "text", "text": {"body": "¿Sigue la oferta?"},
+        "context": {"from": "15550783881", "id": "wamid.prev"},
+        "referral": {"source_url": "https://fb.me/3cr4Wqqkv", "source_id": "120210", "source_type": "ad",
+                     "headline": "Fibra 600 Mb a 32 €", "body": "Sin permanencia", "media_type": "image"}})
+
+    stored = store.messages.find_inbound(wamid)
+    assert stored["body"] == "¿Sigue la oferta?"
+    assert stored["context"] == {"replied_to": "wamid.prev", "referral_source": "https://fb.me/3cr4Wqqkv",
+                                 "referral_headline": "Fibra 600 Mb a 32 €"}
