@@ -172,7 +172,7 @@ class Assistant:
         asked = search_text(standalone, history)  # offline, a follow-up also means the message before it
         earlier = asked[: -len(standalone)] if asked != standalone else ""
         chosen = choose(units, lexical.correct(standalone), lexical.terms, answer_kind(question) or answer_kind(asked),
-                        earlier=lexical.correct(earlier), retrieved=best.text)
+                        earlier=lexical.correct(earlier), retrieved=best.text, title=best.metadata.get("title", ""))
         body = quote(chosen) or best.text
         if language == self.retriever.language:
             return body

@@ -99,6 +99,10 @@ COMPANION_SHARE = 0.2  # a unit quoted beside the best scores at least this shar
 PERCENTAGE = re.compile(r"\d\s?%|\bpor ciento\b|\bpercent\b")
 # Kinds whose facts are recognised surely enough that a unit without one is not the answer
 DECISIVE_FACTS = {"percentage", "amount", "duration", "time", "date"}
+# A heading (or the page's title) the question restates, this share of its words at least, is
+# answered by its section's opening lines, unless the question asks for a figure or a place
+RESTATED_HEADING = 0.7
+ASKS_A_FIGURE_OR_PLACE = DECISIVE_FACTS | {"number", "place"}
 
 
 @dataclass(frozen=True)
@@ -258,9 +262,12 @@ def _table_row(header: list[str] | str, cells: list[str]) -> str:
 
 
 def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], kind: str,
-           earlier: str = "", retrieved: str = "") -> list[Unit]:
-    """The units to quote: the best one first, then its neighbours in the same section (or in the
-    passage retrieval found, `retrieved`) while they add to it, up to MAX_SENTENCES or one list.
+           earlier: str = "", retrieved: str = "", title: str = "") -> list[Unit]:
+    """The units to quote. When the question restates a heading or the page's `title` ("tengo
+    Medicare, ¿tengo que hacer algo?" on "Tengo Medicare. ¿Necesito hacer algo?"), the opening
+    lines of that section (not for a figure or a place asked for, nor when steps answer how).
+    Else the best unit first, then its neighbours in the same section (or in
+    the passage retrieval found, `retrieved`) while they add to it, up to MAX_SENTENCES or one list.
     A unit scores for the question's words it shares (weighted by how rare they are on the page;
     `earlier`, the message a follow-up follows, counts half), for those of its heading, for
     holding the fact asked for and for being in the passage retrieval found."""
@@ -306,6 +313,11 @@ def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], 
         return kind in DECISIVE_FACTS
 
     with_fact = [i for i in range(len(units)) if scores[i] > 0 and has_fact[i] and decides(i)]
+    # steps that name what the question asks how to do are its answer, whatever the heading says
+    if kind not in ASKS_A_FIGURE_OR_PLACE and not (kind == "steps" and with_fact):
+        opening = _restated_section(units, set(terms(question)), terms, title)
+        if opening:
+            return opening
     best = max(with_fact or range(len(units)), key=lambda i: (scores[i], -i))
     chosen = [best]
     budget = MAX_SENTENCES - units[best].sentences
@@ -335,6 +347,33 @@ def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], 
     # the fact first, then what goes with it in the page's order
     ordered = [best] + sorted(i for i in chosen if i != best)
     return [_trimmed(units[i], wanted, terms) if kind != "steps" else units[i] for i in ordered]
+
+
+def _restated_section(units: list[Unit], asked: set[str], terms: Callable[[str], list[str]],
+                      title: str) -> list[Unit]:
+    """The opening lines of the section whose heading the question restates (the page's title
+    heads what comes before the first heading), up to MAX_SENTENCES or one list; [] if none."""
+    best_share, start = 0.0, None
+    for heading in dict.fromkeys([title, *(unit.heading for unit in units)]):
+        words = set(terms(heading))
+        share = len(words & asked) / len(words) if words else 0.0
+        if share > best_share:
+            best_share, start = share, 0 if heading == title else next(
+                i for i, unit in enumerate(units) if unit.heading == heading)
+    if start is None or best_share < RESTATED_HEADING:
+        return []
+    opening, budget = [], MAX_SENTENCES
+    for unit in units[start:]:
+        if unit.heading != units[start].heading or unit.sentences > budget:
+            break
+        if unit.pointer:
+            continue
+        opening.append(unit)
+        budget -= unit.sentences
+        if unit.is_list:
+            break
+    # an opening that only sets the scene ("Sentimos que quieras irte.") is not the answer
+    return opening if opening and asked & set(terms(opening[0].text)) else []
 
 
 def _trimmed(unit: Unit, wanted: dict[str, float], terms: Callable[[str], list[str]]) -> Unit:

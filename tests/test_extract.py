@@ -183,3 +183,29 @@ def test_where_brings_the_web_address_under_the_same_heading_when_the_answer_onl
     units = page_units([(page, "")], context=set())
     answer = quote(choose(units, question, TERMS, answer_kind(question), retrieved=section))
     assert "https://www.yourtexasbenefits.com" in answer and "este sitio Web" in answer
+
+
+DUPLICADOS = """# Facturación y pagos
+Emitimos una factura al mes, el día 1. La cobramos por domiciliación bancaria el día 5.
+## Duplicados de factura
+Puedes descargar un duplicado de cualquier factura desde la app. Es gratis y está disponible al momento.
+Si necesitas una factura más antigua, pídela por teléfono. Te la enviamos por correo en un máximo de 48 horas.
+"""
+
+
+def test_a_heading_the_question_restates_brings_its_sections_opening_lines_in_order():
+    answer = reply(DUPLICADOS, "como saco un duplicado de la factura?").splitlines()
+    assert answer == ["Puedes descargar un duplicado de cualquier factura desde la app.",
+                      "Es gratis y está disponible al momento.",
+                      "Si necesitas una factura más antigua, pídela por teléfono."]
+
+
+def test_the_pages_title_restated_brings_the_pages_opening_lines():
+    units = page_units([(DUPLICADOS.split("\n", 1)[1], "")], context=set())
+    chosen = choose(units, "como me cobran las facturas y pagos?", TERMS, "steps", title="Facturación y pagos")
+    assert quote(chosen).startswith("Emitimos una factura al mes, el día 1.\nLa cobramos por domiciliación")
+
+
+def test_a_figure_asked_under_a_restated_heading_is_still_the_figure():
+    assert reply(DUPLICADOS, "cuanto tarda un duplicado de factura?").startswith(
+        "Te la enviamos por correo en un máximo de 48 horas.")

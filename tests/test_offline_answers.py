@@ -74,3 +74,10 @@ def test_a_time_asked_for_that_no_page_states_is_refused(tmp_path, embedder):
 
     assert offices.answer("¿a qué hora atienden en persona en las oficinas?").outcome == "unknown"
     assert "Calle Azahar" in offices.answer("¿dónde está la oficina de Sevilla?").text  # what they do state
+
+
+def test_a_question_restating_a_heading_gets_that_sections_opening_lines(assistant):
+    lines = assistant.answer("como saco un duplicado de la factura?").text.splitlines()
+    assert lines[:2] == ["Puedes descargar un duplicado de cualquier factura de los últimos 24 meses en PDF desde la "
+                         "app Mi Fibra Clara o el área de cliente, en el apartado Facturas.",
+                         "Es gratis y está disponible al momento."]
