@@ -59,7 +59,8 @@ ANSWER_KINDS: list[tuple[str, re.Pattern]] = [
                         r"\bwhat (date|day|month)\b|\bdeadline\b")),
     ("number", re.compile(r"\bcuant[oa]s\b|\bhow many\b|\bque edad\b|\bhow old\b|\bnumero de\b")),
     ("steps", re.compile(r"\bcomo (?!es\b|son\b|esta\b|estan\b|funciona\b|se llama\b|se si\b|saber\b|se que\b)\w+|"
-                         r"\bque (hago|hacer|puedo hacer)\b|"
+                         r"\bque (hago|hacer|puedo hacer)\b|\bde que depende\b|"
+                         r"\bque (servicios|beneficios|incluye|incluyen|cubre|cubren|ofrece|ofrecen)\b|"
                          r"\bque (necesito|requisitos|documentos|tengo que|debo|papeles)\b|"
                          r"\bpasos\b|\bhow (do|can|to|should)\b|\bwhat do i need\b|\brequirements?\b|\bdocuments?\b")),
     ("place", re.compile(r"\bdonde\b|\ba que (numero|telefono|web|pagina|sitio|direccion)\b|\btelefono\b|\bwhere\b|"

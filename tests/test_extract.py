@@ -62,6 +62,8 @@ def reply(page: str, question: str, earlier: str = "") -> str:
     ("cuantas lineas puedo tener", "number"),
     ("como me doy de baja", "steps"),
     ("que necesito para contratar", "steps"),
+    ("de que depende el descuento", "steps"),  # lists answer these too
+    ("que incluye la tarifa de 600", "steps"),
     ("donde esta la tienda de madrid", "place"),
     ("puedo cambiar de tarifa gratis?", "yes_no"),
     ("how much is the 600 Mb fibre?", "amount"),
@@ -209,3 +211,10 @@ def test_the_pages_title_restated_brings_the_pages_opening_lines():
 def test_a_figure_asked_under_a_restated_heading_is_still_the_figure():
     assert reply(DUPLICADOS, "cuanto tarda un duplicado de factura?").startswith(
         "Te la enviamos por correo en un máximo de 48 horas.")
+
+
+def test_what_something_depends_on_is_answered_with_the_list_that_says_it():
+    page = ("# Descuentos\nEn la mayoría de los planes de empresa, la empresa paga una parte de la prima del seguro.\n"
+            "Su descuento en la prima dependerá:\n- Del número de integrantes de su familia.\n- De sus ingresos.\n")
+    assert reply(page, "de que depende que me den descuento en la prima del seguro?").startswith(
+        "Su descuento en la prima dependerá:\n- Del número de integrantes de su familia.")
