@@ -43,7 +43,14 @@ FIGURE = (r"(?P<number>\d+(?:[.,]\d+)?) ?(?P<unit>"
           + "|".join(map(re.escape, sorted(FIGURE_UNITS, key=len, reverse=True))) + r")(?!\w)")
 CONFIRMED_FIGURE = re.compile(r"(?<!\S)(?P<before>(?:\S+ ){0,2})" + FIGURE)
 SITUATION = re.compile(r"\b(tengo|tenemos|somos|soy|estoy|estuve|estuvimos|hace|llevo|llevamos|mi|mis|nuestro|"
-                       r"nuestra|gano|ganamos|vivo|vivimos|pago|pagamos|i'?m|i am|we are|i have|we have|my|our)\b")
+                       r"nuestra|gano|ganamos|vivo|vivimos|pago|pagamos|vengo|venimos|cambio|cambie|cambiarme|"
+                       r"i'?m|i am|we are|i have|we have|my|our)\b")
+# What a question names after "de" ("el plan dental de Delta", "el teléfono de Aetna"), with the words
+# before it: a name the documents never use is something they do not cover, unless it tells the
+# customer's own situation ("tengo seguro de Kaiser", "me cambio de Vodafone"); "de verdad" and the like
+# name nothing
+NAMED = re.compile(r"(?P<before>(?:\S+ ){0,3})\bdel? (?!(?:verdad|veras|repente|pronto|plano|volada|golpe|hecho|"
+                   r"inmediato|nuevo|momento|acuerdo|casualidad|broma)\b)(?P<name>\w+)")
 
 
 @dataclass(frozen=True)
@@ -142,8 +149,14 @@ class Assistant:
         "¿cuánto cuesta…?" or a clock time for "¿a qué hora…?" that neither the passages nor the
         best page state, or a year a figure is asked for ("la multa en el 2016") or a figure the
         question asks to confirm ("¿tiene 5 años de garantía?") that no page found states (for a
-        price, any amount: quoting the right one answers "¿cuesta 30 €?")."""
+        price, any amount: quoting the right one answers "¿cuesta 30 €?"), or a name the documents
+        never use ("el teléfono de Aetna"), unless it tells the customer's situation."""
         kind = answer_kind(question)
+        lexical = self.retriever.lexical()
+        asked = plain(lexical.correct(question))
+        unknown = set(lexical.unknown_terms(asked))
+        if any(named["name"] in unknown and not SITUATION.search(named["before"]) for named in NAMED.finditer(asked)):
+            return False
         best_page = [hit.text for hit in passages] + [chunk.text for chunk in self.retriever.page(passages[0].source)]
         # a figure the customer names may be about another page found (two questions in one message)
         others = dict.fromkeys(hit.source for hit in passages if hit.source != passages[0].source)

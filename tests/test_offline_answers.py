@@ -38,6 +38,7 @@ def test_an_english_question_gets_english_framing_around_the_passage_as_written(
     "¿el router tiene 5 años de garantía?",  # a figure to confirm that no page states
     "¿cuánto costará la fibra de 600 Mb en 2030?",  # a price for a year no page names
     "cuanto me sale el seguro del coche con vosotros?",  # a price, and the pages it finds state none
+    "me das el telefono de atencion al cliente de movistar?",  # a company the documents never name
 ])
 def test_a_detail_the_documents_lack_is_refused_though_the_topic_is_covered(assistant, question):
     answer = assistant.answer(question)
@@ -50,6 +51,8 @@ def test_a_detail_the_documents_lack_is_refused_though_the_topic_is_covered(assi
     ("la permanencia de la fibra es de 12 meses?", "12 meses"),
     ("contraté la fibra en 2019, ¿cómo doy de baja el servicio?", "900 810 810"),  # the customer's own year
     ("llevo 3 años con vosotros, ¿cuánto cuesta la fibra de 600 Mb?", "32 €"),  # their own figures
+    ("tengo fibra de digi, cuanto cuesta la fibra de 600 con vosotros?", "32 €"),  # a name of their situation
+    ("de verdad la fibra de 600 cuesta 32 euros?", "32 €"),  # "de verdad" names nothing
     # two messages answered as one: the figure is on another page found than the best one
     ("soy el cliente FC2291, cuánto cuesta la fibra de 600 Mb?\ny la instalación cuánto tarda?", "instalación"),
 ])
