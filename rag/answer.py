@@ -12,7 +12,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from rag.extract import answer_kind, choose, holds_fact, page_units, quote
+from rag.extract import SITUATION, answer_kind, choose, holds_fact, names_asked_about, page_units, quote
 from rag.language import detect_language, phrase, plain, small_talk
 from rag.prompt import build_messages, build_rewrite_messages, system_prompt
 from rag.retrieve import Retriever, Turn, search_text
@@ -42,15 +42,6 @@ PRICES = {"€", "$"}
 FIGURE = (r"(?P<number>\d+(?:[.,]\d+)?) ?(?P<unit>"
           + "|".join(map(re.escape, sorted(FIGURE_UNITS, key=len, reverse=True))) + r")(?!\w)")
 CONFIRMED_FIGURE = re.compile(r"(?<!\S)(?P<before>(?:\S+ ){0,2})" + FIGURE)
-SITUATION = re.compile(r"\b(tengo|tenemos|somos|soy|estoy|estuve|estuvimos|hace|llevo|llevamos|mi|mis|nuestro|"
-                       r"nuestra|gano|ganamos|vivo|vivimos|pago|pagamos|vengo|venimos|cambio|cambie|cambiarme|"
-                       r"i'?m|i am|we are|i have|we have|my|our)\b")
-# What a question names after "de" ("el plan dental de Delta", "el teléfono de Aetna"), with the words
-# before it: a name the documents never use is something they do not cover, unless it tells the
-# customer's own situation ("tengo seguro de Kaiser", "me cambio de Vodafone"); "de verdad" and the like
-# name nothing
-NAMED = re.compile(r"(?P<before>(?:\S+ ){0,3})\bdel? (?!(?:verdad|veras|repente|pronto|plano|volada|golpe|hecho|"
-                   r"inmediato|nuevo|momento|acuerdo|casualidad|broma)\b)(?P<name>\w+)")
 
 
 @dataclass(frozen=True)
@@ -155,7 +146,7 @@ class Assistant:
         lexical = self.retriever.lexical()
         asked = plain(lexical.correct(question))
         unknown = set(lexical.unknown_terms(asked))
-        if any(named["name"] in unknown and not SITUATION.search(named["before"]) for named in NAMED.finditer(asked)):
+        if unknown.intersection(names_asked_about(asked)):
             return False
         best_page = [hit.text for hit in passages] + [chunk.text for chunk in self.retriever.page(passages[0].source)]
         # a figure the customer names may be about another page found (two questions in one message)

@@ -93,7 +93,16 @@ FACTS: dict[str, re.Pattern] = {
                          r"tiene que|"
                          r"tienes que|only|unless|except|can|must)\b"),
 }
-
+# Words that tell the customer's own situation ("tengo 28 años", "mi plan", "me cambio de…")
+SITUATION = re.compile(r"\b(tengo|tenemos|somos|soy|estoy|estuve|estuvimos|hace|llevo|llevamos|mi|mis|nuestro|"
+                       r"nuestra|gano|ganamos|vivo|vivimos|pago|pagamos|vengo|venimos|cambio|cambie|cambiarme|"
+                       r"i'?m|i am|we are|i have|we have|my|our)\b")
+# What a question names after "de" ("el plan dental de Delta", "el teléfono de Aetna"), with the words
+# before it: a name the documents never use is something they do not cover, unless it tells the
+# customer's own situation ("tengo seguro de Kaiser", "me cambio de Vodafone"); "de verdad" and the like
+# name nothing
+NAMED = re.compile(r"(?P<before>(?:\S+ ){0,3})\bdel? (?!(?:verdad|veras|repente|pronto|plano|volada|golpe|hecho|"
+                   r"inmediato|nuevo|momento|acuerdo|casualidad|broma)\b)(?P<name>\w+)")
 
 RETRIEVED_WEIGHT = 2.5  # a unit of the chunk retrieval found: most answers are in it (measured)
 COMPANION_SHARE = 0.2  # a unit quoted beside the best scores at least this share of its score
@@ -140,6 +149,17 @@ def _kind_and_rest(question: str) -> tuple[str, str]:
         if pattern.search(text):
             return kind, text if kind == "yes_no" else pattern.sub(" ", text)
     return "", text
+
+
+def names_asked_about(question: str) -> list[str]:
+    """The words a question names after "de" ("el teléfono de Aetna": aetna), but not those of the
+    customer's own situation ("tengo seguro de Kaiser", "me cambio de Vodafone")."""
+    return [named["name"] for named in NAMED.finditer(plain(question)) if not SITUATION.search(named["before"])]
+
+
+def names_of_situation(question: str) -> list[str]:
+    """The words a question names after "de" as the customer's own situation ("me cambio de Vodafone")."""
+    return [named["name"] for named in NAMED.finditer(plain(question)) if SITUATION.search(named["before"])]
 
 
 def holds_fact(text: str, kind: str) -> bool:

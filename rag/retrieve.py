@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from langchain_core.embeddings import Embeddings
 
 from rag.language import detect_language, plain
-from rag.extract import answer_kind, asked_about
+from rag.extract import answer_kind, asked_about, names_of_situation
 from rag.lexical import CHAT_STOPWORDS, STOPWORD_LISTS, WORD, LexicalIndex
 from rag.store import Hit, KnowledgeIndex, cosine
 
@@ -235,7 +235,9 @@ class Retriever:
 
     @staticmethod
     def _without_unknown_words(snapshot: Snapshot, text: str) -> str:
-        unknown = set(snapshot.lexical.unknown_terms(text))
+        """`text` without the words the documents never use, but for a name of the customer's own
+        situation ("me cambio de Vodafone": the question is still about changing provider)."""
+        unknown = set(snapshot.lexical.unknown_terms(text)) - set(names_of_situation(text))
         return WORD.sub(lambda word: "" if plain(word.group(0)) in unknown else word.group(0), text)
 
     def warm_up(self) -> None:
