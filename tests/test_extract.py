@@ -56,6 +56,8 @@ def reply(page: str, question: str, earlier: str = "") -> str:
 @pytest.mark.parametrize("question, kind", [
     ("cuanto cuesta la fibra de 600?", "amount"),
     ("q precio tiene el pack", "amount"),
+    ("somos 4, hasta cuanto podemos ganar pa q nos ayuden?", "amount"),
+    ("cual es el limite de ingresos pal chip?", "amount"),
     ("cuanto tarda la baja", "duration"),
     ("a q hora abren las tiendas", "time"),
     ("cuando me cobran la factura", "date"),
