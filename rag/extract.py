@@ -105,6 +105,10 @@ NAMED = re.compile(r"(?P<before>(?:\S+ ){0,3})\bdel? (?!(?:verdad|veras|repente|
                    r"inmediato|nuevo|momento|acuerdo|casualidad|broma)\b)(?P<name>\w+)")
 
 RETRIEVED_WEIGHT = 2.5  # a unit of the chunk retrieval found: most answers are in it (measured)
+# A unit naming every number the question names ("la tarifa de 20 GB", "somos 4") is about what was
+# asked, even outside the chunk retrieval found (measured)
+SAME_NUMBERS_WEIGHT = 2.0
+NUMBER = re.compile(r"\b\d+\b")
 COMPANION_SHARE = 0.2  # a unit quoted beside the best scores at least this share of its score
 PERCENTAGE = re.compile(r"\d\s?%|\bpor ciento\b|\bpercent\b")
 # Kinds whose facts are recognised surely enough that a unit without one is not the answer
@@ -291,7 +295,8 @@ def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], 
     the passage retrieval found, `retrieved`) while they add to it, up to MAX_SENTENCES or one list.
     A unit scores for the question's words it shares (weighted by how rare they are on the page;
     `earlier`, the message a follow-up follows, counts half), for those of its heading, for
-    holding the fact asked for and for being in the passage retrieval found."""
+    holding the fact asked for, for being in the passage retrieval found and for naming the
+    numbers the question names."""
     if not units:
         return []
     unit_terms = [set(terms(unit.text)) for unit in units]
@@ -307,6 +312,7 @@ def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], 
     def shared(*texts: str) -> float:
         return math.fsum(wanted.get(term, 0.0) for term in {term for text in texts for term in terms(text)})
 
+    numbers = set(NUMBER.findall(own_words))
     scores = []
     for unit, own_terms, fact, retrieved_unit in zip(units, unit_terms, has_fact, in_retrieved):
         # a list counts the words of its lead-in and its best item: all its items together would
@@ -323,6 +329,8 @@ def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], 
             score = score * 2 + 0.1
         if retrieved_unit:
             score = score * RETRIEVED_WEIGHT + 0.1
+        if numbers and numbers <= set(NUMBER.findall(plain(unit.text))):
+            score *= SAME_NUMBERS_WEIGHT
         scores.append(score)
     # the fact asked for decides among the units that share the question's words; steps only when
     # the question itself asks how (not a follow-up of one) and they name its rarest word

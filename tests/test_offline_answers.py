@@ -85,3 +85,8 @@ def test_a_question_restating_a_heading_gets_that_sections_opening_lines(assista
     assert lines[:2] == ["Puedes descargar un duplicado de cualquier factura de los últimos 24 meses en PDF desde la "
                          "app Mi Fibra Clara o el área de cliente, en el apartado Facturas.",
                          "Es gratis y está disponible al momento."]
+
+
+def test_the_line_naming_the_numbers_asked_about_wins_over_the_passage_found(assistant):
+    # retrieval finds the passage on running out of data ("5 GB por 3 €"); the price list is beside it
+    assert assistant.answer("cuanto cuesta la tarifa movil de 20 gb?").text.startswith("Móvil 20 GB: 10 €/mes.")
