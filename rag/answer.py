@@ -152,7 +152,7 @@ class Assistant:
         # a figure the customer names may be about another page found (two questions in one message)
         others = dict.fromkeys(hit.source for hit in passages if hit.source != passages[0].source)
         found = best_page + [chunk.text for source in others for chunk in self.retriever.page(source)]
-        said = plain(" ".join(found))
+        said = " ".join(map(plain, found))  # each text once: plain remembers them
         stated = {(figure["number"], FIGURE_UNITS[figure["unit"]]) for figure in re.finditer(FIGURE, said)}
         states_amount = any(holds_fact(text, "amount") for text in found)
         for figure in CONFIRMED_FIGURE.finditer(plain(question)):

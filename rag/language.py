@@ -107,8 +107,10 @@ YES = re.compile(r"^(si|vale|ok|okay|claro|si claro|claro que si|por favor|si po
                  r"sim|sim por favor|oui|d accord|oui merci)$")
 
 
+@lru_cache(maxsize=8192)
 def plain(text: str) -> str:
-    """Lower case without accents: customers rarely type them."""
+    """Lower case without accents: customers rarely type them. Remembered: the same pages' texts
+    are compared with every question."""
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
