@@ -38,9 +38,10 @@ ADMIN_TOKEN = "test-admin-token-9876543210"
 SENDER = "whatsapp:+14155238886"
 WEBHOOK = "/api/v1/whatsapp/webhook"
 
-# The suite must not pick up a developer's own configuration.
-for _name in Settings.model_fields:
-    os.environ.pop(_name.upper(), None)
+# The suite must not pick up a developer's own configuration (each setting's name and its aliases).
+for _name, _field in Settings.model_fields.items():
+    for _alias in [_name, *getattr(_field.validation_alias, "choices", [])]:
+        os.environ.pop(str(_alias).upper(), None)
 
 
 @pytest.fixture(scope="session")

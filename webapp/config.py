@@ -149,8 +149,8 @@ class Settings(BaseSettings):
             raise ValueError("must look like v23.0")
         return value
 
-    @field_validator("twilio_api_base", "public_base_url", "openai_base_url", "embedding_base_url", "chroma_url", "handoff_webhook_url",
-                     "meta_graph_api_base", "kapso_api_base", "d360_api_base")
+    @field_validator("twilio_api_base", "public_base_url", "openai_base_url", "embedding_base_url", "chroma_url",
+                     "handoff_webhook_url", "meta_graph_api_base", "kapso_api_base", "d360_api_base")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if value and urlsplit(value).scheme not in ("http", "https"):
