@@ -104,6 +104,7 @@ SITUATION = re.compile(r"\b(tengo|tenemos|somos|soy|estoy|estuve|estuvimos|hace|
 NAMED = re.compile(r"(?P<before>(?:\S+ ){0,3})\bdel? (?!(?:verdad|veras|repente|pronto|plano|volada|golpe|hecho|"
                    r"inmediato|nuevo|momento|acuerdo|casualidad|broma)\b)(?P<name>\w+)")
 
+ASKING_SENTENCE = re.compile(r"[^.?!\n]+[.?!]*")  # a sentence, with the marks that end it ("…?")
 RETRIEVED_WEIGHT = 2.5  # a unit of the chunk retrieval found: most answers are in it (measured)
 # A unit naming every number the question names ("la tarifa de 20 GB", "somos 4") is about what was
 # asked, even outside the chunk retrieval found (measured)
@@ -155,10 +156,14 @@ def _kind_and_rest(question: str) -> tuple[str, str]:
     return "", text
 
 
-def names_asked_about(question: str) -> list[str]:
-    """The words a question names after "de" ("el teléfono de Aetna": aetna), but not those of the
-    customer's own situation ("tengo seguro de Kaiser", "me cambio de Vodafone")."""
-    return [named["name"] for named in NAMED.finditer(plain(question)) if not SITUATION.search(named["before"])]
+def names_asked_about(message: str) -> list[str]:
+    """The words the question names after "de" ("el teléfono de Aetna": aetna), but not those of the
+    customer's own situation ("tengo seguro de Kaiser", "me cambio de Vodafone"). Only in the
+    sentences that ask, when some do: "¿cuánto cuesta la fibra? Lo vi en la web de Movistar" asks
+    nothing of Movistar."""
+    asking = [sentence for sentence in ASKING_SENTENCE.findall(message) if sentence.endswith("?")]
+    return [named["name"] for named in NAMED.finditer(plain(" ".join(asking) or message))
+            if not SITUATION.search(named["before"])]
 
 
 def names_of_situation(question: str) -> list[str]:

@@ -54,6 +54,7 @@ def test_a_detail_the_documents_lack_is_refused_though_the_topic_is_covered(assi
     ("tengo fibra de digi, cuanto cuesta la fibra de 600 con vosotros?", "32 €"),  # a name of their situation
     ("de verdad la fibra de 600 cuesta 32 euros?", "32 €"),  # "de verdad" names nothing
     ("me cambio de vodafone, como hago la portabilidad?", "portabilidad"),  # their provider, not a topic
+    ("cuanto cuesta la fibra de 600 Mb? lo vi en la web de movistar", "32 €"),  # a name outside what is asked
     # two messages answered as one: the figure is on another page found than the best one
     ("soy el cliente FC2291, cuánto cuesta la fibra de 600 Mb?\ny la instalación cuánto tarda?", "instalación"),
 ])
