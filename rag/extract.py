@@ -103,8 +103,8 @@ SITUATION = re.compile(r"\b(tengo|tenemos|somos|soy|estoy|estuve|estuvimos|hace|
 # name nothing
 NAMED = re.compile(r"(?P<before>(?:\S+ ){0,3})\bdel? (?!(?:verdad|veras|repente|pronto|plano|volada|golpe|hecho|"
                    r"inmediato|nuevo|momento|acuerdo|casualidad|broma)\b)(?P<name>\w+)")
-
 ASKING_SENTENCE = re.compile(r"[^.?!\n]+[.?!]*")  # a sentence, with the marks that end it ("…?")
+
 RETRIEVED_WEIGHT = 2.5  # a unit of the chunk retrieval found: most answers are in it (measured)
 # A unit naming every number the question names ("la tarifa de 20 GB", "somos 4") is about what was
 # asked, even outside the chunk retrieval found (measured)
