@@ -162,13 +162,17 @@ def names_asked_about(message: str) -> list[str]:
     sentences that ask, when some do: "¿cuánto cuesta la fibra? Lo vi en la web de Movistar" asks
     nothing of Movistar."""
     asking = [sentence for sentence in ASKING_SENTENCE.findall(message) if sentence.endswith("?")]
-    return [named["name"] for named in NAMED.finditer(plain(" ".join(asking) or message))
-            if not SITUATION.search(named["before"])]
+    return _names_after_de(" ".join(asking) or message, situation=False)
 
 
 def names_of_situation(question: str) -> list[str]:
     """The words a question names after "de" as the customer's own situation ("me cambio de Vodafone")."""
-    return [named["name"] for named in NAMED.finditer(plain(question)) if SITUATION.search(named["before"])]
+    return _names_after_de(question, situation=True)
+
+
+def _names_after_de(text: str, situation: bool) -> list[str]:
+    return [named["name"] for named in NAMED.finditer(plain(text))
+            if bool(SITUATION.search(named["before"])) == situation]
 
 
 def holds_fact(text: str, kind: str) -> bool:
@@ -387,13 +391,15 @@ def _restated_section(units: list[Unit], asked: set[str], terms: Callable[[str],
                       title: str) -> list[Unit]:
     """The opening lines of the section whose heading the question restates (the page's title
     heads what comes before the first heading), up to MAX_SENTENCES or one list; [] if none."""
+    starts = {title: 0}  # where each section opens
+    for i, unit in enumerate(units):
+        starts.setdefault(unit.heading, i)
     best_share, start = 0.0, None
-    for heading in dict.fromkeys([title, *(unit.heading for unit in units)]):
+    for heading, opens in starts.items():
         words = set(terms(heading))
         share = len(words & asked) / len(words) if words else 0.0
         if share > best_share:
-            best_share, start = share, 0 if heading == title else next(
-                i for i, unit in enumerate(units) if unit.heading == heading)
+            best_share, start = share, opens
     if start is None or best_share < RESTATED_HEADING:
         return []
     opening, budget = [], MAX_SENTENCES
