@@ -12,7 +12,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from rag.extract import SITUATION, answer_kind, choose, holds_fact, names_asked_about, page_units, quote
+from rag.extract import DECISIVE_FACTS, SITUATION, answer_kind, choose, holds_fact, names_asked_about, page_units, quote
 from rag.language import detect_language, phrase, plain, small_talk
 from rag.prompt import build_messages, build_rewrite_messages, system_prompt
 from rag.retrieve import Retriever, Turn, search_text
@@ -167,20 +167,32 @@ class Assistant:
     def _quoted(self, question: str, standalone: str, history: list[Turn], passages: list[Hit], language: str) -> str:
         """The offline reply: the part of the best page that answers the question (`rag.extract`),
         framed in the customer's language when it is not the documents'."""
-        best = passages[0]
-        page = self.retriever.page(best.source) or [best]
+        lexical = self.retriever.lexical()
+        asked = search_text(standalone, history)  # offline, a follow-up also means the message before it
+        kind = answer_kind(lexical.correct(question)) or answer_kind(asked)
+        best, page = self._page_stating(passages, kind)
         context = {best.metadata.get("title", "")} | {
             heading for hit in page for heading in hit.metadata.get("headings", "").split(" > ") if heading}
         units = page_units([(hit.text, _last_heading(hit)) for hit in page], context)
-        lexical = self.retriever.lexical()
-        asked = search_text(standalone, history)  # offline, a follow-up also means the message before it
         earlier = asked[: -len(standalone)] if asked != standalone else ""
-        chosen = choose(units, lexical.correct(standalone), lexical.terms, answer_kind(question) or answer_kind(asked),
+        chosen = choose(units, lexical.correct(standalone), lexical.terms, kind,
                         earlier=lexical.correct(earlier), retrieved=best.text, title=best.metadata.get("title", ""))
         body = quote(chosen) or best.text
         if language == self.retriever.language:
             return body
         return f"{phrase('found', language)}\n\n{body}"
+
+    def _page_stating(self, passages: list[Hit], kind: str) -> tuple[Hit, list[Hit]]:
+        """The best passage and its page; for a figure asked for ("¿de cuánto es?"), the first
+        passage whose page states one, when the best page states none."""
+        best = passages[0]
+        best_page = self.retriever.page(best.source) or [best]
+        if kind in DECISIVE_FACTS and not any(holds_fact(chunk.text, kind) for chunk in best_page):
+            for hit in passages[1:]:
+                page = self.retriever.page(hit.source)
+                if any(holds_fact(chunk.text, kind) for chunk in page):
+                    return hit, page
+        return best, best_page
 
     def _generate(self, model, persona: Persona, question: str, standalone: str, history: list[Turn],
                   passages: list[Hit], language: str) -> tuple[str, str]:

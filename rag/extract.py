@@ -51,17 +51,18 @@ ANSWER_KINDS: list[tuple[str, re.Pattern]] = [
     ("percentage", re.compile(r"\bporcentaje\b|\bpor ciento\b|\bpercent(age)?\b")),
     ("amount", re.compile(r"\bcuanto (me |te |le |nos |les )?(cuesta|cuestan|vale|valen|pago|pagaria|pagare|"
                           r"hay que pagar|tengo que pagar|toca pagar|tocaria pagar|cobran|cobra|cobrarian|sale|"
-                          r"saldria|costaria|costara|costaran|valdra|es|seria|sera|va a ser)\b|\bde cuanto (es|seria|sera|va a ser)\b|"
+                          r"saldria|costaria|costara|costaran|valdra|es|seria|sera|va a ser|(tendria|tendre|tendriamos) que pagar)\b|\bde cuanto (es|seria|sera|va a ser)\b|"
                           r"\bprecio|\bcosto\b|\bcoste\b|\blimite de ingresos\b|\bhasta cuanto\b|"
                           r"\bhow much\b|\bcost\b|\bprice\b|\bfee\b|\bque tanto\b|\bpenalizacion\b")),
     ("time", re.compile(r"\ba que hora\b|\bhorario\b|\bque horas?\b|\bwhat time\b|\bopening hours\b|\bhours\b")),
     ("date", re.compile(r"\bcuando\b|\bque (dia|fecha|mes|ano)\b|\bhasta que (dia|fecha)\b|\bfecha\b|\bwhen\b|"
                         r"\bwhat (date|day|month)\b|\bdeadline\b")),
-    ("number", re.compile(r"\bcuant[oa]s\b|\bhow many\b|\bque edad\b|\bhow old\b|\bnumero de\b")),
+    ("number", re.compile(r"\bcuant[oa]s\b(?! pasos)|\bhow many\b|\bque edad\b|\bhow old\b|\bnumero de\b")),
     ("steps", re.compile(r"\bcomo (?!es\b|son\b|esta\b|estan\b|funciona\b|se llama\b|se si\b|saber\b|se que\b)\w+|"
                          r"\bque (hago|hacer|puedo hacer)\b|\bde que depende\b|"
                          r"\bque (servicios|beneficios|incluye|incluyen|cubre|cubren|ofrece|ofrecen)\b|"
-                         r"\bque (necesito|requisitos|documentos|tengo que|debo|papeles)\b|"
+                         r"\bque (necesito|requisitos|documentos|debo|papeles)\b|\bque (tengo|tiene|tienen|tenemos|hay) que\b|"
+                         r"\ben que (me |nos |le )?(puede|pueden|podria|podrian) ayudar\b|"
                          r"\bpasos\b|\bhow (do|can|to|should)\b|\bwhat do i need\b|\brequirements?\b|\bdocuments?\b")),
     ("place", re.compile(r"\bdonde\b|\ba que (numero|telefono|web|pagina|sitio|direccion)\b|\btelefono\b|\bwhere\b|"
                          r"\bphone\b|\bwebsite\b|\bquien(es)?\b|\bwho\b|\bcual(es)?\b|\bwhich\b")),
@@ -69,6 +70,8 @@ ANSWER_KINDS: list[tuple[str, re.Pattern]] = [
                           r"estoy|esta|necesito|incluye|cubre|can|do|does|is|are|will|should|must)\b")),
 ]
 
+# "cuando comparo hospitales, ¿cuántas medidas…?": a clause that sets the scene asks nothing
+LEADING_CLAUSE = re.compile(r"^(cuando|when|if|si) [^,?]+, (?=\S)")
 MONTHS = (r"enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|setiembre|octubre|noviembre|diciembre|"
           r"january|february|march|april|may|june|july|august|september|october|november|december")
 NUMBER_WORDS = (r"uno|una|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|once|doce|quince|veinte|treinta|"
@@ -84,7 +87,8 @@ FACTS: dict[str, re.Pattern] = {
     "duration": re.compile(rf"\b(\d+|{NUMBER_WORDS})\s+({UNITS})\b"),
     "date": re.compile(rf"\b({MONTHS})\b|\b\d{{1,2}}/\d{{1,2}}\b|\b(19|20)\d\d\b|\bdia \d+\b|"
                        r"\b(lunes|martes|miercoles|jueves|"
-                       r"viernes|sabado|domingo)\b|\bcada (ano|mes|semana)\b|\b(antes|despues) de\b"),
+                       r"viernes|sabado|domingo)\b|\bcada (ano|mes|semana)\b|\b(antes|despues) de\b|"
+                       r"\b(proximo|proxima|siguiente) (periodo|ano|mes|semana)\b"),
     "time": re.compile(r"\b\d{1,2}[:.]\d{2}\b|\b\d{1,2}\s?(h|am|pm)\b|\b24 horas\b|\b24/7\b"),
     "number": re.compile(rf"\b\d+\b|\b({NUMBER_WORDS})\b"),
     "place": re.compile(ADDRESS.pattern + r"|\.(gov|com|org|es)\b|\b(oficina|sitio web|pagina web|"
@@ -150,8 +154,9 @@ def _kind_and_rest(question: str) -> tuple[str, str]:
     """The kind of answer asked for, and the question without the words that ask for it ("cuánto
     cuesta", "a qué hora"): those say what kind of fact to quote, not which one."""
     text = CHAT_SHORTHAND.sub(lambda found: SHORTHAND[found.group(0)], plain(question).strip(" ¿?¡!"))
+    main_clause = LEADING_CLAUSE.sub("", text)
     for kind, pattern in ANSWER_KINDS:
-        if pattern.search(text):
+        if pattern.search(main_clause):
             return kind, text if kind == "yes_no" else pattern.sub(" ", text)
     return "", text
 
@@ -342,12 +347,14 @@ def choose(units: list[Unit], question: str, terms: Callable[[str], list[str]], 
             score *= SAME_NUMBERS_WEIGHT
         scores.append(score)
     # the fact asked for decides among the units that share the question's words; steps only when
-    # the question itself asks how (not a follow-up of one) and they name its rarest word
+    # the question itself asks how (not a follow-up of one) and they (or their heading) name its
+    # rarest word or two of its words
     rarest = max(own, key=own.get) if own else None
 
     def decides(i: int) -> bool:
         if kind == "steps":
-            return own_kind == "steps" and rarest in unit_terms[i]
+            named = unit_terms[i] | set(terms(units[i].heading))
+            return own_kind == "steps" and (rarest in named or len(named & own.keys()) >= 2)
         return kind in DECISIVE_FACTS
 
     with_fact = [i for i in range(len(units)) if scores[i] > 0 and has_fact[i] and decides(i)]

@@ -72,6 +72,12 @@ def reply(page: str, question: str, earlier: str = "") -> str:
     ("how long does the installation take?", "duration"),
     ("q es un copago", "definition"),
     ("que porcentaje me cubre el plan bronce", "percentage"),
+    ("cuanto tendria q pagar de multa?", "amount"),
+    ("cuando comparo tarifas en la web, cuantas salen?", "number"),  # "cuando …," sets the scene
+    ("si me mudo, cuando tengo que avisar?", "date"),
+    ("cuantos pasos son pa contratar?", "steps"),
+    ("que tienen que hacer mis empleados pa inscribirse?", "steps"),
+    ("en que me puede ayudar un agente?", "steps"),
     ("hola buenas", ""),
 ])
 def test_the_kind_of_fact_a_question_asks_for(question, kind):
@@ -220,3 +226,12 @@ def test_what_something_depends_on_is_answered_with_the_list_that_says_it():
             "Su descuento en la prima dependerá:\n- Del número de integrantes de su familia.\n- De sus ingresos.\n")
     assert reply(page, "de que depende que me den descuento en la prima del seguro?").startswith(
         "Su descuento en la prima dependerá:\n- Del número de integrantes de su familia.")
+
+
+def test_steps_that_share_two_words_of_the_question_with_their_heading_answer_what_to_do():
+    page = ("# Empresas\nUna vez que su empresa elige una tarifa, sus empleados pueden darse de alta en la app.\n"
+            "Después, la empresa puede revisar quién se dio de alta y aprobar la tarifa.\n"
+            "## Pasos que siguen sus empleados\nCuando reciben la invitación, siguen estos pasos:\n"
+            "- Verifican su nombre y su DNI.\n- Aceptan las condiciones.\n")
+    assert reply(page, "ya elegi la tarifa pa mi empresa, que tienen que hacer mis empleados pa darse de alta?") \
+        .startswith("Cuando reciben la invitación, siguen estos pasos:\n- Verifican su nombre")

@@ -91,3 +91,23 @@ def test_a_question_restating_a_heading_gets_that_sections_opening_lines(assista
 def test_the_line_naming_the_numbers_asked_about_wins_over_the_passage_found(assistant):
     # retrieval finds the passage on running out of data ("5 GB por 3 €"); the price list is beside it
     assert assistant.answer("cuanto cuesta la tarifa movil de 20 gb?").text.startswith("Móvil 20 GB: 10 €/mes.")
+
+
+def test_a_figure_asked_for_is_quoted_from_the_next_page_found_when_the_best_page_states_none(tmp_path, embedder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "sobrevivientes.md").write_text(
+        "# Beneficios para sobrevivientes\nSi usted muere, su esposa y sus hijos pueden recibir beneficios del "
+        "seguro.\nMientras trabaja, usted paga las cuotas del seguro que luego reciben su esposa y sus hijos.\n",
+        encoding="utf-8")
+    (docs / "pago-unico.md").write_text(
+        "# Pago único por fallecimiento\nSu cónyuge puede recibir un pago único especial de 255 € tras su "
+        "fallecimiento.\n", encoding="utf-8")
+    settings = load_settings(_env_file=None, validate_twilio_signature=False, chroma_path=tmp_path / "chroma")
+    retriever = make_retriever(settings, embedder)
+    ingest([docs], retriever.index, embedder)
+
+    answer = build_assistant(settings, retriever).answer(
+        "si se muere mi esposo mis hijos reciben algun pago del seguro? de cuanto es")
+    assert answer.retrieved[0].source.endswith("sobrevivientes.md")  # the best page states no amount
+    assert answer.text.startswith("Su cónyuge puede recibir un pago único especial de 255 €")
