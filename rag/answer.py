@@ -21,9 +21,9 @@ from rag.store import Hit
 log = logging.getLogger(__name__)
 
 # Kinds of answer refused when neither the passages nor the best page state one (an amount for
-# "¿cuánto cuesta…?", a clock time for "¿a qué hora…?"); dates, durations and numbers are too often
-# written in words to tell (measured, eval/README.md)
-REFUSED_WITHOUT_FACT = {"amount", "time"}
+# "¿cuánto cuesta…?", a percentage, a clock time for "¿a qué hora…?"); dates, durations and numbers
+# are too often written in words to tell (measured, eval/README.md)
+REFUSED_WITHOUT_FACT = {"amount", "percentage", "time"}
 # Kinds of answer that are figures: one asked for a year the documents never name ("la multa en el
 # 2016") is refused; a year that only tells the customer's situation ("mi plan es de antes del
 # 2010, ¿a dónde llamo?") is in a question of another kind (measured, eval/README.md)

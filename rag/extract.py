@@ -84,7 +84,7 @@ FACTS: dict[str, re.Pattern] = {
     "amount": re.compile(r"[$€£]\s?\d|\d\s?[€%£$]|\d\s?(euros?|dolares|dollars?|por ciento|percent)\b|"
                          r"\bgratis\b|\bgratuit[oa]s?\b|"
                          r"\bsin costo\b|\bno (cuesta|tiene costo|cobra)\b|\bfree\b"),
-    "duration": re.compile(rf"\b(\d+|{NUMBER_WORDS})\s+({UNITS})\b"),
+    "duration": re.compile(rf"\b(\d+|un|{NUMBER_WORDS})\s+({UNITS})\b"),
     "date": re.compile(rf"\b({MONTHS})\b|\b\d{{1,2}}/\d{{1,2}}\b|\b(19|20)\d\d\b|\bdia \d+\b|"
                        r"\b(lunes|martes|miercoles|jueves|"
                        r"viernes|sabado|domingo)\b|\bcada (ano|mes|semana)\b|\b(antes|despues) de\b|"

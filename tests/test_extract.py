@@ -89,6 +89,8 @@ def test_facts_of_each_kind_are_recognised():
     assert not holds_fact("pagarás una penalización proporcional", "amount")
     assert holds_fact("en 2 días hábiles", "duration") and not holds_fact("el 2 de mayo", "duration")
     assert holds_fact("de 9:30 a 14:00", "time") and holds_fact("el 5 de mayo", "date")
+    assert holds_fact("durante la póliza (generalmente un año)", "duration")
+    assert holds_fact("durante el próximo período de inscripción", "date")
 
 
 def test_the_steps_under_a_colon_come_with_their_lead_in_and_the_intro_is_skipped():

@@ -64,7 +64,7 @@ def test_figures_the_documents_state_or_that_tell_the_customers_situation_are_an
     assert answer.outcome == "answered" and expected in answer.text
 
 
-def test_a_time_asked_for_that_no_page_states_is_refused(tmp_path, embedder):
+def test_a_time_or_a_percentage_asked_for_that_no_page_states_is_refused(tmp_path, embedder):
     """(The sample knowledge base states a time on every page a time question finds.)"""
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -78,6 +78,7 @@ def test_a_time_asked_for_that_no_page_states_is_refused(tmp_path, embedder):
     offices = build_assistant(settings, retriever)
 
     assert offices.answer("¿a qué hora atienden en persona en las oficinas?").outcome == "unknown"
+    assert offices.answer("¿qué porcentaje de los clientes atienden en la oficina de Sevilla?").outcome == "unknown"
     assert "Calle Azahar" in offices.answer("¿dónde está la oficina de Sevilla?").text  # what they do state
 
 
