@@ -30,11 +30,12 @@ STOPWORD_LISTS = {
 # How customers phrase a request on WhatsApp, not what it is about: texting shorthand, greetings and
 # asking words. Without them "explícame con detalle las tarifas" is about the tarifas alone.
 CHAT_STOPWORDS = {
-    "q", "k", "x", "xq", "pq", "porfa", "hola", "oye", "oigan", "ok", "gracias", "favor", "buenas",
+    "q", "k", "x", "xq", "pq", "pa", "porfa", "hola", "oye", "oigan", "ok", "gracias", "favor", "buenas",
     "explicame", "explicar", "dime", "digame", "decirme", "cuentame", "contarme", "detalle", "detalles",
     "informacion", "info", "necesito", "quiero", "quisiera", "saber", "ayuda", "ayudar", "ayudame",
 }
 CORRECTIONS_CACHED = 256
+SHORT_STEM = 4  # letters; a shorter stem alone does not make a word known
 MIN_CORRECTABLE = 5  # shorter words are too ambiguous to correct ("mas", "ley")
 WORD = re.compile(r"\w+")
 ACCENTED = dict(zip("aeiou", "áéíóú"))
@@ -74,9 +75,10 @@ class LexicalIndex:
         self._dictionary_stems = _dictionary_stems(language)
         words = Counter(w for text in texts for w in WORD.findall(plain(text)))
         self._frequency = words
-        self._stems = {self._stemmer.stemWord(w) for w in words}
+        self._words_of_stem: dict[str, list[str]] = {}
         self._by_length: dict[int, list[str]] = {}
         for word in words:
+            self._words_of_stem.setdefault(self._stemmer.stemWord(word), []).append(word)
             self._by_length.setdefault(len(word), []).append(word)
         # search and the relevance check correct the same question: once per snapshot is enough
         self._corrected = lru_cache(maxsize=CORRECTIONS_CACHED)(self._correct_text)
@@ -106,9 +108,17 @@ class LexicalIndex:
     def knows(self, word: str) -> bool:
         """The documents use this word in some form ("inscribo" is known from "inscribirse"), even
         typed without the accent its ending needs ("cobrarian" from "cobrar")."""
-        if word in self._frequency or self._stemmer.stemWord(word) in self._stems:
+        if word in self._frequency:
             return True
-        return any(self._stemmer.stemWord(form) in self._stems for form in _accented_endings(word))
+        return any(self._knows_stem(self._stemmer.stemWord(form), word) for form in [word, *_accented_endings(word)])
+
+    def _knows_stem(self, stem: str, word: str) -> bool:
+        """Whether the documents use a word of this stem. A stem of a few letters is shared by
+        unrelated words ("covid" and "covered": "cov"), so there `word` must also begin as a document
+        word of that stem does, one letter past the stem ("meses" as "mes", not "covid" as "cove…")."""
+        if len(stem) >= SHORT_STEM:
+            return stem in self._words_of_stem
+        return any(word.startswith(known[: len(stem) + 1]) for known in self._words_of_stem.get(stem, ()))
 
     def correct(self, text: str) -> str:
         """Fix typos of words the documents use ("cosegruo" → "coseguro"). A word is left alone when

@@ -55,6 +55,12 @@ def test_typos_are_corrected_against_the_documents_but_real_words_are_kept():
     assert lexical.search("zzz", 5) == []
 
 
+def test_a_word_is_not_known_from_an_unrelated_word_of_the_same_short_stem():
+    lexical = LexicalIndex(["1"], ["Vea Covered California y su coverage. Dan cobertura este mes."])
+    assert lexical.unknown_terms("la vacuna del covid") == ["vacuna", "covid"]  # "cov", as "covered" is
+    assert lexical.unknown_terms("coverage, meses") == []  # the same words, other forms
+
+
 def test_a_typo_still_finds_the_right_page(retriever):
     hits = retriever.search("cuanto cuesta la fibar de 600")
     assert hits[0].source == PRICES
