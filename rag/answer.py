@@ -28,6 +28,7 @@ REFUSED_WITHOUT_FACT = {"amount", "percentage", "time"}
 # 2016") is refused; a year that only tells the customer's situation ("mi plan es de antes del
 # 2010, ¿a dónde llamo?") is in a question of another kind (measured, eval/README.md)
 FIGURES = {"amount", "percentage", "number", "date", "duration"}
+LINK_TO_PAGE = re.compile(r"\]\((/[^)\s]+)\)")  # a Markdown link to another page of the same site
 YEAR = re.compile(r"\b(19|20)\d\d\b")
 # A figure a question names ("¿tiene 5 años de garantía?"), on plain text, and each way of writing its
 # unit (so "600 megas" is found as "600 Mb"); one that follows words about the customer's own
@@ -171,9 +172,10 @@ class Assistant:
         asked = search_text(standalone, history)  # offline, a follow-up also means the message before it
         kind = answer_kind(lexical.correct(question)) or answer_kind(asked)
         best, page = self._page_stating(passages, kind)
-        context = {best.metadata.get("title", "")} | {
-            heading for hit in page for heading in hit.metadata.get("headings", "").split(" > ") if heading}
-        units = page_units([(hit.text, _last_heading(hit)) for hit in page], context)
+        units = _units(page)
+        target = self._sent_to(page, units)
+        if target:
+            best, page, units = target[0], target, _units(target)
         earlier = asked[: -len(standalone)] if asked != standalone else ""
         chosen = choose(units, lexical.correct(standalone), lexical.terms, kind,
                         earlier=lexical.correct(earlier), retrieved=best.text, title=best.metadata.get("title", ""))
@@ -194,6 +196,13 @@ class Assistant:
                     return hit, page
         return best, best_page
 
+    def _sent_to(self, page: list[Hit], units: list) -> list[Hit]:
+        """The page this one only sends its reader to ("Vea [Categorías de planes médicos](/es/glossary/
+        health-plan-categories)."), when it is in the documents; [] for a page that says more."""
+        links = LINK_TO_PAGE.findall(page[0].text) if len(units) == 1 and len(page) == 1 else []
+        source = self.retriever.source_of_link(links[0]) if len(links) == 1 else None
+        return self.retriever.page(source) if source and source != page[0].source else []
+
     def _generate(self, model, persona: Persona, question: str, standalone: str, history: list[Turn],
                   passages: list[Hit], language: str) -> tuple[str, str]:
         """The reply and its outcome: the LLM's ("answered"), or offline the quote from the best
@@ -212,6 +221,13 @@ class Assistant:
 
 def _title(hit: Hit) -> str:
     return str(hit.metadata.get("title") or hit.source)
+
+
+def _units(page: list[Hit]):
+    """A page's quotable units (`rag.extract.page_units`), without its title and headings."""
+    context = {page[0].metadata.get("title", "")} | {
+        heading for hit in page for heading in hit.metadata.get("headings", "").split(" > ") if heading}
+    return page_units([(hit.text, _last_heading(hit)) for hit in page], context)
 
 
 def _last_heading(hit: Hit) -> str:

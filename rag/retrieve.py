@@ -256,6 +256,16 @@ class Retriever:
         """Every chunk of one document, in reading order."""
         return self.snapshot().pages.get(source, [])
 
+    def source_of_link(self, path: str) -> str | None:
+        """The document a site-relative link points to ("/es/glossary/health-plan-categories/" is
+        "…/2013-06-05-health-plan-categories.md"), if exactly one file name ends in its last part."""
+        slug = path.rstrip("/").rsplit("/", 1)[-1]
+        if not slug:
+            return None
+        found = [source for source in self.snapshot().pages
+                 if re.search(rf"(^|[-_/]){re.escape(slug)}\.\w+$", source)]
+        return found[0] if len(found) == 1 else None
+
     def snapshot(self) -> Snapshot:
         """The in-memory view of the documents, re-read when an ingest (in any process) changed them."""
         with self._lock:

@@ -112,3 +112,21 @@ def test_a_figure_asked_for_is_quoted_from_the_next_page_found_when_the_best_pag
         "si se muere mi esposo mis hijos reciben algun pago del seguro? de cuanto es")
     assert answer.retrieved[0].source.endswith("sobrevivientes.md")  # the best page states no amount
     assert answer.text.startswith("Su cónyuge puede recibir un pago único especial de 255 €")
+
+
+def test_a_page_that_only_sends_the_reader_to_another_is_answered_from_that_page(tmp_path, embedder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "2013-05-01-roaming.md").write_text(
+        "# ¿Puedo usar el móvil en el extranjero?\nConsulte: [Roaming en la Unión Europea](/es/roaming-ue/).\n",
+        encoding="utf-8")
+    (docs / "2013-05-01-roaming-ue.md").write_text(
+        "# Roaming en la Unión Europea\nEn la Unión Europea usas tus minutos y datos como en España, sin coste "
+        "extra.\nFuera de la Unión Europea, activa el bono de viaje en la app.\n", encoding="utf-8")
+    settings = load_settings(_env_file=None, validate_twilio_signature=False, chroma_path=tmp_path / "chroma")
+    retriever = make_retriever(settings, embedder)
+    ingest([docs], retriever.index, embedder)
+
+    answer = build_assistant(settings, retriever).answer("puedo usar el movil en el extranjero?")
+    assert answer.retrieved[0].source.endswith("2013-05-01-roaming.md")
+    assert answer.text.startswith("En la Unión Europea usas tus minutos y datos como en España")
