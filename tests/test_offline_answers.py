@@ -17,6 +17,18 @@ def assistant(sample_index_path, embedder):
     return build_assistant(settings, make_retriever(settings, embedder))
 
 
+def assistant_over(tmp_path, embedder, pages: dict[str, str]):
+    """An assistant over a knowledge base of these pages (file name: Markdown)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in pages.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    settings = load_settings(_env_file=None, validate_twilio_signature=False, chroma_path=tmp_path / "chroma")
+    retriever = make_retriever(settings, embedder)
+    ingest([docs], retriever.index, embedder)
+    return build_assistant(settings, retriever)
+
+
 def test_steps_under_a_colon_come_with_their_lead_in_not_the_pages_introduction(assistant):
     text = assistant.answer("como doy de baja el servicio").text
     assert text.startswith("Puedes solicitar la baja de todos tus servicios o solo de algunos de ellos:\n")
@@ -66,16 +78,11 @@ def test_figures_the_documents_state_or_that_tell_the_customers_situation_are_an
 
 def test_a_time_or_a_percentage_asked_for_that_no_page_states_is_refused(tmp_path, embedder):
     """(The sample knowledge base states a time on every page a time question finds.)"""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "oficinas.md").write_text(
-        "# Oficinas\nNuestras oficinas atienden en persona a los clientes que lo necesitan.\n"
-        "- Sevilla: Calle Azahar, 3.\n- Bilbao: Gran Vía, 20.\n", encoding="utf-8")
-    (docs / "tarifas.md").write_text("# Tarifas\nLa tarifa básica cuesta 20 € al mes.\n", encoding="utf-8")
-    settings = load_settings(_env_file=None, validate_twilio_signature=False, chroma_path=tmp_path / "chroma")
-    retriever = make_retriever(settings, embedder)
-    ingest([docs], retriever.index, embedder)
-    offices = build_assistant(settings, retriever)
+    offices = assistant_over(tmp_path, embedder, {
+        "oficinas.md": "# Oficinas\nNuestras oficinas atienden en persona a los clientes que lo necesitan.\n"
+                       "- Sevilla: Calle Azahar, 3.\n- Bilbao: Gran Vía, 20.\n",
+        "tarifas.md": "# Tarifas\nLa tarifa básica cuesta 20 € al mes.\n",
+    })
 
     assert offices.answer("¿a qué hora atienden en persona en las oficinas?").outcome == "unknown"
     assert offices.answer("¿qué porcentaje de los clientes atienden en la oficina de Sevilla?").outcome == "unknown"
@@ -95,38 +102,28 @@ def test_the_line_naming_the_numbers_asked_about_wins_over_the_passage_found(ass
 
 
 def test_a_figure_asked_for_is_quoted_from_the_next_page_found_when_the_best_page_states_none(tmp_path, embedder):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "sobrevivientes.md").write_text(
-        "# Beneficios para sobrevivientes\nSi usted muere, su esposa y sus hijos pueden recibir beneficios del "
-        "seguro.\nMientras trabaja, usted paga las cuotas del seguro que luego reciben su esposa y sus hijos.\n",
-        encoding="utf-8")
-    (docs / "pago-unico.md").write_text(
-        "# Pago único por fallecimiento\nSu cónyuge puede recibir un pago único especial de 255 € tras su "
-        "fallecimiento.\n", encoding="utf-8")
-    settings = load_settings(_env_file=None, validate_twilio_signature=False, chroma_path=tmp_path / "chroma")
-    retriever = make_retriever(settings, embedder)
-    ingest([docs], retriever.index, embedder)
+    survivors = assistant_over(tmp_path, embedder, {
+        "sobrevivientes.md": "# Beneficios para sobrevivientes\nSi usted muere, su esposa y sus hijos pueden recibir "
+                             "beneficios del seguro.\nMientras trabaja, usted paga las cuotas del seguro que luego "
+                             "reciben su esposa y sus hijos.\n",
+        "pago-unico.md": "# Pago único por fallecimiento\nSu cónyuge puede recibir un pago único especial de 255 € "
+                         "tras su fallecimiento.\n",
+    })
 
-    answer = build_assistant(settings, retriever).answer(
-        "si se muere mi esposo mis hijos reciben algun pago del seguro? de cuanto es")
+    answer = survivors.answer("si se muere mi esposo mis hijos reciben algun pago del seguro? de cuanto es")
     assert answer.retrieved[0].source.endswith("sobrevivientes.md")  # the best page states no amount
     assert answer.text.startswith("Su cónyuge puede recibir un pago único especial de 255 €")
 
 
 def test_a_page_that_only_sends_the_reader_to_another_is_answered_from_that_page(tmp_path, embedder):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "2013-05-01-roaming.md").write_text(
-        "# ¿Puedo usar el móvil en el extranjero?\nConsulte: [Roaming en la Unión Europea](/es/roaming-ue/).\n",
-        encoding="utf-8")
-    (docs / "2013-05-01-roaming-ue.md").write_text(
-        "# Roaming en la Unión Europea\nEn la Unión Europea usas tus minutos y datos como en España, sin coste "
-        "extra.\nFuera de la Unión Europea, activa el bono de viaje en la app.\n", encoding="utf-8")
-    settings = load_settings(_env_file=None, validate_twilio_signature=False, chroma_path=tmp_path / "chroma")
-    retriever = make_retriever(settings, embedder)
-    ingest([docs], retriever.index, embedder)
+    roaming = assistant_over(tmp_path, embedder, {
+        "2013-05-01-roaming.md": "# ¿Puedo usar el móvil en el extranjero?\n"
+                                 "Consulte: [Roaming en la Unión Europea](/es/roaming-ue/).\n",
+        "2013-05-01-roaming-ue.md": "# Roaming en la Unión Europea\nEn la Unión Europea usas tus minutos y datos "
+                                    "como en España, sin coste extra.\nFuera de la Unión Europea, activa el bono "
+                                    "de viaje en la app.\n",
+    })
 
-    answer = build_assistant(settings, retriever).answer("puedo usar el movil en el extranjero?")
+    answer = roaming.answer("puedo usar el movil en el extranjero?")
     assert answer.retrieved[0].source.endswith("2013-05-01-roaming.md")
     assert answer.text.startswith("En la Unión Europea usas tus minutos y datos como en España")
