@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from rag.extract import DECISIVE_FACTS, SITUATION, answer_kind, choose, holds_fact, names_asked_about, page_units, quote
+from rag.extract import (DECISIVE_FACTS, SITUATION, Unit, answer_kind, choose, holds_fact, names_asked_about,
+                          page_units, quote)
 from rag.language import detect_language, phrase, plain, small_talk
 from rag.prompt import build_messages, build_rewrite_messages, system_prompt
 from rag.retrieve import Retriever, Turn, search_text
@@ -28,6 +30,7 @@ REFUSED_WITHOUT_FACT = {"amount", "percentage", "time"}
 # 2016") is refused; a year that only tells the customer's situation ("mi plan es de antes del
 # 2010, ¿a dónde llamo?") is in a question of another kind (measured, eval/README.md)
 FIGURES = {"amount", "percentage", "number", "date", "duration"}
+THIN_PAGE_WORDS = 4  # a page that says less ("No.") only answers the question its title asks
 LINK_TO_PAGE = re.compile(r"\]\((/[^)\s]+)\)")  # a Markdown link to another page of the same site
 YEAR = re.compile(r"\b(19|20)\d\d\b")
 # A figure a question names ("¿tiene 5 años de garantía?"), on plain text, and each way of writing its
@@ -171,11 +174,7 @@ class Assistant:
         lexical = self.retriever.lexical()
         asked = search_text(standalone, history)  # offline, a follow-up also means the message before it
         kind = answer_kind(lexical.correct(question)) or answer_kind(asked)
-        best, page = self._page_stating(passages, kind)
-        units = _units(page)
-        target = self._sent_to(page, units)
-        if target:
-            best, page, units = target[0], target, _units(target)
+        best, page, units = self._page_to_quote(passages, kind)
         earlier = asked[: -len(standalone)] if asked != standalone else ""
         chosen = choose(units, lexical.correct(standalone), lexical.terms, kind,
                         earlier=lexical.correct(earlier), retrieved=best.text, title=best.metadata.get("title", ""))
@@ -184,17 +183,27 @@ class Assistant:
             return body
         return f"{phrase('found', language)}\n\n{body}"
 
-    def _page_stating(self, passages: list[Hit], kind: str) -> tuple[Hit, list[Hit]]:
-        """The best passage and its page; for a figure asked for ("¿de cuánto es?"), the first
-        passage whose page states one, when the best page states none."""
-        best = passages[0]
-        best_page = self.retriever.page(best.source) or [best]
-        if kind in DECISIVE_FACTS and not any(holds_fact(chunk.text, kind) for chunk in best_page):
-            for hit in passages[1:]:
-                page = self.retriever.page(hit.source)
-                if any(holds_fact(chunk.text, kind) for chunk in page):
-                    return hit, page
-        return best, best_page
+    def _page_to_quote(self, passages: list[Hit], kind: str) -> tuple[Hit, list[Hit], list[Unit]]:
+        """The passage to quote, its page and the page's units. The best passage's page, but the first
+        page found after it that states the figure asked for ("¿de cuánto es?") when it states none,
+        or that says more than "No." (such a page only answers its own title's question). A page that
+        only sends the reader to another counts as that other page."""
+        candidates = self._pages_found(passages)
+        best = first = next(candidates)
+        while best is not None and len(" ".join(unit.text for unit in best[2]).split()) < THIN_PAGE_WORDS:
+            best = next(candidates, None)
+        best = best or first
+        if kind in DECISIVE_FACTS and not any(holds_fact(chunk.text, kind) for chunk in best[1]):
+            return next((found for found in candidates if any(holds_fact(c.text, kind) for c in found[1])), best)
+        return best
+
+    def _pages_found(self, passages: list[Hit]) -> Iterator[tuple[Hit, list[Hit], list[Unit]]]:
+        """(passage, its page, the page's units) for each page found, best first, read as needed."""
+        for hit in passages:  # one per page (`Retriever.search`)
+            page = self.retriever.page(hit.source) or [hit]
+            units = _units(page)
+            target = self._sent_to(page, units)
+            yield (target[0], target, _units(target)) if target else (hit, page, units)
 
     def _sent_to(self, page: list[Hit], units: list) -> list[Hit]:
         """The page this one only sends its reader to ("Vea [Categorías de planes médicos](/es/glossary/

@@ -127,3 +127,14 @@ def test_a_page_that_only_sends_the_reader_to_another_is_answered_from_that_page
     answer = roaming.answer("puedo usar el movil en el extranjero?")
     assert answer.retrieved[0].source.endswith("2013-05-01-roaming.md")
     assert answer.text.startswith("En la Unión Europea usas tus minutos y datos como en España")
+
+
+def test_a_page_that_only_says_no_answers_its_own_titles_question_and_not_the_customers(tmp_path, embedder):
+    router = assistant_over(tmp_path, embedder, {
+        "router-cambio.md": "# ¿Tengo que devolver el router si me cambio de tarifa?\nNo.\n",
+        "router-baja.md": "# Devolución del router\nSi te das de baja, devuelve el router en una tienda en 30 días.\n",
+    })
+
+    answer = router.answer("tengo que devolver el router? me doy de baja")
+    assert answer.retrieved[0].source.endswith("router-cambio.md")
+    assert answer.text.startswith("Si te das de baja, devuelve el router en una tienda en 30 días.")
