@@ -52,7 +52,7 @@ ANSWER_KINDS: list[tuple[str, re.Pattern]] = [
     ("amount", re.compile(r"\bcuanto (me |te |le |nos |les )?(cuesta|cuestan|vale|valen|pago|pagaria|pagare|"
                           r"hay que pagar|tengo que pagar|toca pagar|tocaria pagar|cobran|cobra|cobrarian|sale|"
                           r"saldria|costaria|costara|costaran|valdra|es|seria|sera|va a ser|(tendria|tendre|tendriamos) que pagar)\b|\bde cuanto (es|seria|sera|va a ser)\b|"
-                          r"\bprecio|\bcosto\b|\bcoste\b|\blimite de ingresos\b|\bhasta cuanto\b|"
+                          r"\bcuanto(?=(?: \S+){0,5} (pagar|pago|pagaria|pagare|pagamos)\b)|\bprecio|\bcosto\b|\bcoste\b|\blimite de ingresos\b|\bhasta cuanto\b|"
                           r"\bhow much\b|\bcost\b|\bprice\b|\bfee\b|\bque tanto\b|\bpenalizacion\b")),
     ("time", re.compile(r"\ba que hora\b|\bhorario\b|\bque horas?\b|\bwhat time\b|\bopening hours\b|\bhours\b")),
     ("date", re.compile(r"\bcuando\b|\bque (dia|fecha|mes|ano)\b|\bhasta que (dia|fecha)\b|\bfecha\b|\bwhen\b|"

@@ -73,6 +73,7 @@ def reply(page: str, question: str, earlier: str = "") -> str:
     ("q es un copago", "definition"),
     ("que porcentaje me cubre el plan bronce", "percentage"),
     ("cuanto tendria q pagar de multa?", "amount"),
+    ("si me quedo con cobra cuanto de la prima me toca pagar?", "amount"),
     ("cuando comparo tarifas en la web, cuantas salen?", "number"),  # "cuando …," sets the scene
     ("si me mudo, cuando tengo que avisar?", "date"),
     ("cuantos pasos son pa contratar?", "steps"),
