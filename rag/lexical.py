@@ -114,9 +114,10 @@ class LexicalIndex:
 
     def _knows_stem(self, stem: str, word: str) -> bool:
         """Whether the documents use a word of this stem. A stem of a few letters is shared by
-        unrelated words ("covid" and "covered": "cov"), so there `word` must also begin as a document
-        word of that stem does, one letter past the stem ("meses" as "mes", not "covid" as "cove…")."""
-        if len(stem) >= SHORT_STEM:
+        unrelated words ("covid" and "covered": "cov"), so there it must also be a stem of the
+        language's words ("harían": "har"), or `word` begin as a document word of that stem does, one
+        letter past the stem ("meses" as "mes", not "covid" as "cove…")."""
+        if len(stem) >= SHORT_STEM or stem in self._dictionary_stems:
             return stem in self._words_of_stem
         return any(word.startswith(known[: len(stem) + 1]) for known in self._words_of_stem.get(stem, ()))
 

@@ -59,6 +59,7 @@ def test_a_word_is_not_known_from_an_unrelated_word_of_the_same_short_stem():
     lexical = LexicalIndex(["1"], ["Vea Covered California y su coverage. Dan cobertura este mes."])
     assert lexical.unknown_terms("la vacuna del covid") == ["vacuna", "covid"]  # "cov", as "covered" is
     assert lexical.unknown_terms("coverage, meses") == []  # the same words, other forms
+    assert LexicalIndex(["1"], ["Le hará un descuento."]).unknown_terms("me harian un descuento?") == []
 
 
 def test_a_typo_still_finds_the_right_page(retriever):
