@@ -122,9 +122,12 @@ def meta_overrides(settings_overrides: dict, fake_graph: FakeGraph) -> dict:
 
 
 def all_channels(settings_overrides: dict, fake_graph: FakeGraph) -> dict:
-    """Every channel's webhooks served: Meta sending through `fake_graph`, Kapso and 360dialog in dry-run."""
+    """Every channel's webhooks served: Meta sending through `fake_graph`, Kapso and 360dialog in dry-run;
+    and Chatwoot's (at an address nothing listens on: no test of these syncs)."""
     return dict(meta_overrides(settings_overrides, fake_graph), kapso_webhook_secret="test-kapso-secret",
-                d360_webhook_secret="test-d360-secret")
+                d360_webhook_secret="test-d360-secret", chatwoot_base_url="http://127.0.0.1:9", chatwoot_account_id=1,
+                chatwoot_inbox_id=1, chatwoot_api_token="test-chatwoot-token",
+                chatwoot_webhook_secret="test-chatwoot-secret")
 
 
 def meta_post(client, delivery: dict, secret: str = META_APP_SECRET):

@@ -51,7 +51,8 @@ def test_a_purge_deletes_what_is_older_and_keeps_what_is_not(client, store, work
 
     deleted = purge(store, datetime.now(timezone.utc) - timedelta(days=30))
 
-    assert deleted == {"messages": 2, "events": 3, "conversations": 1, "reply_jobs": 0, "sessions": 1}
+    assert deleted == {"messages": 2, "events": 3, "conversations": 1, "reply_jobs": 0, "chatwoot_sync": 0,
+                       "sessions": 1}
     assert counts(store, "34600111222") == {"conversations": 0, "sessions": 0, "messages": 0, "leads": 1, "events": 0}
     assert counts(store, "34600111333") == before  # recent: untouched
     say(client, worker, "¿Cuánto cuesta la fibra de 1 Gb?", sender=ANA)  # a new conversation, answered

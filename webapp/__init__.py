@@ -95,7 +95,8 @@ class ChunkedBodyLimit:
 
 
 def register_webhooks(app: Flask, settings: Settings) -> None:
-    """Each served channel's webhooks, at its own prefix; a channel that is off has no routes."""
+    """Each served channel's webhooks, at its own prefix, and Chatwoot's when it is configured; a
+    channel that is off has no routes."""
     from webapp.channels.d360 import routes as d360_routes
     from webapp.channels.kapso import routes as kapso_routes
     from webapp.channels.meta import routes as meta_routes
@@ -107,6 +108,10 @@ def register_webhooks(app: Flask, settings: Settings) -> None:
                                       (settings.d360_receives, d360_routes.bp, "/api/v1/360dialog")):
         if served:
             app.register_blueprint(blueprint, url_prefix=prefix)
+    if settings.chatwoot_on:
+        from webapp.chatwoot import routes as chatwoot_routes
+
+        app.register_blueprint(chatwoot_routes.bp, url_prefix="/api/v1/chatwoot")
 
 
 def attach_request_ids(app: Flask) -> None:

@@ -11,6 +11,8 @@ from datetime import datetime, time, timedelta
 from bson import ObjectId
 
 from webapp.channels import Channels, route_of
+from webapp.chatwoot import sync as chatwoot
+from webapp.chatwoot.sync import ChatwootOutbox
 from webapp.db import Store
 from webapp.formatting import MAX_REPLY_CHARS, split_parts, strip_control_chars
 from webapp.handoff import handoff_event
@@ -151,10 +153,10 @@ def check_reply_window(store: Store, wa_id: str, conversation_id: str, now: date
 
 
 def agent_reply(store: Store, channels: Channels, conversation_id: str, text: str, key: str,
-                now: datetime) -> list[dict]:
+                now: datetime, mirror: ChatwootOutbox | None = None) -> list[dict]:
     """Queue a person's reply to the customer (role `agent`), sent by the worker in order with the
     rest of the conversation, the way the customer last wrote. `key` names it: the same key again
-    queues nothing more."""
+    queues nothing more. `mirror`: where to queue it for Chatwoot (not for a reply from there)."""
     conversation = find_conversation(store, conversation_id)
     text = strip_control_chars(text).strip()
     if not 1 <= len(text) <= MAX_REPLY_CHARS:
@@ -166,15 +168,21 @@ def agent_reply(store: Store, channels: Channels, conversation_id: str, text: st
                                        split_parts(text, channels.part_chars(route["channel"])), now,
                                        kind="agent", route=route, key=f"agent:{key}", answer_text=text, role="agent")
     store.jobs.enqueue(conversation_id, conversation["wa_id"], now)
+    if mirror and parts and parts[0]["created_at"] == now:  # queued now, not by an earlier call with this key
+        mirror.tell(conversation_id, conversation["wa_id"], now, chatwoot.outgoing(text))
     return parts
 
 
-def release_handoff(store: Store, conversation_id: str, now: datetime) -> dict:
-    """Give the conversation back to the bot (it answers the customer's next message)."""
-    find_conversation(store, conversation_id)
-    released = store.conversations.release(conversation_id, now, by="admin")
+def release_handoff(store: Store, conversation_id: str, now: datetime, by: str = "admin",
+                    mirror: ChatwootOutbox | None = None) -> dict:
+    """Give the conversation back to the bot (it answers the customer's next message), released by
+    an admin or from Chatwoot; `mirror`: where to queue the release for Chatwoot."""
+    conversation = find_conversation(store, conversation_id)
+    released = store.conversations.release(conversation_id, now, by=by)
     if released:
-        store.events.record([handoff_event("handoff_released", conversation_id, released, by="admin")])
+        store.events.record([handoff_event("handoff_released", conversation_id, released, by=by)])
+        if mirror:
+            mirror.tell(conversation_id, conversation["wa_id"], now, chatwoot.released(by))
     return {"id": conversation_id, "status": store.conversations.get(conversation_id)["status"],
             "released": released is not None}
 

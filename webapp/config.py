@@ -111,6 +111,14 @@ class Settings(BaseSettings):
     handoff_webhook_url: str = ""
     handoff_webhook_secret: SecretStr = SecretStr("")
 
+    # Chatwoot, the agents' inbox: every conversation mirrored to an API-channel inbox, agents answer from it
+    chatwoot_base_url: str = ""
+    chatwoot_account_id: int = Field(0, ge=0)
+    chatwoot_inbox_id: int = Field(0, ge=0)
+    chatwoot_api_token: SecretStr = SecretStr("")
+    chatwoot_webhook_secret: SecretStr = SecretStr("")
+    chatwoot_timeout_seconds: float = Field(10.0, gt=0, le=60)
+
     # HTTP surface
     admin_token: SecretStr = SecretStr("")
     rate_limit_per_wa_id: str = "10 per minute;60 per hour"
@@ -142,6 +150,11 @@ class Settings(BaseSettings):
             raise ValueError("must be the phone number's id from the WhatsApp Manager: digits only")
         return value
 
+    @field_validator("chatwoot_account_id", "chatwoot_inbox_id", mode="before")
+    @classmethod
+    def _unset_id(cls, value):
+        return 0 if value == "" else value  # left empty, as in .env.example: not set
+
     @field_validator("meta_graph_api_version")
     @classmethod
     def _graph_version(cls, value: str) -> str:
@@ -150,7 +163,8 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("twilio_api_base", "public_base_url", "openai_base_url", "embedding_base_url", "chroma_url",
-                     "handoff_webhook_url", "meta_graph_api_base", "kapso_api_base", "d360_api_base")
+                     "handoff_webhook_url", "meta_graph_api_base", "kapso_api_base", "d360_api_base",
+                     "chatwoot_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if value and urlsplit(value).scheme not in ("http", "https"):
@@ -201,6 +215,22 @@ class Settings(BaseSettings):
             if getattr(self, key).get_secret_value() and not getattr(self, secret).get_secret_value():
                 raise ValueError(f"{secret.upper()} required with {key.upper()} (the webhook is checked with it)")
         return self
+
+    @model_validator(mode="after")
+    def _chatwoot_settings_complete(self) -> "Settings":
+        """Chatwoot is on with all five settings, off with none: name what half a configuration lacks."""
+        given = {"chatwoot_base_url": self.chatwoot_base_url, "chatwoot_account_id": self.chatwoot_account_id,
+                 "chatwoot_inbox_id": self.chatwoot_inbox_id,
+                 "chatwoot_api_token": self.chatwoot_api_token.get_secret_value(),
+                 "chatwoot_webhook_secret": self.chatwoot_webhook_secret.get_secret_value()}
+        missing = [name.upper() for name, value in given.items() if not value]
+        if missing and len(missing) < len(given):
+            raise ValueError(f"{', '.join(missing)} required for Chatwoot (see README, Connect Chatwoot)")
+        return self
+
+    @property
+    def chatwoot_on(self) -> bool:
+        return bool(self.chatwoot_base_url)
 
     @model_validator(mode="after")
     def _embedding_server_reachable(self) -> "Settings":

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from rag.language import detect_language, phrase
 from webapp import logs
+from webapp.chatwoot import sync as chatwoot
 from webapp.channels.base import InboundMessage, StatusReport
 from webapp.db.events import message_event
 from webapp.db.messages import RESENDABLE
@@ -49,6 +50,8 @@ def receive(app: Services, inbound: InboundMessage, now: datetime) -> str:
     if message_id is None:
         log.info("duplicate delivery of %s ignored", inbound.external_id)
         return "duplicate"
+    if app.chatwoot:
+        app.chatwoot.tell(conversation_id, inbound.wa_id, now, chatwoot.incoming(shown(inbound), inbound.profile_name))
     outcome = "stored"
     broken = app.hit_customer_limit(inbound.wa_id)
     if broken is not None:
@@ -61,12 +64,19 @@ def receive(app: Services, inbound: InboundMessage, now: datetime) -> str:
         log.info("customer %s rate limited (%s)", mask_phone(inbound.wa_id), broken)
         if not app.may_send_notice(inbound.wa_id, broken):
             return outcome
-        store.messages.queue_reply(conversation_id, inbound.wa_id, [message_id],
-                                   [phrase("rate_limited", detect_language(inbound.body))], now, kind="notice",
+        notice = phrase("rate_limited", detect_language(inbound.body))
+        store.messages.queue_reply(conversation_id, inbound.wa_id, [message_id], [notice], now, kind="notice",
                                    route={"channel": inbound.channel, "business": inbound.business})
+        if app.chatwoot:
+            app.chatwoot.tell(conversation_id, inbound.wa_id, now, chatwoot.outgoing(notice))
     store.jobs.enqueue(conversation_id, inbound.wa_id, now + timedelta(seconds=app.settings.reply_debounce_seconds))
     log.info("%s %s from %s", outcome, inbound.external_id, mask_phone(inbound.wa_id))
     return outcome
+
+
+def shown(inbound: InboundMessage) -> str:
+    """The message as an agent reads it: its text, or what it is ("[audio]") when it has none."""
+    return inbound.body or f"[{inbound.type}]"
 
 
 def apply_status(app: Services, report: StatusReport, now: datetime) -> str:

@@ -13,6 +13,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -68,14 +70,20 @@ class Metrics:
         """For the chat model: LangChain reports each call's start, end and failure to these."""
         return [LlmCallMetrics(self)]
 
-    def exposition(self, store) -> bytes:
-        """The Prometheus text format: every process's counts, and the queue as MongoDB has it."""
+    def exposition(self, store, chatwoot: bool = False) -> bytes:
+        """The Prometheus text format: every process's counts, and the queue (and with `chatwoot`,
+        what Chatwoot is still to be told) as MongoDB has it."""
         registry = CollectorRegistry()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             MultiProcessCollector(registry)
         else:
             registry.register(self.registry)
-        registry.register(QueueCollector(store))
+        registry.register(BacklogCollector(store.jobs.backlog, "whatsapp_queue_depth",
+                                           "whatsapp_queue_oldest_age_seconds",
+                                           "Conversations with work queued for the worker"))
+        if chatwoot:  # it catches up on its own: a backlog to watch, not a failure
+            registry.register(BacklogCollector(store.chatwoot_sync.backlog, "whatsapp_chatwoot_backlog",
+                                               "whatsapp_chatwoot_oldest_age_seconds", "Events not yet told to Chatwoot"))
         return generate_latest(registry)
 
 
@@ -114,20 +122,26 @@ class LlmCallMetrics(BaseCallbackHandler):
             self.metrics.llm_latency.observe(time.perf_counter() - started)
 
 
-class QueueCollector:
-    """Conversations waiting for the worker, and how long the oldest has waited."""
+@dataclass(frozen=True)
+class BacklogCollector:
+    """A backlog as MongoDB has it at scrape time: how much waits (`read` gives that and since when
+    the oldest item has waited), as the gauges `name` and `age_name`."""
 
-    def __init__(self, store):
-        self.store = store
+    read: Callable[[], tuple[int, datetime | None]]
+    name: str
+    age_name: str
+    what: str  # what waits ("Conversations with work queued for the worker")
 
     def collect(self):
         try:
-            depth, oldest = self.store.jobs.backlog()
+            count, oldest = self.read()
         except PyMongoError as exc:
-            log.warning("metrics: the queue could not be read: %s", type(exc).__name__)
+            log.warning("metrics: %s could not be read: %s", self.name, type(exc).__name__)
             return
-        yield GaugeMetricFamily("whatsapp_queue_depth", "Conversations with work queued for the worker",
-                                value=depth)
-        age = (datetime.now(timezone.utc) - oldest).total_seconds() if oldest else 0.0
-        yield GaugeMetricFamily("whatsapp_queue_oldest_age_seconds",
-                                "Age of the oldest queued conversation's work (0 when none)", value=max(age, 0.0))
+        yield GaugeMetricFamily(self.name, self.what, value=count)
+        yield GaugeMetricFamily(self.age_name, f"{self.what}: the oldest one's age (0 when none)", value=age_of(oldest))
+
+
+def age_of(oldest: datetime | None) -> float:
+    """Seconds since `oldest` (0 for None)."""
+    return max((datetime.now(timezone.utc) - oldest).total_seconds(), 0.0) if oldest else 0.0

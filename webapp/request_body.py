@@ -10,9 +10,10 @@ from werkzeug.exceptions import BadRequest
 from webapp.validation import InvalidInput, Model, validated
 
 MAX_REQUEST_BYTES = 64 * 1024  # Twilio's largest webhook (1,600 chars + 10 media URLs) is far smaller
-# Meta and the providers re-selling its API batch many messages and statuses in one delivery (up to 3 MB).
+# Meta and the providers re-selling its API batch many messages and statuses in one delivery (up to 3 MB);
+# Chatwoot's webhooks carry the conversation, its latest messages with it.
 MAX_DELIVERY_BYTES = 3 * 1024 * 1024
-DELIVERY_PATHS = ("/api/v1/meta/", "/api/v1/kapso/", "/api/v1/360dialog/")
+DELIVERY_PATHS = ("/api/v1/meta/", "/api/v1/kapso/", "/api/v1/360dialog/", "/api/v1/chatwoot/")
 
 
 def body_limit(path: str) -> int:

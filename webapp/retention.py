@@ -49,11 +49,12 @@ def erase_customer(store: Store, wa_id: str) -> dict:
 
 
 def _delete_conversations(store: Store, conversation_ids: list[str]) -> dict:
-    """The conversations, their queued jobs, and the sessions still pointing at them."""
+    """The conversations, their queued jobs and Chatwoot sync, and the sessions still pointing at them."""
     if not conversation_ids:
-        return {"conversations": 0, "reply_jobs": 0, "sessions": 0}
+        return {"conversations": 0, "reply_jobs": 0, "chatwoot_sync": 0, "sessions": 0}
     return {"conversations": store.conversations.delete(conversation_ids),
             "reply_jobs": store.jobs.delete(conversation_ids),
+            "chatwoot_sync": store.chatwoot_sync.delete(conversation_ids),
             "sessions": store.sessions.end_conversations(conversation_ids)}
 
 

@@ -10,6 +10,8 @@ from flask_limiter import Limiter
 from limits import RateLimitItem, parse_many
 
 from webapp.channels import Channels
+from webapp.chatwoot import outbox_of
+from webapp.chatwoot.sync import ChatwootOutbox
 from webapp.config import Settings
 from webapp.db import Store
 from webapp.metrics import Metrics
@@ -25,8 +27,10 @@ class Services:
     customer_limits: list[RateLimitItem] = field(init=False)
     admin_limits: list[RateLimitItem] = field(init=False)
     admin_failure_limits: list[RateLimitItem] = field(init=False)
+    chatwoot: ChatwootOutbox | None = field(init=False)  # None: Chatwoot not configured
 
     def __post_init__(self) -> None:
+        self.chatwoot = outbox_of(self.settings, self.store)
         self.customer_limits = parse_many(self.settings.rate_limit_per_wa_id)
         self.admin_limits = parse_many(self.settings.rate_limit_admin_per_ip)
         self.admin_failure_limits = parse_many(self.settings.rate_limit_admin_failures_per_ip)

@@ -27,6 +27,9 @@ from rag.retrieve import Turn
 from webapp.bot_config import BotConfig, BotConfigReader
 from webapp.channels import Channels, route_of
 from webapp.channels.base import Failure, SendError
+from webapp.chatwoot import client_of, outbox_of
+from webapp.chatwoot import sync as chatwoot
+from webapp.chatwoot.sync import ChatwootSyncer, keep_syncing
 from webapp.db import Store
 from webapp.db.events import event, message_event
 from webapp.handoff import (UNANSWERED, HandoffNotifier, asked_for_person, handoff_event, notice,
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 
 # A reaction (an emoji on one of our messages) is kept, but answering it would only be noise.
 UNANSWERED_TYPES = ("reaction",)
+CHATWOOT_POLL_SECONDS = 1.0  # how soon an idle Chatwoot sync sees new events
 
 
 def utcnow() -> datetime:
@@ -58,6 +62,7 @@ class ReplyWorker:
         self.worker_id = process_id()
         self.events: list[dict] = []  # the job in hand's, recorded when it ends
         self.notifier = HandoffNotifier.from_settings(settings)
+        self.chatwoot = outbox_of(settings, store)
 
     def run(self, stop: threading.Event, poll_turn: threading.Lock | None = None) -> None:
         """Process jobs until `stop` is set; the job in hand is always finished first. A job that
@@ -155,13 +160,17 @@ class ReplyWorker:
         handoff = self.start_handoff(conversation_id, handoff_reason) if handoff_reason else None
         now = utcnow()
         route = route_of(pending[-1])  # the way the customer's latest message came in
+        bodies = format_reply(answer.text, self.channels.part_chars(route["channel"]), config.max_answer_chars)
         parts = self.store.messages.queue_reply(
-            conversation_id, job["wa_id"], [m["_id"] for m in pending],
-            format_reply(answer.text, self.channels.part_chars(route["channel"]), config.max_answer_chars), now,
+            conversation_id, job["wa_id"], [m["_id"] for m in pending], bodies, now,
             kind="answer", route=route, answer_text=answer.text, outcome=answer.outcome, sources=answer.sources,
             language=answer.language, received_at=pending[0]["created_at"],
         )
         self.store.messages.mark_taken_up([m["_id"] for m in pending], now)
+        if self.chatwoot:
+            told = [*map(chatwoot.outgoing, bodies), chatwoot.outcome(answer.outcome, answer.sources)]  # as sent
+            self.chatwoot.tell(conversation_id, job["wa_id"], now, *told, *([chatwoot.handoff(handoff["reason"])]
+                                                                           if handoff else []))
         log.info("answered %d message(s): %s, %d part(s) to send", len(pending), answer.outcome, len(parts))
         retry_at = self.send_replies(job, parts)
         if handoff:
@@ -186,6 +195,8 @@ class ReplyWorker:
             details.update(contact_details(message["body"]))
         if details and self.store.leads.note(job["_id"], job["wa_id"], profile_name, details, utcnow()):
             self.events.append(event("lead_created", job["_id"], job["_id"], utcnow()))
+        if details and self.chatwoot:
+            self.chatwoot.tell(job["_id"], job["wa_id"], utcnow(), chatwoot.lead(details))
 
     def show_typing(self, newest: dict) -> None:
         """The customer sees their messages read and the bot typing, where the channel can show it
@@ -222,6 +233,8 @@ class ReplyWorker:
         released = self.store.conversations.release(conversation_id, utcnow(), by="timeout")
         if released:
             self.events.append(handoff_event("handoff_released", conversation_id, released, by="timeout"))
+            if self.chatwoot:
+                self.chatwoot.tell(conversation_id, job["wa_id"], utcnow(), chatwoot.released("timeout"))
         return False
 
     def reply_to(self, pending: list[dict], history: list[dict], config: BotConfig) -> tuple[Answer, str | None]:
@@ -451,6 +464,10 @@ def main() -> None:
     ]
     threads.append(threading.Thread(target=keep_beating, name="heartbeat",
                                     args=(store, assistant.retriever.index, settings.worker_heartbeat_seconds, stop)))
+    if settings.chatwoot_on:
+        syncer = ChatwootSyncer(store.chatwoot_sync, client_of(settings), process_id(), settings.worker_lease_seconds)
+        threads.append(threading.Thread(target=keep_syncing, name="chatwoot",
+                                        args=(syncer, CHATWOOT_POLL_SECONDS, stop)))
     if settings.retention_days:
         threads.append(threading.Thread(target=keep_purging, name="retention",
                                         args=(store, settings.retention_days, stop)))

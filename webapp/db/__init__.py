@@ -7,6 +7,8 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from webapp.db.bot_config import BotConfigs
+from webapp.db.chatwoot_deliveries import ChatwootDeliveries
+from webapp.db.chatwoot_sync import ChatwootSync
 from webapp.db.conversations import Conversations
 from webapp.db.events import Events
 from webapp.db.heartbeats import Heartbeats
@@ -32,6 +34,8 @@ class Store:
     events: Events
     leads: Leads
     bot_config: BotConfigs
+    chatwoot_sync: ChatwootSync
+    chatwoot_deliveries: ChatwootDeliveries
 
     def ensure_indexes(self) -> None:
         for repository in self.repositories():
@@ -50,4 +54,5 @@ def open_store(uri: str, server_timeout_ms: int = 5000) -> Store:
     client = MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=server_timeout_ms, connect=False)
     db = client.get_default_database(DEFAULT_DATABASE)
     return Store(client, db, Sessions(db), Conversations(db), Messages(db), ReplyJobs(db), Heartbeats(db),
-                 StatsRollup(db), Events(db), Leads(db), BotConfigs(db))
+                 StatsRollup(db), Events(db), Leads(db), BotConfigs(db), ChatwootSync(db),
+                 ChatwootDeliveries(db))

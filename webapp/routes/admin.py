@@ -76,7 +76,7 @@ def close_conversation(conversation_id: str):
 @bp.post("/conversations/<conversation_id>/release")
 @admin_required
 def release(conversation_id: str):
-    return jsonify(release_handoff(services().store, conversation_id, _now()))
+    return jsonify(release_handoff(services().store, conversation_id, _now(), mirror=services().chatwoot))
 
 
 class AgentReply(BaseModel):
@@ -93,7 +93,7 @@ def reply(conversation_id: str):
     if not IDEMPOTENCY_KEY.fullmatch(key):
         return jsonify(error="Idempotency-Key must be 1 to 100 of A-Z a-z 0-9 . _ : -", field="Idempotency-Key"), 400
     app = services()
-    queued = agent_reply(app.store, app.channels, conversation_id, text, key, _now())
+    queued = agent_reply(app.store, app.channels, conversation_id, text, key, _now(), mirror=app.chatwoot)
     return jsonify(queued=[message_record(m) for m in queued]), 202
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, jsonify
 from pymongo.errors import PyMongoError
 
+from webapp.metrics import age_of
 from webapp.services import services
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,20 @@ def readyz():
     checks["index"] = _index(heartbeat)
     for channel in app.channels:  # configured, sending or not: nothing a probe could fix
         checks[channel.name] = {"ok": True, "mode": "dry-run" if channel.dry_run else "sending"}
+    if app.chatwoot and checks["mongodb"]["ok"]:  # Chatwoot behind never stops a customer being answered
+        checks["chatwoot"] = _chatwoot(app.store)
     ready = all(check["ok"] for check in checks.values())
     if not ready:
         log.warning("not ready: %s", ", ".join(name for name, check in checks.items() if not check["ok"]))
     return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
+
+
+def _chatwoot(store) -> dict:
+    try:
+        events, oldest = store.chatwoot_sync.backlog()
+    except PyMongoError:
+        return {"ok": True, "error": "the backlog could not be read"}
+    return {"ok": True, "backlog": events, "oldest_event_seconds_ago": round(age_of(oldest), 1)}
 
 
 def _mongodb(store) -> dict:

@@ -15,4 +15,5 @@ bp = Blueprint("metrics", __name__)
 @admin_required
 def metrics():
     app = services()
-    return Response(app.metrics.exposition(app.store), content_type=CONTENT_TYPE_LATEST)
+    return Response(app.metrics.exposition(app.store, chatwoot=app.chatwoot is not None),
+                    content_type=CONTENT_TYPE_LATEST)

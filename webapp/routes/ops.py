@@ -11,6 +11,7 @@ from pydantic import BaseModel, field_validator
 from webapp.auth import admin_required
 from webapp.channels import Channels
 from webapp.channels.base import Channel, SendError
+from webapp.chatwoot import client_of
 from webapp.config import WHATSAPP_ADDRESS, masked
 from webapp.formatting import strip_control_chars
 from webapp.logs import mask_phone
@@ -57,6 +58,8 @@ def diag():
                 "key": masked(settings.openai_api_key)},
         admin_token=masked(settings.admin_token),
         rate_limit_per_wa_id=settings.rate_limit_per_wa_id,
+        chatwoot={**client_of(settings).describe(), "webhook_secret": masked(settings.chatwoot_webhook_secret)}
+        if settings.chatwoot_on else None,
     )
 
 

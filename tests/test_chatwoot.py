@@ -1,0 +1,273 @@
+"""Chatwoot as the agents' inbox, against a fake Chatwoot (tests/fakes/fake_chatwoot.py) that checks
+every request against Chatwoot's OpenAPI file: conversations mirrored in order, a handoff opened for
+agents, an agent's reply reaching the customer, a resolve giving the bot back, Chatwoot down and
+then up, and forged, stale and replayed webhooks refused."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.conftest import ADMIN_TOKEN, inbound_form, signed_post
+from tests.fakes.fake_chatwoot import FakeChatwoot
+from tests.processes import wait_until
+from webapp.chatwoot import client_of
+from webapp.chatwoot.sync import ChatwootSyncer
+from webapp.config import ConfigError, load_settings
+
+TOKEN, SECRET = "test-chatwoot-token", "test-chatwoot-webhook-secret"
+ACCOUNT, INBOX = 3, 9
+WEBHOOK = "/api/v1/chatwoot/webhook"
+ANA = "+34600111222"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def chatwoot():
+    with FakeChatwoot(TOKEN, ACCOUNT, INBOX, webhook_secret=SECRET) as fake:
+        yield fake
+
+
+@pytest.fixture
+def settings_overrides(settings_overrides, chatwoot):
+    return dict(settings_overrides, chatwoot_base_url=chatwoot.base_url, chatwoot_account_id=ACCOUNT,
+                chatwoot_inbox_id=INBOX, chatwoot_api_token=TOKEN, chatwoot_webhook_secret=SECRET,
+                chatwoot_timeout_seconds=1)
+
+
+class Clock:
+    """The sync's clock, which a test moves forward past a retry's wait."""
+
+    def __init__(self):
+        self.ahead = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(timezone.utc) + self.ahead
+
+    def later(self, **delta) -> None:
+        self.ahead += timedelta(**delta)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def syncer(store, settings, clock):
+    return ChatwootSyncer(store.chatwoot_sync, client_of(settings), "test-sync", clock=clock)
+
+
+@pytest.fixture(autouse=True)
+def webhooks_reach_the_app(chatwoot, client):
+    chatwoot.poster = lambda body, headers: client.post(WEBHOOK, data=body, headers=headers).status_code
+
+
+def say(client, worker, syncer, text: str) -> None:
+    assert signed_post(client, inbound_form(text)).status_code == 200
+    worker.run_until_idle()
+    syncer.run_until_idle()
+
+
+def contents(chatwoot, conversation: dict) -> list[tuple[str, str, bool]]:
+    return [(m["message_type_name"], m["content"], m["private"]) for m in chatwoot.messages_of(conversation["id"])]
+
+
+def echoes_settled(chatwoot) -> None:
+    """Chatwoot sends our own messages back a moment later: wait until each has come and gone."""
+    posted = [m for m in chatwoot.messages.values() if not m["private"] and m["sender"]["name"] == "API"]
+    wait_until(lambda: len(chatwoot.deliveries) >= len(posted), "Chatwoot's echoes of our messages", 10)
+
+
+def test_a_conversation_is_mirrored_in_order_to_one_contact_and_conversation(client, worker, syncer, chatwoot,
+                                                                             fake_twilio):
+    say(client, worker, syncer, "¿Cuánto cuesta la fibra de 600 Mb?")
+    say(client, worker, syncer, "¿Y la de 1 Gb?")
+
+    (contact,) = chatwoot.contacts.values()
+    assert (contact["phone_number"], contact["name"]) == (ANA, "Ana")
+    conversation = chatwoot.conversation_of(ANA)
+    assert conversation["status"] == "pending"  # the bot's, until a person takes it
+    sent = [m["body"] for m in fake_twilio.sent_messages()]
+    assert contents(chatwoot, conversation) == [
+        ("incoming", "¿Cuánto cuesta la fibra de 600 Mb?", False), ("outgoing", sent[0], False),
+        ("incoming", "¿Y la de 1 Gb?", False), ("outgoing", sent[1], False)]
+    assert conversation["custom_attributes"]["bot_outcome"] == "answered"
+    assert "planes-y-precios.md" in conversation["custom_attributes"]["bot_sources"]
+    echoes_settled(chatwoot)
+    assert len(fake_twilio.sent_messages()) == 2  # Chatwoot's echoes of our own messages sent nothing
+    assert {outcome for _, outcome in chatwoot.deliveries} == {200}
+    assert chatwoot.contract_violations == []
+
+
+def test_a_customer_chatwoot_knows_already_is_not_created_again(client, worker, syncer, chatwoot):
+    known = chatwoot.handle("POST", f"/api/v1/accounts/{ACCOUNT}/contacts",
+                            {"api_access_token": TOKEN, "content-type": "application/json"},
+                            b'{"inbox_id": 9, "name": "Ana Garcia", "phone_number": "+34600111222"}')
+    assert known.status == 200
+
+    say(client, worker, syncer, "¿Cuánto cuesta la fibra de 600 Mb?")
+
+    assert len(chatwoot.contacts) == 1 and chatwoot.conversation_of(ANA)["contact_id"] == min(chatwoot.contacts)
+
+
+def test_a_handoff_goes_to_the_agents_whose_reply_reaches_the_customer_until_they_resolve_it(
+        client, worker, syncer, chatwoot, fake_twilio, store):
+    say(client, worker, syncer, "Quiero hablar con una persona, por favor")
+    conversation = chatwoot.conversation_of(ANA)
+    assert (conversation["status"], conversation["priority"], conversation["labels"]) == ("open", "high", ["handoff"])
+    assert contents(chatwoot, conversation)[-1][2] is True  # a private note says why
+
+    assert chatwoot.agent_replies(conversation["id"], "Hola, soy Ana, del equipo. ¿En qué te ayudo?") == 200
+    worker.run_until_idle()
+    assert fake_twilio.sent_messages()[-1]["body"] == "Hola, soy Ana, del equipo. ¿En qué te ayudo?"
+    say(client, worker, syncer, "Quería cambiar de tarifa")
+    assert len(fake_twilio.sent_messages()) == 2  # the bot is silent while the person answers
+
+    assert chatwoot.agent_sets_status(conversation["id"], "resolved") == 200
+    assert store.conversations.get(store.sessions.collection.find_one()["conversation_id"])["status"] == "open"
+    say(client, worker, syncer, "¿Cuánto cuesta la fibra de 600 Mb?")
+    assert "32" in fake_twilio.sent_messages()[-1]["body"]  # the bot answers again
+    syncer.run_until_idle()
+    assert chatwoot.conversation_of(ANA)["labels"] == []
+    assert chatwoot.contract_violations == [] and fake_twilio.contract_violations == []
+
+
+def test_a_note_between_agents_and_the_customers_own_messages_are_not_sent(client, worker, syncer, chatwoot,
+                                                                          fake_twilio):
+    say(client, worker, syncer, "Quiero hablar con una persona")
+    conversation = chatwoot.conversation_of(ANA)
+    before = len(fake_twilio.sent_messages())
+
+    assert chatwoot.agent_replies(conversation["id"], "Ojo: cliente VIP", private=True) == 200
+    worker.run_until_idle()
+
+    assert len(fake_twilio.sent_messages()) == before
+
+
+def test_chatwoot_down_for_a_whole_conversation_catches_up_in_order_once(client, worker, syncer, chatwoot,
+                                                                          fake_twilio, clock):
+    chatwoot.down()
+    for text in ("¿Cuánto cuesta la fibra de 600 Mb?", "¿Y la de 1 Gb?", "¿Cómo doy de baja el servicio?"):
+        say(client, worker, syncer, text)
+        clock.later(minutes=10)  # every retry due: Chatwoot refuses each
+    assert len(fake_twilio.sent_messages()) == 3  # the customer was answered all along
+    assert chatwoot.conversations == {}
+    metrics = client.get("/metrics", headers=ADMIN).get_data(as_text=True)
+    assert "whatsapp_chatwoot_backlog 9.0" in metrics  # 3 questions, 3 answers, 3 outcomes
+    assert client.get("/readyz").get_json()["checks"]["chatwoot"]["backlog"] == 9
+
+    chatwoot.up()
+    clock.later(minutes=10)
+    syncer.run_until_idle()
+
+    sent = [m["body"] for m in fake_twilio.sent_messages()]
+    assert contents(chatwoot, chatwoot.conversation_of(ANA)) == [
+        ("incoming", "¿Cuánto cuesta la fibra de 600 Mb?", False), ("outgoing", sent[0], False),
+        ("incoming", "¿Y la de 1 Gb?", False), ("outgoing", sent[1], False),
+        ("incoming", "¿Cómo doy de baja el servicio?", False), ("outgoing", sent[2], False)]
+    assert "whatsapp_chatwoot_backlog 0.0" in client.get("/metrics", headers=ADMIN).get_data(as_text=True)
+
+
+def test_a_message_chatwoot_took_though_it_answered_too_late_is_not_posted_twice(client, worker, syncer,
+                                                                                 chatwoot, clock):
+    say(client, worker, syncer, "hola")  # the contact and conversation exist
+    chatwoot.delay_next(2.5)  # longer than CHATWOOT_TIMEOUT_SECONDS: the next post times out, done
+
+    assert signed_post(client, inbound_form("¿Cuánto cuesta la fibra de 600 Mb?")).status_code == 200
+    syncer.run_until_idle()
+    clock.later(minutes=10)
+    syncer.run_until_idle()
+    worker.run_until_idle()
+    syncer.run_until_idle()
+
+    texts = [content for _, content, _ in contents(chatwoot, chatwoot.conversation_of(ANA))]
+    assert texts.count("¿Cuánto cuesta la fibra de 600 Mb?") == 1
+
+
+def test_a_person_answering_through_the_admin_api_shows_in_chatwoot_and_a_release_there_too(
+        client, worker, syncer, chatwoot, store):
+    say(client, worker, syncer, "Quiero hablar con una persona")
+    conversation_id = store.sessions.collection.find_one()["conversation_id"]
+
+    reply = client.post(f"/api/v1/whatsapp/conversations/{conversation_id}/reply", json={"text": "Te llamo ahora"},
+                        headers={**ADMIN, "Idempotency-Key": "k1"})
+    again = client.post(f"/api/v1/whatsapp/conversations/{conversation_id}/reply", json={"text": "Te llamo ahora"},
+                        headers={**ADMIN, "Idempotency-Key": "k1"})
+    release = client.post(f"/api/v1/whatsapp/conversations/{conversation_id}/release", headers=ADMIN)
+    worker.run_until_idle()
+    syncer.run_until_idle()
+
+    assert (reply.status_code, again.status_code, release.status_code) == (202, 202, 200)
+    conversation = chatwoot.conversation_of(ANA)
+    assert [c for _, c, _ in contents(chatwoot, conversation)].count("Te llamo ahora") == 1
+    assert (conversation["status"], conversation["labels"]) == ("pending", [])
+
+
+def test_an_agents_reply_outside_the_24_hour_window_is_not_sent_and_the_agent_is_told(
+        client, worker, syncer, chatwoot, store, fake_twilio):
+    say(client, worker, syncer, "Quiero hablar con una persona")
+    store.messages.collection.update_many({"direction": "inbound"},
+                                          {"$set": {"created_at": datetime.now(timezone.utc) - timedelta(days=2)}})
+    store.sessions.collection.update_many({}, {"$set": {"last_inbound_at": datetime.now(timezone.utc) - timedelta(days=2)}})
+    before = len(fake_twilio.sent_messages())
+
+    assert chatwoot.agent_replies(chatwoot.conversation_of(ANA)["id"], "¿Sigues ahí?") == 200
+    worker.run_until_idle()
+    syncer.run_until_idle()
+
+    assert len(fake_twilio.sent_messages()) == before
+    note = contents(chatwoot, chatwoot.conversation_of(ANA))[-1]
+    assert note[2] is True and "24" in note[1]
+
+
+@pytest.mark.parametrize("how", ["forged", "stale", "unsigned"])
+def test_a_forged_stale_or_unsigned_webhook_is_refused_and_nothing_is_sent(client, worker, syncer, chatwoot,
+                                                                          fake_twilio, how):
+    say(client, worker, syncer, "Quiero hablar con una persona")
+    conversation = chatwoot.conversation_of(ANA)
+    event = chatwoot.message_event(chatwoot._add_message(conversation["id"], {"content": "Paga aquí: evil.example",
+                                                                              "message_type": "outgoing"},
+                                                         sender={"id": 9, "name": "x", "type": "user"}))
+    if how == "unsigned":
+        status = client.post(WEBHOOK, json=event).status_code
+    else:
+        status = chatwoot.deliver(event, **({"secret": "not-the-secret"} if how == "forged"
+                                            else {"timestamp": int(datetime.now().timestamp()) - 3600}))
+    worker.run_until_idle()
+
+    assert status == 401
+    assert "evil.example" not in [m["body"] for m in fake_twilio.sent_messages()]
+
+
+def test_a_replayed_webhook_is_acted_on_once(client, worker, syncer, chatwoot, fake_twilio):
+    say(client, worker, syncer, "Quiero hablar con una persona")
+    conversation = chatwoot.conversation_of(ANA)
+    event = chatwoot.message_event(chatwoot._add_message(conversation["id"], {"content": "Hola, soy Ana",
+                                                                              "message_type": "outgoing"},
+                                                         sender={"id": 7, "name": "Ana", "type": "user"}))
+
+    statuses = [chatwoot.deliver(event, delivery="delivery-1") for _ in range(2)]
+    worker.run_until_idle()
+
+    assert statuses == [200, 200]
+    assert [m["body"] for m in fake_twilio.sent_messages()].count("Hola, soy Ana") == 1
+
+
+def test_half_a_chatwoot_configuration_is_refused_naming_what_is_missing(settings_overrides):
+    with pytest.raises(ConfigError, match="CHATWOOT_API_TOKEN, CHATWOOT_WEBHOOK_SECRET"):
+        load_settings(**dict(settings_overrides, chatwoot_api_token="", chatwoot_webhook_secret=""))
+
+
+def test_diag_shows_the_chatwoot_settings_with_the_token_and_secret_masked(client):
+    shown = client.get("/api/v1/whatsapp/diag", headers=ADMIN).get_json()["chatwoot"]
+
+    assert (shown["account_id"], shown["inbox_id"]) == (ACCOUNT, INBOX)
+    assert shown["api_token"] == "****" + TOKEN[-4:] and shown["webhook_secret"] == "****" + SECRET[-4:]
+    assert TOKEN not in str(shown) and SECRET not in str(shown)
+
+
+def test_chatwoot_ids_left_empty_as_in_env_example_mean_chatwoot_is_off(settings_overrides):
+    settings = load_settings(**dict(settings_overrides, chatwoot_base_url="", chatwoot_account_id="",
+                                    chatwoot_inbox_id="", chatwoot_api_token="", chatwoot_webhook_secret=""))
+    assert not settings.chatwoot_on

@@ -1,0 +1,136 @@
+"""Chatwoot's webhook, `/api/v1/chatwoot/webhook`: what agents do in Chatwoot, brought back.
+
+Authenticated as Chatwoot signs webhooks: `X-Chatwoot-Signature` is `sha256=` and the HMAC-SHA256,
+keyed with CHATWOOT_WEBHOOK_SECRET, of `{X-Chatwoot-Timestamp}.{raw body}`; a timestamp more than
+MAX_AGE_SECONDS away from now is refused (a replay of an old delivery), and each
+`X-Chatwoot-Delivery` is acted on once. Then:
+
+- `message_created`, an agent's reply (`outgoing`, not private) in a conversation we mirror: sent
+  to the customer through their conversation's channel, split and in order, if WhatsApp's 24-hour
+  window is open (if not, the agent is told so in a private note); the conversation goes to the
+  person if it had not. Our own messages, which Chatwoot sends back, are recognised and ignored.
+- `conversation_status_changed` (or `conversation_updated`) to `resolved` or `pending`: the bot
+  answers again; to `open`: the conversation goes to the person.
+- Anything else is acknowledged and ignored.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+
+from flask import Blueprint, jsonify, request
+
+from webapp.admin import AdminError, agent_reply, release_handoff
+from webapp.chatwoot import sync as chatwoot
+from webapp.handoff import handoff_event
+from webapp.services import services
+
+log = logging.getLogger(__name__)
+bp = Blueprint("chatwoot", __name__)
+CHANNEL = "chatwoot"
+MAX_AGE_SECONDS = 300
+BOT_ANSWERS = ("resolved", "pending")  # a conversation set back to either is the bot's again
+
+
+@bp.post("/webhook")
+def webhook():
+    app = services()
+    body = request.get_data(cache=True)
+    problem = signature_problem(app.settings.chatwoot_webhook_secret.get_secret_value(), body,
+                                request.headers.get("X-Chatwoot-Signature", ""),
+                                request.headers.get("X-Chatwoot-Timestamp", ""), time.time())
+    if problem:
+        log.warning("Chatwoot webhook refused: %s", problem)
+        app.metrics.webhooks.labels(channel=CHANNEL, outcome="forbidden").inc()
+        return jsonify(error=problem), 401
+    delivery = request.headers.get("X-Chatwoot-Delivery", "")
+    if not 1 <= len(delivery) <= 100:
+        return jsonify(error="X-Chatwoot-Delivery must name the delivery", field="X-Chatwoot-Delivery"), 400
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return jsonify(error="the body is not valid JSON", field="body"), 400
+    if not isinstance(payload, dict):
+        return jsonify(error="the body must be a JSON object", field="body"), 400
+    now = datetime.now(timezone.utc)
+    if not app.store.chatwoot_deliveries.first_time(delivery, now):
+        app.metrics.webhooks.labels(channel=CHANNEL, outcome="duplicate").inc()
+        return jsonify(outcome="duplicate")
+    try:
+        outcome = act_on(app, payload, now)
+    except Exception:
+        app.store.chatwoot_deliveries.forget(delivery)  # Chatwoot delivers it again
+        raise
+    app.metrics.webhooks.labels(channel=CHANNEL, outcome=outcome).inc()
+    return jsonify(outcome=outcome)
+
+
+def signature_problem(secret: str, body: bytes, signature: str, timestamp: str, now: float) -> str | None:
+    """Why the delivery is not Chatwoot's (or is too old), or None."""
+    if not timestamp.isdigit() or not signature.startswith("sha256="):
+        return "missing or invalid X-Chatwoot-Signature or X-Chatwoot-Timestamp"
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(signature.removeprefix("sha256=").encode(), expected.encode()):
+        return "invalid X-Chatwoot-Signature"
+    if abs(now - int(timestamp)) > MAX_AGE_SECONDS:
+        return f"X-Chatwoot-Timestamp more than {MAX_AGE_SECONDS} s away from now"
+    return None
+
+
+def act_on(app, payload: dict, now: datetime) -> str:
+    """What the delivery meant for us: `sent`, `refused`, `echo`, `released`, `handed_off` or `ignored`."""
+    event = payload.get("event")
+    conversation = payload.get("conversation") if event == "message_created" else payload
+    state = _state_of(app, conversation)
+    if state is None:
+        return "ignored"  # not a conversation we mirror
+    if event == "message_created":
+        return _agent_message(app, state, payload, now)
+    if event in ("conversation_status_changed", "conversation_updated"):
+        return _status_changed(app, state, payload.get("status"), now)
+    return "ignored"
+
+
+def _state_of(app, conversation) -> dict | None:
+    chatwoot_id = conversation.get("id") if isinstance(conversation, dict) else None
+    if not isinstance(chatwoot_id, int):
+        return None
+    return app.store.chatwoot_sync.of_chatwoot_conversation(chatwoot_id)
+
+
+def _agent_message(app, state: dict, message: dict, now: datetime) -> str:
+    text = message.get("content")
+    if message.get("message_type") != "outgoing" or message.get("private") or not isinstance(text, str):
+        return "ignored"  # the customer's messages (ours, echoed), and notes between agents
+    if message.get("id") in state.get("posted", []) or (state.get("in_flight") or {}).get("content") == text:
+        return "echo"
+    conversation_id = state["_id"]
+    try:
+        agent_reply(app.store, app.channels, conversation_id, text, f"chatwoot:{message.get('id')}", now)
+    except AdminError as refused:
+        app.chatwoot.tell(conversation_id, state["wa_id"], now, chatwoot.note(f"No enviado al cliente: {refused}"))
+        return "refused"
+    _hand_to_person(app, state, now)
+    return "sent"
+
+
+def _status_changed(app, state: dict, status, now: datetime) -> str:
+    if status in BOT_ANSWERS:
+        released = release_handoff(app.store, state["_id"], now, by="chatwoot", mirror=app.chatwoot)["released"]
+        return "released" if released else "ignored"
+    if status == "open":
+        return "handed_off" if _hand_to_person(app, state, now) else "ignored"
+    return "ignored"
+
+
+def _hand_to_person(app, state: dict, now: datetime) -> bool:
+    """The conversation goes to the person now answering it in Chatwoot (if it was the bot's)."""
+    until = now + timedelta(minutes=app.settings.handoff_timeout_minutes)
+    handoff = app.store.conversations.start_handoff(state["_id"], now, until, "agent")
+    if handoff:
+        app.store.events.record([handoff_event("handoff_requested", state["_id"], handoff, reason="agent")])
+    return handoff is not None
