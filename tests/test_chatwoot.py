@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import requests
 
 from tests.conftest import ADMIN_TOKEN, inbound_form, signed_post
 from tests.fakes.fake_chatwoot import FakeChatwoot
@@ -271,3 +272,78 @@ def test_chatwoot_ids_left_empty_as_in_env_example_mean_chatwoot_is_off(settings
     settings = load_settings(**dict(settings_overrides, chatwoot_base_url="", chatwoot_account_id="",
                                     chatwoot_inbox_id="", chatwoot_api_token="", chatwoot_webhook_secret=""))
     assert not settings.chatwoot_on
+
+
+def test_a_lead_goes_on_the_contact_and_a_closed_conversation_is_resolved_there(client, worker, syncer, chatwoot,
+                                                                                store):
+    say(client, worker, syncer, "Soy Ana, mi correo es ana@example.com. ¿Cuánto cuesta la fibra de 600 Mb?")
+    conversation_id = store.sessions.collection.find_one()["conversation_id"]
+
+    closed = client.post(f"/api/v1/whatsapp/conversations/{conversation_id}/close", headers=ADMIN)
+    syncer.run_until_idle()
+
+    assert closed.status_code == 200
+    (contact,) = chatwoot.contacts.values()
+    assert contact["custom_attributes"]["lead_email"] == "ana@example.com" and contact["labels"] == ["lead"]
+    conversation = chatwoot.conversation_of(ANA)
+    assert (conversation["labels"], conversation["status"]) == (["lead"], "resolved")
+    assert chatwoot.contract_violations == []
+
+
+@pytest.mark.parametrize("status", [401, 429, 500])
+def test_chatwoot_refusing_or_failing_only_delays_the_sync(client, worker, syncer, chatwoot, clock, status):
+    chatwoot.fail_next(status, times=2)
+    say(client, worker, syncer, "¿Cuánto cuesta la fibra de 600 Mb?")
+    assert chatwoot.conversations == {}
+
+    for _ in range(3):
+        clock.later(minutes=10)
+        syncer.run_until_idle()
+
+    assert [c for _, c, _ in contents(chatwoot, chatwoot.conversation_of(ANA))][0] == "¿Cuánto cuesta la fibra de 600 Mb?"
+    assert len(chatwoot.messages_of(chatwoot.conversation_of(ANA)["id"])) == 2
+
+
+def test_a_conversation_deleted_in_chatwoot_is_opened_again(client, worker, syncer, chatwoot, clock):
+    say(client, worker, syncer, "hola")
+    chatwoot.conversations.clear()  # an agent deleted it
+
+    say(client, worker, syncer, "¿Cuánto cuesta la fibra de 600 Mb?")
+    syncer.run_until_idle()
+
+    (conversation,) = chatwoot.conversations.values()
+    assert contents(chatwoot, conversation)[0][1] == "¿Cuánto cuesta la fibra de 600 Mb?"
+    assert len(chatwoot.contacts) == 1
+
+
+def test_a_long_reply_from_an_agent_reaches_the_customer_in_parts_in_order(client, worker, syncer, chatwoot,
+                                                                            fake_twilio):
+    say(client, worker, syncer, "Quiero hablar con una persona")
+    long_reply = " ".join(f"Paso {n}: revisa el router y la conexión de fibra." for n in range(1, 80))
+
+    assert chatwoot.agent_replies(chatwoot.conversation_of(ANA)["id"], long_reply) == 200
+    worker.run_until_idle()
+
+    parts = [m["body"] for m in fake_twilio.sent_messages()[1:]]
+    assert len(parts) >= 3 and all(len(p) <= 1600 for p in parts)
+    assert " ".join(parts).replace("\n", " ").split() == long_reply.split()
+
+
+@pytest.mark.parametrize("path, body, broken", [
+    ("/contacts", {"name": "Ana"}, "inbox_id"),  # a required field missing
+    ("/conversations/5/messages", {"content": "hola", "message_type": "agent"}, "message_type"),  # not in its enum
+    ("/conversations/5/toggle_priority", {"priority": "critical"}, "priority"),
+])
+def test_the_fake_refuses_and_records_a_request_chatwoots_openapi_file_does_not_allow(chatwoot, path, body, broken):
+    response = requests.post(f"{chatwoot.base_url}/api/v1/accounts/{ACCOUNT}{path}", json=body, timeout=10,
+                             headers={"api_access_token": TOKEN})
+
+    assert response.status_code == 422
+    (violation,) = chatwoot.contract_violations
+    assert broken in violation
+
+
+def test_the_fake_refuses_a_wrong_token(chatwoot):
+    response = requests.get(f"{chatwoot.base_url}/api/v1/accounts/{ACCOUNT}/contacts/search", params={"q": ANA},
+                            headers={"api_access_token": "wrong"}, timeout=10)
+    assert response.status_code == 401

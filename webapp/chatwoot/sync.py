@@ -13,7 +13,8 @@ thread (`ChatwootSyncer`), in order, each once: Chatwoot down or slow only delay
 - `released`: the bot answers again (the conversation set back to `pending` in Chatwoot, unless
   that is where it was released);
 - `lead`: contact details the customer gave, on the Chatwoot contact, labelled `lead`;
-- `note`: a private note for the agents (a reply of theirs that could not be sent, and why).
+- `note`: a private note for the agents (a reply of theirs that could not be sent, and why);
+- `closed`: an admin closed the conversation (or reset the customer's session): `resolved`.
 
 A customer's first event creates (or finds, by phone number) their Chatwoot contact and opens a
 Chatwoot conversation for ours, `pending` while the bot answers it, as Chatwoot expects of a bot.
@@ -64,6 +65,10 @@ def lead(details: dict) -> dict:
 
 def note(text: str) -> dict:
     return {"kind": "note", "text": text}
+
+
+def closed() -> dict:
+    return {"kind": "closed"}
 
 
 class ChatwootOutbox:
@@ -147,6 +152,8 @@ class ChatwootSyncer:
             if event["by"] != "chatwoot":
                 self.client.set_status(conversation, BOT_STATUS)
             self._label(state, conversation, remove=HANDOFF_LABEL)
+        elif kind == "closed":
+            self.client.set_status(conversation, "resolved")
         elif kind == "lead":
             contact = state["chatwoot"]["contact_id"]
             self.client.update_contact(contact, {f"lead_{key}": value for key, value in event["details"].items()})

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from webapp.admin import (AdminError, agent_reply, conversation_record, find_conversation, lead_record,
                           message_record, release_handoff, resend_failed_reply, stats)
 from webapp.auth import admin_required
+from webapp.chatwoot import sync as chatwoot
 from webapp.db.conversations import STATUSES
 from webapp.leads import csv_lines
 from webapp.request_body import read_body
@@ -66,10 +67,12 @@ def show_conversation(conversation_id: str):
 @bp.post("/conversations/<conversation_id>/close")
 @admin_required
 def close_conversation(conversation_id: str):
-    store = services().store
-    find_conversation(store, conversation_id)
-    closed_now = store.conversations.close(conversation_id, _now(), "closed by an admin")
-    store.sessions.end_conversation(conversation_id)
+    app = services()
+    conversation = find_conversation(app.store, conversation_id)
+    closed_now = app.store.conversations.close(conversation_id, _now(), "closed by an admin")
+    app.store.sessions.end_conversation(conversation_id)
+    if closed_now and app.chatwoot:
+        app.chatwoot.tell(conversation_id, conversation["wa_id"], _now(), chatwoot.closed())
     return jsonify(id=conversation_id, status="closed", already_closed=not closed_now)
 
 
@@ -128,7 +131,8 @@ def reset_session(wa_id: str):
     if not conversation_ids:
         return jsonify(error="no session for this number"), 404
     for conversation_id in conversation_ids:
-        store.conversations.close(conversation_id, _now(), "session reset")
+        if store.conversations.close(conversation_id, _now(), "session reset") and services().chatwoot:
+            services().chatwoot.tell(conversation_id, wa_id, _now(), chatwoot.closed())
     return jsonify(wa_id=wa_id, ended_conversation=conversation_ids[0], ended_conversations=conversation_ids)
 
 
