@@ -22,6 +22,7 @@ from rag.ingest import ingest  # noqa: E402
 from rag.store import open_index  # noqa: E402
 from scripts import embedded_mongo  # noqa: E402
 from scripts.chat import meta_delivery, meta_signature, twilio_form  # noqa: E402
+from tests.fakes.fake_chatwoot import FakeChatwoot  # noqa: E402
 from tests.fakes.fake_graph import FakeGraph  # noqa: E402
 from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
 from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
@@ -94,6 +95,24 @@ META_PHONE_NUMBER_ID = "106540352242922"
 def fake_graph():
     with FakeGraph(META_ACCESS_TOKEN) as server:
         yield server
+
+
+CHATWOOT_TOKEN, CHATWOOT_SECRET = "test-chatwoot-token", "test-chatwoot-webhook-secret"
+CHATWOOT_ACCOUNT, CHATWOOT_INBOX = 3, 9
+CHATWOOT_WEBHOOK = "/api/v1/chatwoot/webhook"
+
+
+@pytest.fixture
+def fake_chatwoot():
+    with FakeChatwoot(CHATWOOT_TOKEN, CHATWOOT_ACCOUNT, CHATWOOT_INBOX, webhook_secret=CHATWOOT_SECRET) as server:
+        yield server
+
+
+def chatwoot_settings(fake: FakeChatwoot) -> dict[str, str]:
+    """The settings that connect the app to `fake` (as environment variables)."""
+    return {"CHATWOOT_BASE_URL": fake.base_url, "CHATWOOT_ACCOUNT_ID": str(CHATWOOT_ACCOUNT),
+            "CHATWOOT_INBOX_ID": str(CHATWOOT_INBOX), "CHATWOOT_API_TOKEN": CHATWOOT_TOKEN,
+            "CHATWOOT_WEBHOOK_SECRET": CHATWOOT_SECRET}
 
 
 KAPSO_API_KEY = "kapso-project-api-key"
@@ -273,7 +292,9 @@ def gunicorn_server(mongodb_uri, sample_index_path, fake_twilio, tmp_path, reque
     """gunicorn with two workers on a free port, once both have built the app; yields its
     base_url, env, process, channel and log (its output). Runs from tmp_path so a developer's own
     .env in the repo is not read. A param of settings adds to them; with
-    "channel": "meta", Meta's Cloud API is served too, sending through the `fake_graph` fixture."""
+    "channel": "meta", Meta's Cloud API is served too, sending through the `fake_graph` fixture;
+    with "chatwoot": True, conversations are mirrored to the `fake_chatwoot` fixture, whose webhooks
+    come to this server."""
     port = free_port()
     extra = dict(getattr(request, "param", {}))
     channel = extra.pop("channel", "twilio")
@@ -282,6 +303,10 @@ def gunicorn_server(mongodb_uri, sample_index_path, fake_twilio, tmp_path, reque
         extra.update(META_APP_SECRET=META_APP_SECRET, META_VERIFY_TOKEN=META_VERIFY_TOKEN,
                      META_ACCESS_TOKEN=META_ACCESS_TOKEN, META_PHONE_NUMBER_ID=META_PHONE_NUMBER_ID,
                      META_GRAPH_API_BASE=graph.base_url)
+    if extra.pop("chatwoot", False):
+        chatwoot = request.getfixturevalue("fake_chatwoot")
+        chatwoot.webhook_url = f"http://127.0.0.1:{port}{CHATWOOT_WEBHOOK}"
+        extra.update(chatwoot_settings(chatwoot))
     env = process_env(mongodb_uri, sample_index_path, fake_twilio.base_url, BIND=f"127.0.0.1:{port}",
                       WEB_CONCURRENCY="2", **extra)
     log_file = tmp_path / "gunicorn.log"

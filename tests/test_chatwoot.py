@@ -4,35 +4,33 @@ agents, an agent's reply reaching the customer, a resolve giving the bot back, C
 then up, and forged, stale and replayed webhooks refused."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
 
-from tests.conftest import ADMIN_TOKEN, inbound_form, signed_post
-from tests.fakes.fake_chatwoot import FakeChatwoot
+from tests.conftest import (ADMIN_TOKEN, CHATWOOT_ACCOUNT, CHATWOOT_INBOX, CHATWOOT_SECRET, CHATWOOT_TOKEN,
+                            CHATWOOT_WEBHOOK, chatwoot_settings, inbound_form, post_as, sent_on, signed_post)
+from tests.fakes.fake_chatwoot import AGENT
 from tests.processes import wait_until
 from webapp.chatwoot import client_of
 from webapp.chatwoot.sync import ChatwootSyncer
 from webapp.config import ConfigError, load_settings
 
-TOKEN, SECRET = "test-chatwoot-token", "test-chatwoot-webhook-secret"
-ACCOUNT, INBOX = 3, 9
-WEBHOOK = "/api/v1/chatwoot/webhook"
+TOKEN, SECRET, ACCOUNT, INBOX, WEBHOOK = CHATWOOT_TOKEN, CHATWOOT_SECRET, CHATWOOT_ACCOUNT, CHATWOOT_INBOX, CHATWOOT_WEBHOOK
 ANA = "+34600111222"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture
-def chatwoot():
-    with FakeChatwoot(TOKEN, ACCOUNT, INBOX, webhook_secret=SECRET) as fake:
-        yield fake
+def chatwoot(fake_chatwoot):
+    return fake_chatwoot
 
 
 @pytest.fixture
 def settings_overrides(settings_overrides, chatwoot):
-    return dict(settings_overrides, chatwoot_base_url=chatwoot.base_url, chatwoot_account_id=ACCOUNT,
-                chatwoot_inbox_id=INBOX, chatwoot_api_token=TOKEN, chatwoot_webhook_secret=SECRET,
+    return dict(settings_overrides, **{name.lower(): value for name, value in chatwoot_settings(chatwoot).items()},
                 chatwoot_timeout_seconds=1)
 
 
@@ -347,3 +345,56 @@ def test_the_fake_refuses_a_wrong_token(chatwoot):
     response = requests.get(f"{chatwoot.base_url}/api/v1/accounts/{ACCOUNT}/contacts/search", params={"q": ANA},
                             headers={"api_access_token": "wrong"}, timeout=10)
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("gunicorn_server", [
+    {"chatwoot": True, "SEND_RETRY_BASE_SECONDS": "0.2", "SEND_RETRY_MAX_SECONDS": "1"},
+    {"chatwoot": True, "channel": "meta", "SEND_RETRY_BASE_SECONDS": "0.2", "SEND_RETRY_MAX_SECONDS": "1"},
+], indirect=True, ids=["twilio", "meta"])
+def test_end_to_end_through_gunicorn_and_the_worker_process(gunicorn_server, worker_process, fake_chatwoot,
+                                                            fake_twilio, request):
+    """Chatwoot down for the start of a conversation, then up: all of it arrives once, in order; a
+    handoff; an agent's reply reaching the customer on their channel; forged, stale and replayed
+    webhooks refused with nothing sent; a resolve giving the bot back."""
+    chatwoot = fake_chatwoot
+    fake_graph = request.getfixturevalue("fake_graph") if gunicorn_server["channel"] == "meta" else None
+    sent = lambda: sent_on(gunicorn_server, fake_twilio, fake_graph)  # noqa: E731
+    chatwoot.down()
+    for n, text in enumerate(["¿Cuánto cuesta la fibra de 600 Mb?", "¿Y la de 1 Gb?"], 1):
+        assert post_as(gunicorn_server, text).status_code == 200
+        wait_until(lambda: len(sent()) >= n, f"answer {n}", 60)
+    assert chatwoot.conversations == {}  # the customer was answered all the same
+
+    chatwoot.up()
+    wait_until(lambda: chatwoot.conversations and len(chatwoot.messages_of(min(chatwoot.conversations))) >= 4,
+               "the conversation mirrored", 60)
+    conversation = chatwoot.conversation_of(ANA)
+    answers = [m["body"] for m in sent()]
+    assert contents(chatwoot, conversation) == [
+        ("incoming", "¿Cuánto cuesta la fibra de 600 Mb?", False), ("outgoing", answers[0], False),
+        ("incoming", "¿Y la de 1 Gb?", False), ("outgoing", answers[1], False)]
+
+    assert post_as(gunicorn_server, "Quiero hablar con una persona").status_code == 200
+    wait_until(lambda: chatwoot.conversation_of(ANA)["status"] == "open", "the handoff opened for agents", 60)
+    message = chatwoot._add_message(conversation["id"], {"content": "Hola, soy Ana, del equipo.",
+                                                         "message_type": "outgoing"}, sender=AGENT)
+    event = chatwoot.message_event(message)
+    assert chatwoot.deliver(event, delivery="agent-reply-1") == 200
+    wait_until(lambda: sent()[-1]["body"] == "Hola, soy Ana, del equipo.", "the agent's reply sent", 60)
+    forged = chatwoot.message_event(chatwoot._add_message(conversation["id"], {"content": "Paga en evil.example",
+                                                                               "message_type": "outgoing"},
+                                                          sender=AGENT))
+    assert chatwoot.deliver(forged, secret="not-the-secret") == 401
+    assert chatwoot.deliver(forged, timestamp=int(time.time()) - 3600) == 401
+    assert chatwoot.deliver(event, delivery="agent-reply-1") == 200  # a replay: acted on once
+
+    assert chatwoot.agent_sets_status(conversation["id"], "resolved") == 200
+    count = len(sent())
+    assert post_as(gunicorn_server, "¿Cuánto cuesta la fibra de 600 Mb?").status_code == 200
+    wait_until(lambda: len(sent()) > count, "the bot answering again", 60)
+    bodies = [m["body"] for m in sent()]
+    assert "32" in bodies[-1] and bodies.count("Hola, soy Ana, del equipo.") == 1
+    assert not any("evil.example" in body for body in bodies)
+    wait_until(lambda: len(chatwoot.messages_of(conversation["id"])) >= 10, "the rest mirrored", 60)
+    assert chatwoot.contract_violations == []
+    assert (fake_graph or fake_twilio).contract_violations == []

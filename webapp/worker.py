@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import signal
 import socket
 import threading
@@ -24,6 +23,7 @@ from pymongo.errors import PyMongoError
 from rag.answer import Answer, Assistant
 from rag.language import detect_language, phrase, small_talk
 from rag.retrieve import Turn
+from webapp.backoff import backoff_seconds
 from webapp.bot_config import BotConfig, BotConfigReader
 from webapp.channels import Channels, route_of
 from webapp.channels.base import Failure, SendError
@@ -391,10 +391,10 @@ class ReplyWorker:
         return status, None
 
     def retry_delay(self, attempts: int, retry_after: float | None) -> float:
-        """Exponential backoff with full jitter (spreads retries of many workers), never shorter
-        than what Twilio asked for."""
-        ceiling = min(self.settings.send_retry_max_seconds, self.settings.send_retry_base_seconds * 2 ** (attempts - 1))
-        return max(retry_after or 0.0, random.uniform(0, ceiling))
+        """Exponential backoff with full jitter, never shorter than what the provider asked for."""
+        settings = self.settings
+        return max(retry_after or 0.0, backoff_seconds(attempts, settings.send_retry_base_seconds,
+                                                       settings.send_retry_max_seconds))
 
 
 def question_of(pending: list[dict]) -> str:
@@ -465,7 +465,9 @@ def main() -> None:
     threads.append(threading.Thread(target=keep_beating, name="heartbeat",
                                     args=(store, assistant.retriever.index, settings.worker_heartbeat_seconds, stop)))
     if settings.chatwoot_on:
-        syncer = ChatwootSyncer(store.chatwoot_sync, client_of(settings), process_id(), settings.worker_lease_seconds)
+        syncer = ChatwootSyncer(store.chatwoot_sync, client_of(settings), process_id(), settings.worker_lease_seconds,
+                                retry_base_seconds=settings.send_retry_base_seconds,
+                                retry_max_seconds=settings.send_retry_max_seconds)
         threads.append(threading.Thread(target=keep_syncing, name="chatwoot",
                                         args=(syncer, CHATWOOT_POLL_SECONDS, stop)))
     if settings.retention_days:

@@ -22,16 +22,16 @@ Chatwoot conversation for ours, `pending` while the bot answers it, as Chatwoot 
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
+from webapp.backoff import backoff_seconds
 from webapp.chatwoot.client import ChatwootClient, ChatwootError, Contact
 from webapp.db.chatwoot_sync import ChatwootSync
 
 log = logging.getLogger(__name__)
 
-RETRY_BASE_SECONDS = 2.0
+RETRY_BASE_SECONDS = 2.0  # the worker passes SEND_RETRY_BASE_SECONDS and SEND_RETRY_MAX_SECONDS
 RETRY_MAX_SECONDS = 300.0
 INVALID_ATTEMPTS = 5  # Chatwoot refused the request itself this many times: it never will take it
 ECHO_WINDOW = timedelta(minutes=2)  # a message posted when a timeout left it unknown is at most this old
@@ -85,9 +85,11 @@ class ChatwootSyncer:
     """Tells Chatwoot, one conversation at a time (under a lease), what its outbox holds."""
 
     def __init__(self, sync: ChatwootSync, client: ChatwootClient, worker_id: str, lease_seconds: float = 60.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 retry_base_seconds: float = RETRY_BASE_SECONDS, retry_max_seconds: float = RETRY_MAX_SECONDS):
         self.sync, self.client = sync, client
         self.worker_id, self.lease_seconds, self.clock = worker_id, lease_seconds, clock
+        self.retry_base_seconds, self.retry_max_seconds = retry_base_seconds, retry_max_seconds
 
     def run_once(self) -> bool:
         """Sync one conversation that has events due; False when none has."""
@@ -125,7 +127,7 @@ class ChatwootSyncer:
             self.sync.skip(state, str(error))
             self._sync(state)
         else:
-            delay = retry_delay(attempts)
+            delay = backoff_seconds(attempts, self.retry_base_seconds, self.retry_max_seconds)
             log.warning("Chatwoot sync of %s failed (%s); again in %.0f s", state["_id"], error, delay)
             self.sync.postpone(state, self.clock() + timedelta(seconds=delay), str(error))
 
@@ -198,11 +200,6 @@ class ChatwootSyncer:
         labels = sorted((set(state["chatwoot"].get("labels", [])) | {add}) - {remove, ""})
         self.client.set_labels(conversation, labels)
         self.sync.link(state, {**state["chatwoot"], "labels": labels})
-
-
-def retry_delay(attempts: int) -> float:
-    """Exponential backoff with full jitter, at most RETRY_MAX_SECONDS."""
-    return random.uniform(0, min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempts - 1)))
 
 
 def keep_syncing(syncer: ChatwootSyncer, poll_seconds: float, stop) -> None:
