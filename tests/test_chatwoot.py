@@ -14,6 +14,7 @@ from tests.conftest import (ADMIN_TOKEN, CHATWOOT_ACCOUNT, CHATWOOT_INBOX, CHATW
                             CHATWOOT_WEBHOOK, chatwoot_settings, inbound_form, post_as, sent_on, signed_post)
 from tests.fakes.fake_chatwoot import AGENT
 from tests.processes import wait_until
+from webapp import create_app
 from webapp.chatwoot import client_of
 from webapp.chatwoot.sync import ChatwootSyncer
 from webapp.config import ConfigError, load_settings
@@ -266,10 +267,20 @@ def test_diag_shows_the_chatwoot_settings_with_the_token_and_secret_masked(clien
     assert TOKEN not in str(shown) and SECRET not in str(shown)
 
 
-def test_chatwoot_ids_left_empty_as_in_env_example_mean_chatwoot_is_off(settings_overrides):
+def test_without_the_settings_nothing_of_chatwoot_runs(settings_overrides, chatwoot):
+    """Left empty, as in .env.example: no webhook route, nothing queued for a sync, and a customer
+    answered as before."""
     settings = load_settings(**dict(settings_overrides, chatwoot_base_url="", chatwoot_account_id="",
                                     chatwoot_inbox_id="", chatwoot_api_token="", chatwoot_webhook_secret=""))
-    assert not settings.chatwoot_on
+    app = create_app(settings)
+    client, store = app.test_client(), app.extensions["whatsapp_assistant"].store
+    try:
+        assert client.post(WEBHOOK, json={}).status_code == 404
+        assert signed_post(client, inbound_form("¿Cuánto cuesta la fibra de 600 Mb?")).status_code == 200
+        assert store.db.chatwoot_sync.count_documents({}) == 0 and chatwoot.requests == []
+    finally:
+        store.client.drop_database(store.db.name)
+        app.extensions["whatsapp_assistant"].close()
 
 
 def test_a_lead_goes_on_the_contact_and_a_closed_conversation_is_resolved_there(client, worker, syncer, chatwoot,
