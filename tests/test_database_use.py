@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from pymongo import monitoring
 
-from tests.conftest import inbound_form, signed_post
+from tests.conftest import chatwoot_settings, inbound_form, signed_post
 from webapp.db.jobs import NEVER_LEASED
 
 
@@ -255,3 +255,26 @@ def test_a_meta_message_costs_what_a_twilio_one_does(with_meta, client, store, w
         ("findAndModify", "reply_jobs"),
     ]
     assert len(fake_graph.sent_messages()) == 2 and len(fake_graph.read_receipts()) == 2
+
+
+@pytest.fixture
+def with_chatwoot(settings_overrides, fake_chatwoot):
+    """Chatwoot configured (to be asked for before the app is built)."""
+    settings_overrides.update({name.lower(): value for name, value in chatwoot_settings(fake_chatwoot).items()})
+
+
+def test_with_chatwoot_a_message_and_its_answer_cost_one_database_call_more_each(with_chatwoot, client, store, worker,
+                                                                                fake_twilio, commands):
+    """What Chatwoot is to be told is queued on the reply path (the sync is the worker's other thread)."""
+    signed_post(client, inbound_form("hola"))
+    worker.run_until_idle()
+    worker.bot_config.current()
+    commands.clear()
+
+    assert signed_post(client, inbound_form("cuánto cuesta la fibra?")).status_code == 200
+    webhook = list(commands)
+    commands.clear()
+    assert worker.run_until_idle() == 1
+
+    assert webhook.count(("update", "chatwoot_sync")) == 1 and len(webhook) == 6
+    assert commands.count(("update", "chatwoot_sync")) == 1 and len(commands) == 13

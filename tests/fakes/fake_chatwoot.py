@@ -2,9 +2,10 @@
 
 It keeps contacts, conversations and messages in memory, answers as Chatwoot's Rails server does
 (the shapes its views render, which Chatwoot's OpenAPI file does not always describe), and, when
-given a webhook secret (and URL, or `poster`), delivers signed `message_created` and `conversation_status_changed`
-webhooks: for the messages the app posts (Chatwoot echoes them) and for what an agent does
-(`agent_replies`, `agent_sets_status`).
+given a webhook secret (and URL, or `poster`), delivers signed `message_created` and
+`conversation_status_changed` webhooks: for the messages the app posts and the statuses it sets
+(Chatwoot echoes them, a moment later) and for what an agent does (`agent_replies`,
+`agent_sets_status`).
 
 Every request is checked against Chatwoot's OpenAPI file (`../shared/chatwoot/swagger.json`) with
 openapi-core: its paths, methods and required fields are the contract (see its SOURCE.md), and a
@@ -259,6 +260,9 @@ class FakeChatwoot(ProviderFake):
             conversation[field] = value
         if field == "priority":
             return Reply(200)
+        if self.echo and self.webhook_secret:  # Chatwoot tells of every status change, ours too
+            event = dict(self._conversation_view(conversation), event="conversation_status_changed")
+            threading.Thread(target=self.deliver, args=(event,), daemon=True).start()
         return Reply.json(200, {"meta": {}, "payload": {"success": True, "current_status": value,
                                                         "conversation_id": conversation_id}})
 

@@ -9,8 +9,9 @@ MAX_AGE_SECONDS away from now is refused (a replay of an old delivery), and each
   to the customer through their conversation's channel, split and in order, if WhatsApp's 24-hour
   window is open (if not, the agent is told so in a private note); the conversation goes to the
   person if it had not. Our own messages, which Chatwoot sends back, are recognised and ignored.
-- `conversation_status_changed` (or `conversation_updated`) to `resolved` or `pending`: the bot
-  answers again; to `open`: the conversation goes to the person.
+- `conversation_status_changed` to `resolved` or `pending`: the bot answers again; to `open`: the
+  conversation goes to the person. (Our own changes come back too, and change nothing: they
+  follow ours.)
 - Anything else is acknowledged and ignored.
 """
 from __future__ import annotations
@@ -90,7 +91,7 @@ def act_on(app, payload: dict, now: datetime) -> str:
         return "ignored"  # not a conversation we mirror
     if event == "message_created":
         return _agent_message(app, state, payload, now)
-    if event in ("conversation_status_changed", "conversation_updated"):
+    if event == "conversation_status_changed":  # (not conversation_updated: our own labels and attributes send it)
         return _status_changed(app, state, payload.get("status"), now)
     return "ignored"
 
