@@ -410,3 +410,17 @@ def test_end_to_end_through_gunicorn_and_the_worker_process(gunicorn_server, wor
     wait_until(lambda: len(chatwoot.messages_of(conversation["id"])) >= 10, "the rest mirrored", 60)
     assert chatwoot.contract_violations == []
     assert (fake_graph or fake_twilio).contract_violations == []
+
+
+def test_a_sync_that_lost_its_lease_to_another_tells_chatwoot_nothing_more(client, worker, store, settings, chatwoot,
+                                                                          clock):
+    assert signed_post(client, inbound_form("¿Cuánto cuesta la fibra de 600 Mb?")).status_code == 200
+    worker.run_until_idle()
+    slow = ChatwootSyncer(store.chatwoot_sync, client_of(settings), "slow-sync", lease_seconds=60, clock=clock)
+    state = store.chatwoot_sync.claim("slow-sync", clock(), 60)
+    store.chatwoot_sync.collection.update_one({"_id": state["_id"]}, {"$set": {"worker": "another-sync"}})
+    clock.later(seconds=45)  # under half the lease left: it renews before the next event, and finds it lost
+
+    slow._sync(state)
+
+    assert chatwoot.requests == []

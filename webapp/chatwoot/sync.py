@@ -106,6 +106,9 @@ class ChatwootSyncer:
 
     def _sync(self, state: dict) -> None:
         while state["events"]:
+            if not self._lease_held(state):
+                log.warning("Chatwoot sync of %s: lease lost, left to the sync that has it", state["_id"])
+                return
             event = state["events"][0]
             try:
                 posted = self._tell(state, event)
@@ -114,6 +117,14 @@ class ChatwootSyncer:
                 return
             self.sync.done(state, posted)
         self.sync.finish(state, self.clock())
+
+    def _lease_held(self, state: dict) -> bool:
+        """Whether the lease has half its length left, renewed if not: a slow Chatwoot must not let
+        another sync take the conversation while this one is still telling it."""
+        now = self.clock()
+        if state["lease_until"] - now > timedelta(seconds=self.lease_seconds / 2):
+            return True
+        return self.sync.renew(state, now, self.lease_seconds)
 
     def _failed(self, state: dict, error: ChatwootError) -> None:
         attempts = state.get("attempts", 0) + 1

@@ -51,6 +51,14 @@ class ChatwootSync:
             return_document=ReturnDocument.AFTER,
         )
 
+    def renew(self, state: dict, now: datetime, lease_seconds: float) -> bool:
+        """Extend our lease (noting its end in `state`); False if it was lost to another sync."""
+        lease_until = now + timedelta(seconds=lease_seconds)
+        result = self.collection.update_one({"_id": state["_id"], "worker": state["worker"]},
+                                            {"$set": {"lease_until": lease_until}})
+        state["lease_until"] = lease_until
+        return result.matched_count == 1
+
     def link(self, state: dict, chatwoot: dict) -> None:
         """Record the Chatwoot contact and conversation the conversation is mirrored to."""
         self.collection.update_one({"_id": state["_id"]}, {"$set": {"chatwoot": chatwoot}})
