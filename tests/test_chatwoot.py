@@ -16,6 +16,7 @@ from tests.fakes.fake_chatwoot import AGENT
 from tests.processes import wait_until
 from webapp import create_app
 from webapp.chatwoot import client_of
+from webapp.chatwoot.client import Contact
 from webapp.chatwoot.sync import ChatwootSyncer
 from webapp.config import ConfigError, load_settings
 
@@ -249,10 +250,13 @@ def test_a_replayed_webhook_is_acted_on_once(client, worker, syncer, chatwoot, f
                                                          sender={"id": 7, "name": "Ana", "type": "user"}))
 
     statuses = [chatwoot.deliver(event, delivery="delivery-1") for _ in range(2)]
+    body, headers = chatwoot.signed(dict(event, content="Y otra cosa", id=event["id"] + 1000))
+    unnamed = [client.post(WEBHOOK, data=body, headers=headers).get_json()["outcome"] for _ in range(2)]
     worker.run_until_idle()
 
-    assert statuses == [200, 200]
-    assert [m["body"] for m in fake_twilio.sent_messages()].count("Hola, soy Ana") == 1
+    assert statuses == [200, 200] and unnamed == ["sent", "duplicate"]  # without X-Chatwoot-Delivery: by signature
+    sent = [m["body"] for m in fake_twilio.sent_messages()]
+    assert sent.count("Hola, soy Ana") == 1 and sent.count("Y otra cosa") == 1
 
 
 def test_half_a_chatwoot_configuration_is_refused_naming_what_is_missing(settings_overrides):
@@ -424,3 +428,14 @@ def test_a_sync_that_lost_its_lease_to_another_tells_chatwoot_nothing_more(clien
     slow._sync(state)
 
     assert chatwoot.requests == []
+
+
+def test_a_contact_created_as_chatwoots_openapi_file_renders_it_is_read_too(chatwoot, settings, monkeypatch):
+    """The file wraps a contact in a list ({"payload": [{"id": …}]}), where Chatwoot renders
+    {"payload": {"contact": …, "contact_inbox": …}}: the id is found either way."""
+    client = client_of(settings)
+    monkeypatch.setattr(client, "_call", lambda method, path, **kw: {
+        "/contacts": {"payload": [{"id": 41, "contact_inboxes": [{"source_id": "s-41", "inbox": {"id": INBOX}}]}]},
+    }[path])
+
+    assert client.create_contact(ANA, "Ana") == Contact(41, "s-41")

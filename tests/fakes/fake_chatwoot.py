@@ -141,16 +141,20 @@ class FakeChatwoot(ProviderFake):
     def deliver(self, payload: dict, timestamp: int | None = None, delivery: str | None = None,
                 secret: str | None = None) -> int:
         """POST a webhook to the app, signed as Chatwoot signs it; the app's status."""
+        body, headers = self.signed(payload, timestamp, secret)
+        status = self.poster(body, {**headers, "X-Chatwoot-Delivery": delivery or str(uuid.uuid4())})
+        with self._lock:
+            self.deliveries.append((payload, status))
+        return status
+
+    def signed(self, payload: dict, timestamp: int | None = None, secret: str | None = None) -> tuple[bytes, dict]:
+        """A webhook's body and headers (without X-Chatwoot-Delivery), signed as Chatwoot signs them."""
         body = json.dumps(payload).encode()
         stamp = str(int(time.time()) if timestamp is None else timestamp)
         key = (self.webhook_secret if secret is None else secret).encode()
         signature = hmac.new(key, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-        status = self.poster(body, {
-            "Content-Type": "application/json", "X-Chatwoot-Signature": f"sha256={signature}",
-            "X-Chatwoot-Timestamp": stamp, "X-Chatwoot-Delivery": delivery or str(uuid.uuid4())})
-        with self._lock:
-            self.deliveries.append((payload, status))
-        return status
+        return body, {"Content-Type": "application/json", "X-Chatwoot-Signature": f"sha256={signature}",
+                      "X-Chatwoot-Timestamp": stamp}
 
     # --- the API --------------------------------------------------------------------------------
     def handle(self, method: str, path: str, headers: Headers, body: bytes) -> Reply:

@@ -64,10 +64,18 @@ class ChatwootClient:
 
     def create_contact(self, phone_number: str, name: str) -> Contact:
         body = {"inbox_id": self.inbox_id, "name": name or phone_number, "phone_number": phone_number}
-        payload = self._call("POST", "/contacts", json=body).get("payload") or {}
-        contact = payload.get("contact") or payload
+        created = self._call("POST", "/contacts", json=body)
+        payload = created.get("payload")
+        # Chatwoot renders {"payload": {"contact": …, "contact_inbox": …}}; its OpenAPI file a list
+        if isinstance(payload, list):
+            payload = payload[0] if payload else {}
+        payload = payload if isinstance(payload, dict) else {}
+        contact = payload.get("contact") or payload or created
+        contact_id = contact.get("id") or created.get("id")
+        if contact_id is None:
+            raise ChatwootError("Chatwoot created a contact but did not say its id")
         source_id = (payload.get("contact_inbox") or {}).get("source_id") or self._source_id(contact)
-        return Contact(contact["id"], source_id or self._open_in_inbox(contact["id"]))
+        return Contact(contact_id, source_id or self._open_in_inbox(contact_id))
 
     def update_contact(self, contact_id: int, custom_attributes: dict) -> None:
         self._call("PUT", f"/contacts/{contact_id}", json={"custom_attributes": custom_attributes})
