@@ -32,6 +32,9 @@ sends that one alone. The families, each built by mutating a valid request:
   wrongly: a valid delivery (or Kapso event, single or batched) with fields replaced by any JSON
   value (numbers, text, lists, objects, deep nesting), dropped or added, statuses among them, and
   bodies that are not JSON at all;
+- Chatwoot's webhook: an agent's reply (in a conversation we mirror, or not) and a status change,
+  signed as Chatwoot signs them (mostly), unsigned, wrongly signed or stale, with fields replaced
+  by any JSON value, dropped or added, a delivery id sometimes sent before (a replay) or missing;
 - random paths under /api/v1/whatsapp/ and random methods;
 - raw bodies: invalid UTF-8, invalid percent-encoding, binary, any content type;
 - odd headers: Host, X-Forwarded-*, Content-Type, long and non-ASCII values;
@@ -49,6 +52,8 @@ import argparse
 import http.client
 import json
 import random
+import hashlib
+import hmac
 import secrets
 import select
 import shutil
@@ -96,6 +101,9 @@ OTHER_ROUTES = ["/metrics", "/healthz", "/readyz", "/api/v1/openapi.json", "/api
 META_WEBHOOK = "/api/v1/meta/webhook"
 META_APP_SECRET, META_VERIFY_TOKEN, META_ACCESS_TOKEN = "fuzz-meta-app-secret", "fuzz-meta-verify-token", "fuzz-meta-token"
 META_PHONE_NUMBER_ID = "106540352242922"
+CHATWOOT_WEBHOOK, CHATWOOT_SECRET = "/api/v1/chatwoot/webhook", "fuzz-chatwoot-secret"
+CHATWOOT_CONVERSATION = 77  # mirrors one of our conversations (prepare_database)
+FUZZ_CONVERSATION = "f" * 32
 CLOUD_API_SECRETS = {"meta": META_APP_SECRET, "kapso": "fuzz-kapso-secret", "360dialog": "fuzz-d360-secret"}
 CLOUD_API_SIGNING = {"meta": ("X-Hub-Signature-256", meta_signature), "kapso": ("X-Webhook-Signature", kapso_signature),
                      "360dialog": ("X-Webhook-Secret", lambda secret, _: secret)}
@@ -155,8 +163,8 @@ class Generator:
         self.admin_token = admin_token
         self.our_ids = our_ids
         self.families = [(self.webhook, 20), (self.status, 16), (self.admin, 16), (self.admin_api, 10),
-                         (self.json_body, 8), (self.meta, 12), (self.any_path, 10), (self.raw_body, 11),
-                         (self.odd_headers, 10), (self.oversized, 7)]
+                         (self.json_body, 8), (self.meta, 12), (self.chatwoot, 8), (self.any_path, 10),
+                         (self.raw_body, 11), (self.odd_headers, 10), (self.oversized, 7)]
 
     def request(self, index: int) -> Wire:
         rng = random.Random(f"{self.seed}:{index}")
@@ -258,6 +266,26 @@ class Generator:
             header, sign = CLOUD_API_SIGNING[provider]
             headers.append((header, sign(secret, body).encode() if signing != "garbage" else random_header_value(rng)))
         return Wire("POST", f"/api/v1/{provider}/webhook", headers, body, family=f"{provider}_delivery")
+
+    def chatwoot(self, rng: random.Random) -> Wire:
+        conversation = {"id": rng.choice([CHATWOOT_CONVERSATION, rng.randint(1, 10**6)]), "status": "open"}
+        event = rng.choice([
+            {"event": "message_created", "id": rng.randint(1, 10**6), "message_type": "outgoing", "private": False,
+             "content": rng.choice(["Hola, soy Ana", random_text(rng)]), "conversation": conversation},
+            dict(conversation, event="conversation_status_changed", status=rng.choice(["resolved", "pending", "open"])),
+        ])
+        body = raw_bytes(rng) if rng.random() < 0.1 else json.dumps(mutate_json(rng, event)).encode()
+        stamp = str(int(time.time()) - rng.choice([0, 0, 0, 3600])).encode()  # sometimes stale
+        signing = rng.choice(["right"] * 6 + ["none", "wrong secret", "garbage"])
+        secret = CHATWOOT_SECRET if signing == "right" else "not-the-secret"
+        signature = b"sha256=" + hmac.new(secret.encode(), stamp + b"." + body, hashlib.sha256).hexdigest().encode()
+        headers = [("Content-Type", b"application/json"), ("X-Chatwoot-Timestamp", stamp)]
+        if signing != "none":
+            headers.append(("X-Chatwoot-Signature", signature if signing != "garbage" else random_header_value(rng)))
+        if rng.random() < 0.9:
+            delivery = f"fuzz-{rng.randint(1, 50)}" if rng.random() < 0.2 else secrets.token_hex(8)  # replays
+            headers.append(("X-Chatwoot-Delivery", delivery.encode()))
+        return Wire("POST", CHATWOOT_WEBHOOK, headers, body, family="chatwoot_delivery")
 
     def any_path(self, rng: random.Random) -> Wire:
         method = rng.choice(METHODS) if rng.random() < 0.8 else "".join(
@@ -645,6 +673,9 @@ def prepare_database(mongodb_uri: str) -> list[str]:
     now = datetime.now(timezone.utc)
     try:
         store.heartbeats.beat("fuzz-worker", now, index_chunks=100)
+        store.conversations.start(FUZZ_CONVERSATION, "34600111222", "twilio", now)
+        store.chatwoot_sync.collection.insert_one({"_id": FUZZ_CONVERSATION, "wa_id": "34600111222", "events": [],
+                                                   "pending": False, "chatwoot": {"conversation_id": CHATWOOT_CONVERSATION}})
         return [str(store.messages.insert_outbound({
             "dedup_key": f"fuzz:{n}", "kind": "test", "wa_id": "34600111222", "body": "hola",
             "status": "submitting", "external_id": None, "created_at": now, "updated_at": now}))
@@ -755,7 +786,9 @@ def main(argv: list[str] | None = None) -> int:
                       KAPSO_API_KEY=META_ACCESS_TOKEN, KAPSO_PHONE_NUMBER_ID=META_PHONE_NUMBER_ID,
                       KAPSO_API_BASE=kapso.base_url + "/meta/whatsapp/v24.0",
                       D360_WEBHOOK_SECRET=CLOUD_API_SECRETS["360dialog"], D360_API_KEY=META_ACCESS_TOKEN,
-                      D360_API_BASE=d360.base_url)
+                      D360_API_BASE=d360.base_url, CHATWOOT_BASE_URL="http://127.0.0.1:9", CHATWOOT_ACCOUNT_ID="1",
+                      CHATWOOT_INBOX_ID="1", CHATWOOT_API_TOKEN="fuzz-chatwoot-token",
+                      CHATWOOT_WEBHOOK_SECRET=CHATWOOT_SECRET)  # no worker runs: nothing is told to Chatwoot
         gunicorn = start_gunicorn(env, scratch, log_file, WEB_WORKERS, START_TIMEOUT_SECONDS)
 
         generator = Generator(args.seed, f"127.0.0.1:{port}", auth_token, admin_token, our_ids)

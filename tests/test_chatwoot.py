@@ -439,3 +439,11 @@ def test_a_contact_created_as_chatwoots_openapi_file_renders_it_is_read_too(chat
     }[path])
 
     assert client.create_contact(ANA, "Ana") == Contact(41, "s-41")
+
+
+def test_a_status_change_for_a_conversation_erased_here_is_ignored(client, worker, syncer, chatwoot, store):
+    say(client, worker, syncer, "Quiero hablar con una persona")
+    conversation_id = store.sessions.collection.find_one()["conversation_id"]
+    store.conversations.delete([conversation_id])  # (erasure deletes its sync state too; here it lingers)
+
+    assert chatwoot.agent_sets_status(chatwoot.conversation_of(ANA)["id"], "resolved") == 200

@@ -123,7 +123,10 @@ def _agent_message(app, state: dict, message: dict, now: datetime) -> str:
 
 def _status_changed(app, state: dict, status, now: datetime) -> str:
     if status in BOT_ANSWERS:
-        released = release_handoff(app.store, state["_id"], now, by="chatwoot", mirror=app.chatwoot)["released"]
+        try:
+            released = release_handoff(app.store, state["_id"], now, by="chatwoot", mirror=app.chatwoot)["released"]
+        except AdminError:  # our conversation is gone (erased)
+            return "ignored"
         return "released" if released else "ignored"
     if status == "open":
         return "handed_off" if _hand_to_person(app, state, now) else "ignored"
