@@ -168,7 +168,7 @@ def agent_reply(store: Store, channels: Channels, conversation_id: str, text: st
                                        split_parts(text, channels.part_chars(route["channel"])), now,
                                        kind="agent", route=route, key=f"agent:{key}", answer_text=text, role="agent")
     store.jobs.enqueue(conversation_id, conversation["wa_id"], now)
-    if mirror and parts and parts[0]["created_at"] == now:  # queued now, not by an earlier call with this key
+    if mirror is not None and parts and parts[0]["created_at"] == now:  # queued now, not by an earlier call with this key
         mirror.tell(conversation_id, conversation["wa_id"], now, chatwoot.outgoing(text))
     return parts
 
@@ -181,7 +181,7 @@ def release_handoff(store: Store, conversation_id: str, now: datetime, by: str =
     released = store.conversations.release(conversation_id, now, by=by)
     if released:
         store.events.record([handoff_event("handoff_released", conversation_id, released, by=by)])
-        if mirror:
+        if mirror is not None:
             mirror.tell(conversation_id, conversation["wa_id"], now, chatwoot.released(by))
     return {"id": conversation_id, "status": store.conversations.get(conversation_id)["status"],
             "released": released is not None}

@@ -50,8 +50,7 @@ def receive(app: Services, inbound: InboundMessage, now: datetime) -> str:
     if message_id is None:
         log.info("duplicate delivery of %s ignored", inbound.external_id)
         return "duplicate"
-    if app.chatwoot:
-        app.chatwoot.tell(conversation_id, inbound.wa_id, now, chatwoot.incoming(shown(inbound), inbound.profile_name))
+    app.chatwoot.tell(conversation_id, inbound.wa_id, now, chatwoot.incoming(shown(inbound), inbound.profile_name))
     outcome = "stored"
     broken = app.hit_customer_limit(inbound.wa_id)
     if broken is not None:
@@ -67,8 +66,7 @@ def receive(app: Services, inbound: InboundMessage, now: datetime) -> str:
         notice = phrase("rate_limited", detect_language(inbound.body))
         store.messages.queue_reply(conversation_id, inbound.wa_id, [message_id], [notice], now, kind="notice",
                                    route={"channel": inbound.channel, "business": inbound.business})
-        if app.chatwoot:
-            app.chatwoot.tell(conversation_id, inbound.wa_id, now, chatwoot.outgoing(notice))
+        app.chatwoot.tell(conversation_id, inbound.wa_id, now, chatwoot.outgoing(notice))
     store.jobs.enqueue(conversation_id, inbound.wa_id, now + timedelta(seconds=app.settings.reply_debounce_seconds))
     log.info("%s %s from %s", outcome, inbound.external_id, mask_phone(inbound.wa_id))
     return outcome

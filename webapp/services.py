@@ -27,7 +27,7 @@ class Services:
     customer_limits: list[RateLimitItem] = field(init=False)
     admin_limits: list[RateLimitItem] = field(init=False)
     admin_failure_limits: list[RateLimitItem] = field(init=False)
-    chatwoot: ChatwootOutbox | None = field(init=False)  # None: Chatwoot not configured
+    chatwoot: ChatwootOutbox = field(init=False)  # false when Chatwoot is not configured
 
     def __post_init__(self) -> None:
         self.chatwoot = outbox_of(self.settings, self.store)

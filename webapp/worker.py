@@ -167,10 +167,9 @@ class ReplyWorker:
             language=answer.language, received_at=pending[0]["created_at"],
         )
         self.store.messages.mark_taken_up([m["_id"] for m in pending], now)
-        if self.chatwoot:
-            told = [*map(chatwoot.outgoing, bodies), chatwoot.outcome(answer.outcome, answer.sources)]  # as sent
-            self.chatwoot.tell(conversation_id, job["wa_id"], now, *told, *([chatwoot.handoff(handoff["reason"])]
-                                                                           if handoff else []))
+        told = [*map(chatwoot.outgoing, bodies), chatwoot.outcome(answer.outcome, answer.sources)]  # as sent
+        self.chatwoot.tell(conversation_id, job["wa_id"], now, *told, *([chatwoot.handoff(handoff["reason"])]
+                                                                       if handoff else []))
         log.info("answered %d message(s): %s, %d part(s) to send", len(pending), answer.outcome, len(parts))
         retry_at = self.send_replies(job, parts)
         if handoff:
@@ -195,7 +194,7 @@ class ReplyWorker:
             details.update(contact_details(message["body"]))
         if details and self.store.leads.note(job["_id"], job["wa_id"], profile_name, details, utcnow()):
             self.events.append(event("lead_created", job["_id"], job["_id"], utcnow()))
-        if details and self.chatwoot:
+        if details:
             self.chatwoot.tell(job["_id"], job["wa_id"], utcnow(), chatwoot.lead(details))
 
     def show_typing(self, newest: dict) -> None:
@@ -233,8 +232,7 @@ class ReplyWorker:
         released = self.store.conversations.release(conversation_id, utcnow(), by="timeout")
         if released:
             self.events.append(handoff_event("handoff_released", conversation_id, released, by="timeout"))
-            if self.chatwoot:
-                self.chatwoot.tell(conversation_id, job["wa_id"], utcnow(), chatwoot.released("timeout"))
+            self.chatwoot.tell(conversation_id, job["wa_id"], utcnow(), chatwoot.released("timeout"))
         return False
 
     def reply_to(self, pending: list[dict], history: list[dict], config: BotConfig) -> tuple[Answer, str | None]:

@@ -7,9 +7,10 @@ from webapp.chatwoot.client import ChatwootClient
 from webapp.chatwoot.sync import ChatwootOutbox
 
 
-def outbox_of(settings, store) -> ChatwootOutbox | None:
-    """Where to queue what Chatwoot is to be told; None when Chatwoot is not configured."""
-    return ChatwootOutbox(store.chatwoot_sync) if settings.chatwoot_on else None
+def outbox_of(settings, store) -> ChatwootOutbox:
+    """Where to queue what Chatwoot is to be told (one that tells nothing, and is false, when
+    Chatwoot is not configured)."""
+    return ChatwootOutbox(store.chatwoot_sync if settings.chatwoot_on else None)
 
 
 def client_of(settings) -> ChatwootClient:

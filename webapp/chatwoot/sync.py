@@ -72,13 +72,18 @@ def closed() -> dict:
 
 
 class ChatwootOutbox:
-    """Where the reply path queues what Chatwoot is to be told."""
+    """Where the reply path queues what Chatwoot is to be told; without a `sync` (Chatwoot not
+    configured) it is false and tells nothing, so the reply path need not ask."""
 
-    def __init__(self, sync: ChatwootSync):
+    def __init__(self, sync: ChatwootSync | None):
         self.sync = sync
 
+    def __bool__(self) -> bool:
+        return self.sync is not None
+
     def tell(self, conversation_id: str, wa_id: str, now: datetime, *events: dict) -> None:
-        self.sync.add(conversation_id, wa_id, list(events), now)
+        if self.sync is not None:
+            self.sync.add(conversation_id, wa_id, list(events), now)
 
 
 class ChatwootSyncer:

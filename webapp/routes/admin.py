@@ -71,7 +71,7 @@ def close_conversation(conversation_id: str):
     conversation = find_conversation(app.store, conversation_id)
     closed_now = app.store.conversations.close(conversation_id, _now(), "closed by an admin")
     app.store.sessions.end_conversation(conversation_id)
-    if closed_now and app.chatwoot:
+    if closed_now:
         app.chatwoot.tell(conversation_id, conversation["wa_id"], _now(), chatwoot.closed())
     return jsonify(id=conversation_id, status="closed", already_closed=not closed_now)
 
@@ -126,13 +126,14 @@ def export_leads():
 @admin_required
 def reset_session(wa_id: str):
     wa_id = _wa_id(wa_id)
-    store = services().store
+    app = services()
+    store = app.store
     conversation_ids = store.sessions.end(wa_id)
     if not conversation_ids:
         return jsonify(error="no session for this number"), 404
     for conversation_id in conversation_ids:
-        if store.conversations.close(conversation_id, _now(), "session reset") and services().chatwoot:
-            services().chatwoot.tell(conversation_id, wa_id, _now(), chatwoot.closed())
+        if store.conversations.close(conversation_id, _now(), "session reset"):
+            app.chatwoot.tell(conversation_id, wa_id, _now(), chatwoot.closed())
     return jsonify(wa_id=wa_id, ended_conversation=conversation_ids[0], ended_conversations=conversation_ids)
 
 

@@ -15,5 +15,5 @@ bp = Blueprint("metrics", __name__)
 @admin_required
 def metrics():
     app = services()
-    return Response(app.metrics.exposition(app.store, chatwoot=app.chatwoot is not None),
+    return Response(app.metrics.exposition(app.store, chatwoot=bool(app.chatwoot)),
                     content_type=CONTENT_TYPE_LATEST)
