@@ -37,6 +37,8 @@ INVALID_ATTEMPTS = 5  # Chatwoot refused the request itself this many times: it 
 ECHO_WINDOW = timedelta(minutes=2)  # a message posted when a timeout left it unknown is at most this old
 HANDOFF_LABEL, LEAD_LABEL = "handoff", "lead"
 BOT_STATUS, AGENT_STATUS = "pending", "open"
+HANDOFF_NOTES = {"asked": "El cliente pidió hablar con una persona.",  # the agents' private note: why
+                 "unanswered": "El bot no supo responder varias veces seguidas."}
 
 
 def incoming(text: str, name: str = "") -> dict:
@@ -163,9 +165,8 @@ class ChatwootSyncer:
             if event["reason"] == "asked":
                 self.client.set_priority(conversation, "high")
             self._label(state, conversation, add=HANDOFF_LABEL)
-            note = {"asked": "El cliente pidió hablar con una persona.",
-                    "unanswered": "El bot no supo responder varias veces seguidas."}.get(event["reason"], event["reason"])
-            return self._post(state, conversation, f"Traspaso a una persona: {note}", "outgoing", private=True)
+            why = HANDOFF_NOTES.get(event["reason"], event["reason"])
+            return self._post(state, conversation, f"Traspaso a una persona: {why}", "outgoing", private=True)
         elif kind == "released":
             if event["by"] != "chatwoot":
                 self.client.set_status(conversation, BOT_STATUS)
