@@ -236,25 +236,32 @@ def test_a_meta_message_costs_what_a_twilio_one_does(with_meta, client, store, w
     def delivery(text: str) -> dict:
         return meta_delivery("34600111222", META_PHONE_NUMBER_ID, {"type": "text", "text": {"body": text}})
 
-    meta_post(client, delivery("hola"))  # the first message creates the session and the conversation
-    worker.run_until_idle()
-    worker.bot_config.current()
-    commands.clear()
-
-    assert meta_post(client, delivery("cuánto cuesta la fibra de 600 megas?")).status_code == 200
-    webhook = list(commands)
-    commands.clear()
-    assert worker.run_until_idle() == 1
+    webhook, job = commands_of_a_second_message(lambda text: meta_post(client, delivery(text)), worker, commands)
 
     assert webhook == [("find", "whatsapp_sessions"), ("insert", "messages"), ("update", "windows"),
                        ("update", "windows"), ("update", "reply_jobs")]
-    assert commands == [
+    assert job == [
         ("findAndModify", "reply_jobs"), ("find", "messages"), ("update", "whatsapp_sessions"),
         ("find", "conversations"), ("find", "messages"), ("insert", "messages"), ("update", "messages"),
         ("update", "messages"), ("update", "messages"), ("insert", "events"), ("delete", "reply_jobs"),
         ("findAndModify", "reply_jobs"),
     ]
     assert len(fake_graph.sent_messages()) == 2 and len(fake_graph.read_receipts()) == 2
+
+
+def commands_of_a_second_message(post, worker, commands) -> tuple[list, list]:
+    """The database commands of a known customer's message (`post` sends a text as the channel's
+    provider does): the webhook's, then those of the job answering it. The first message creates
+    the session and the conversation, and the bot settings are read as an earlier job had."""
+    post("hola")
+    worker.run_until_idle()
+    worker.bot_config.current()
+    commands.clear()
+    assert post("cuánto cuesta la fibra de 600 megas?").status_code == 200
+    webhook = list(commands)
+    commands.clear()
+    assert worker.run_until_idle() == 1
+    return webhook, list(commands)
 
 
 @pytest.fixture
@@ -266,15 +273,7 @@ def with_chatwoot(settings_overrides, fake_chatwoot):
 def test_with_chatwoot_a_message_and_its_answer_cost_one_database_call_more_each(with_chatwoot, client, store, worker,
                                                                                 fake_twilio, commands):
     """What Chatwoot is to be told is queued on the reply path (the sync is the worker's other thread)."""
-    signed_post(client, inbound_form("hola"))
-    worker.run_until_idle()
-    worker.bot_config.current()
-    commands.clear()
-
-    assert signed_post(client, inbound_form("cuánto cuesta la fibra?")).status_code == 200
-    webhook = list(commands)
-    commands.clear()
-    assert worker.run_until_idle() == 1
+    webhook, job = commands_of_a_second_message(lambda text: signed_post(client, inbound_form(text)), worker, commands)
 
     assert webhook.count(("update", "chatwoot_sync")) == 1 and len(webhook) == 6
-    assert commands.count(("update", "chatwoot_sync")) == 1 and len(commands) == 13
+    assert job.count(("update", "chatwoot_sync")) == 1 and len(job) == 13
