@@ -57,6 +57,12 @@ PHRASES = {
         "pt": "Obrigado! Anotei. Em que mais posso ajudar?",
         "fr": "Merci ! C'est noté. Que puis-je faire d'autre pour vous ?",
     },
+    "talk_to_person": {  # a button's title: at most 20 characters
+        "es": "Hablar con alguien",
+        "en": "Talk to a person",
+        "pt": "Falar com alguém",
+        "fr": "Parler à quelqu'un",
+    },
     "handoff": {
         "es": "Te paso con una persona del equipo: te responderá por aquí lo antes posible.",
         "en": "I'm passing you to a person from our team: they will reply here as soon as they can.",

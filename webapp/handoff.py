@@ -16,7 +16,7 @@ from datetime import datetime
 
 import requests
 
-from rag.language import says_yes, wants_person
+from rag.language import phrase, says_yes, wants_person
 from webapp.db.events import event
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,19 @@ UNANSWERED = ("unknown", "error")  # outcomes of an answer the bot could not giv
 NOTIFY_ATTEMPTS = 3
 NOTIFY_TIMEOUT_SECONDS = 5.0
 NOTIFY_BACKOFF_SECONDS = 0.5  # doubled after each failed attempt
+
+
+PERSON_BUTTON = "talk_to_person"  # the id of the button that offers a person, under "I don't know"
+
+
+def person_button(language: str) -> dict:
+    return {"id": PERSON_BUTTON, "title": phrase("talk_to_person", language)}
+
+
+def tapped_person(pending: list[dict]) -> bool:
+    """The customer tapped the button that offers a person (its id decides, not its title)."""
+    return any(PERSON_BUTTON in ((m.get("context") or {}).get("button_id"), (m.get("context") or {}).get("button_payload"))
+               for m in pending)
 
 
 def asked_for_person(question: str, history: list[dict]) -> bool:

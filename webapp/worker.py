@@ -26,14 +26,14 @@ from rag.retrieve import Turn
 from webapp.backoff import backoff_seconds
 from webapp.bot_config import BotConfig, BotConfigReader
 from webapp.channels import Channels, route_of
-from webapp.channels.base import Failure, SendError
+from webapp.channels.base import Button, Failure, SendError
 from webapp.chatwoot import client_of, outbox_of
 from webapp.chatwoot import sync as chatwoot
 from webapp.chatwoot.sync import ChatwootSyncer, keep_syncing
 from webapp.db import Store
 from webapp.db.events import event, message_event
-from webapp.handoff import (UNANSWERED, HandoffNotifier, asked_for_person, handoff_event, notice,
-                            unanswered_in_a_row)
+from webapp.handoff import (UNANSWERED, HandoffNotifier, asked_for_person, handoff_event, notice, person_button,
+                            tapped_person, unanswered_in_a_row)
 from webapp.leads import contact_details, only_contact_details
 from webapp.logs import bind, log_context, mask_phone
 from webapp.formatting import format_reply
@@ -164,6 +164,7 @@ class ReplyWorker:
         parts = self.store.messages.queue_reply(
             conversation_id, job["wa_id"], [m["_id"] for m in pending], bodies, now,
             kind="answer", route=route, answer_text=answer.text, outcome=answer.outcome, sources=answer.sources,
+            buttons=[person_button(answer.language)] if answer.outcome == "unknown" else None,
             language=answer.language, received_at=pending[0]["created_at"],
         )
         self.store.messages.mark_taken_up([m["_id"] for m in pending], now)
@@ -248,7 +249,7 @@ class ReplyWorker:
             voice_only = all(m.get("type") == "audio" for m in pending)
             answer = Answer(phrase("send_voice_as_text" if voice_only else "send_text", language), language,
                             "unreadable")
-        elif asked_for_person(question, history):
+        elif asked_for_person(question, history) or tapped_person(pending):
             answer, reason = self.handoff_answer(question, turns, config), "asked"
         elif only_contact_details(question):  # noted as a lead in take_up; nothing to look up
             language = self.assistant.language(question, turns)
@@ -352,9 +353,14 @@ class ReplyWorker:
             return "failed", None
         self.store.messages.record_send(message["_id"], "submitting", utcnow())
         started = time.perf_counter()
+        buttons = [Button(**button) for button in message.get("buttons", [])]
         try:
-            result = channel.send_text(route["business"], message["wa_id"], message["body"],
-                                       reference=str(message["_id"]))
+            if buttons and channel.shows_buttons(message["body"], buttons):
+                result = channel.send_buttons(route["business"], message["wa_id"], message["body"], buttons,
+                                              reference=str(message["_id"]))
+            else:
+                result = channel.send_text(route["business"], message["wa_id"], message["body"],
+                                           reference=str(message["_id"]))
         except SendError as exc:
             self.metrics.send_latency.labels(channel=channel.name).observe(time.perf_counter() - started)
             self.metrics.send_errors.labels(channel=channel.name, error_code=send_error_label(exc)).inc()

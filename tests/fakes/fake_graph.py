@@ -166,7 +166,8 @@ class FakeGraph(ProviderFake):
         self._sent: list[dict] = []
 
     def sent_messages(self) -> list[dict]:
-        """The messages accepted, in order: {"phone_number_id", "to", "type", "body" (a text's), "id"}."""
+        """The messages accepted, in order: {"phone_number_id", "to", "type", "body" (a text's, or the
+        text above an interactive message's buttons), "id"}, and "interactive" for those."""
         with self._lock:
             return [dict(m) for m in self._sent]
 
@@ -221,7 +222,10 @@ class FakeGraph(ProviderFake):
             return graph_error(400, 131030, "Recipient phone number not in allowed list")
         wamid = "wamid." + secrets.token_urlsafe(30)
         with self._lock:
+            interactive = payload.get("interactive")
             self._sent.append({"phone_number_id": phone_number_id, "to": to, "type": payload.get("type"),
-                               "body": (payload.get("text") or {}).get("body"), "id": wamid})
+                               "body": (payload.get("text") or {}).get("body")
+                               or ((interactive or {}).get("body") or {}).get("text"),
+                               "id": wamid, **({"interactive": interactive} if interactive else {})})
         return Reply.json(200, {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
                                 "messages": [{"id": wamid}]})

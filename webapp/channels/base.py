@@ -131,8 +131,12 @@ class Channel:
 
     def send_buttons(self, business: str, wa_id: str, text: str, buttons: list[Button],
                      reference: str = "") -> SendResult:
-        """Send a text with quick-reply buttons under it, where `sends_buttons`."""
+        """Send a text with quick-reply buttons under it, where `shows_buttons`."""
         raise SendError(f"{self.name} cannot send buttons", Failure.PERMANENT)
+
+    def shows_buttons(self, text: str, buttons: list[Button]) -> bool:
+        """Whether `send_buttons` takes this text and these buttons (else the text goes alone)."""
+        return self.sends_buttons
 
     def send_template(self, business: str, wa_id: str, template: Template, reference: str = "") -> SendResult:
         """Send an approved template (what goes out after the customer's 24-hour window)."""

@@ -99,11 +99,13 @@ class Messages:
         return turns[::-1]
 
     def queue_reply(self, conversation_id: str, wa_id: str, reply_to: list[ObjectId], parts: list[str],
-                    now: datetime, kind: str, route: dict, key: str | None = None, **details) -> list[dict]:
+                    now: datetime, kind: str, route: dict, key: str | None = None, buttons: list[dict] | None = None,
+                    **details) -> list[dict]:
         """Queue a reply's parts for sending, every part by `route` (channel and business number);
-        the `details` (what the answer was made of) go on the first part. Idempotent: `key` names the
-        reply (by default the first message it answers and its kind). Returns the parts still to
-        send, as stored."""
+        the `details` (what the answer was made of) go on the first part, the `buttons` (id, title)
+        under the last, where its channel can show them. Idempotent: `key` names the reply (by
+        default the first message it answers and its kind). Returns the parts still to send, as
+        stored."""
         key = key or f"reply:{reply_to[0]}:{kind}"
         documents = [
             {
@@ -121,6 +123,7 @@ class Messages:
                 "updated_at": now,
                 **route,
                 **(details if number == 0 else {}),
+                **({"buttons": buttons} if buttons and number == len(parts) - 1 else {}),
             }
             for number, body in enumerate(parts)
         ]

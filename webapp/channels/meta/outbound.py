@@ -126,6 +126,9 @@ class CloudApiChannel(Channel):
             raise SendError(problem, Failure.PERMANENT)
         return self.send(business, wa_id, lambda to: buttons_message(to, text, buttons))
 
+    def shows_buttons(self, text: str, buttons: list[Button]) -> bool:
+        return buttons_problem(text, buttons) is None
+
     def send_template(self, business: str, wa_id: str, template: Template, reference: str = "") -> SendResult:
         return self.send(business, wa_id, lambda to: template_message(to, template))
 
