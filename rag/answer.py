@@ -188,13 +188,16 @@ class Assistant:
         page found after it that states the figure asked for ("¿de cuánto es?") when it states none,
         or that says more than "No." (such a page only answers its own title's question). A page that
         only sends the reader to another counts as that other page."""
+        def states_it(found: tuple[Hit, list[Hit], list[Unit]]) -> bool:
+            return any(holds_fact(chunk.text, kind) for chunk in found[1])
+
         candidates = self._pages_found(passages)
         best = first = next(candidates)
         while best is not None and len(" ".join(unit.text for unit in best[2]).split()) < THIN_PAGE_WORDS:
             best = next(candidates, None)
         best = best or first
-        if kind in DECISIVE_FACTS and not any(holds_fact(chunk.text, kind) for chunk in best[1]):
-            return next((found for found in candidates if any(holds_fact(c.text, kind) for c in found[1])), best)
+        if kind in DECISIVE_FACTS and not states_it(best):
+            return next(filter(states_it, candidates), best)
         return best
 
     def _pages_found(self, passages: list[Hit]) -> Iterator[tuple[Hit, list[Hit], list[Unit]]]:
@@ -205,7 +208,7 @@ class Assistant:
             target = self._sent_to(page, units)
             yield (target[0], target, _units(target)) if target else (hit, page, units)
 
-    def _sent_to(self, page: list[Hit], units: list) -> list[Hit]:
+    def _sent_to(self, page: list[Hit], units: list[Unit]) -> list[Hit]:
         """The page this one only sends its reader to ("Vea [Categorías de planes médicos](/es/glossary/
         health-plan-categories)."), when it is in the documents; [] for a page that says more."""
         links = LINK_TO_PAGE.findall(page[0].text) if len(units) == 1 and len(page) == 1 else []

@@ -36,8 +36,8 @@ def person_button(language: str) -> dict:
 
 def tapped_person(pending: list[dict]) -> bool:
     """The customer tapped the button that offers a person (its id decides, not its title)."""
-    return any(PERSON_BUTTON in ((m.get("context") or {}).get("button_id"), (m.get("context") or {}).get("button_payload"))
-               for m in pending)
+    contexts = (m.get("context") or {} for m in pending)
+    return any(PERSON_BUTTON in (context.get("button_id"), context.get("button_payload")) for context in contexts)
 
 
 def asked_for_person(question: str, history: list[dict]) -> bool:
