@@ -42,6 +42,7 @@ def app_env(mongodb_uri: str, chroma_path, twilio_base: str, account_sid: str, a
         "TWILIO_AUTH_TOKEN": auth_token,
         "TWILIO_WHATSAPP_FROM": sender,
         "TWILIO_API_BASE": twilio_base,
+        "TWILIO_CONTENT_API_BASE": twilio_base,  # the fake Twilio serves both
         "COMPANY_NAME": "Fibra Clara",
         **extra,
     }

@@ -1,7 +1,8 @@
 """Every shape of request a channel sends, on the wire to its fake provider, checked there against
 the provider's official document: for the Cloud API (Meta, Kapso, 360dialog) a text, a reply split
 in parts, the read receipt with the typing indicator, quick-reply buttons and a template against
-Meta's OpenAPI description; for Twilio a Content template against Twilio's."""
+Meta's OpenAPI description; for Twilio a Content template and quick-reply buttons (a content created
+through the Content API) against Twilio's."""
 from __future__ import annotations
 
 import json
@@ -96,6 +97,7 @@ def test_buttons_and_templates_to_a_mexican_number_drop_the_mobile_digit_as_text
 
 
 def test_twilio_sends_a_content_template_as_twilios_document_describes(channels, fake_twilio):
+    fake_twilio.add_content("HX0123456789abcdef0123456789abcdef")  # approved in the Console
     result = channels["twilio"].send_template("", CUSTOMER, Template("HX0123456789abcdef0123456789abcdef",
                                                                      variables=("Ana", "tu consulta")))
     assert result.external_id.startswith("SM")
@@ -106,20 +108,33 @@ def test_twilio_sends_a_content_template_as_twilios_document_describes(channels,
     assert fake_twilio.contract_violations == []
 
 
-def test_a_channel_without_buttons_says_so_and_refuses_them(channels, fake_twilio):
-    assert channels["meta"].sends_buttons and not channels["twilio"].sends_buttons
+def test_twilio_sends_buttons_as_a_quick_reply_content_as_twilios_documents_describe(channels, fake_twilio):
+    result = channels["twilio"].send_buttons("", CUSTOMER, "¿Quieres hablar con una persona?", BUTTONS)
+
+    assert result.external_id.startswith("SM")
+    created, sent = fake_twilio.requests
+    assert (created.path, created.status_returned) == ("/v1/Content", 201)
+    assert sent.param("ContentSid") == fake_twilio.contents()[0]["sid"] and sent.param("Body") is None
+    assert json.loads(sent.param("ContentVariables")) == {"1": "¿Quieres hablar con una persona?", "2": "handoff",
+                                                          "3": "more"}
+    assert fake_twilio.contract_violations == []
+
+
+def test_buttons_a_channel_cannot_show_are_refused(channels, fake_twilio):
+    four = [*BUTTONS, Button("a", "Uno"), Button("b", "Dos")]
+    assert not channels["twilio"].shows_buttons("¿Algo más?", four)
     with pytest.raises(SendError) as refused:
-        channels["twilio"].send_buttons("", CUSTOMER, "¿Algo más?", BUTTONS)
+        channels["twilio"].send_buttons("", CUSTOMER, "¿Algo más?", four)
     assert refused.value.failure is Failure.PERMANENT
     assert fake_twilio.requests == []
 
 
-def test_dry_run_channels_take_every_shape_their_provider_would(settings_overrides):
+def test_dry_run_channels_take_every_shape_their_provider_would(settings_overrides, fake_twilio):
     dry = build_channels(load_settings(**dict(settings_overrides, twilio_account_sid="", meta_app_secret="secret",
                                               meta_verify_token="token")))
     assert dry["meta"].dry_run and dry["meta"].sends_buttons
     assert dry["meta"].send_buttons("", CUSTOMER, "¿Algo más?", BUTTONS).status == "dry_run"
     assert dry["meta"].send_template("", CUSTOMER, TEMPLATE).status == "dry_run"
-    assert dry["twilio"].dry_run and not dry["twilio"].sends_buttons
-    with pytest.raises(SendError):
-        dry["twilio"].send_buttons("", CUSTOMER, "¿Algo más?", BUTTONS)
+    assert dry["twilio"].dry_run and dry["twilio"].sends_buttons
+    assert dry["twilio"].send_buttons("", CUSTOMER, "¿Algo más?", BUTTONS).status == "dry_run"
+    assert fake_twilio.requests == []  # no content created either

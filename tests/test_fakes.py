@@ -23,6 +23,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+from twilio.rest.content.v1.content import ContentList
 
 from tests.fakes.fake_openai import EMBEDDING_DIMENSIONS, FakeOpenAI, fake_embedding
 from tests.fakes.fake_twilio import CONTRACT_ERROR_CODE, FakeTwilio, load_spec
@@ -33,11 +34,12 @@ TO = "whatsapp:+34600111222"
 FROM = "whatsapp:+14155238886"
 OPENAI_KEY = "k"
 TWILIO_API = "https://api.twilio.com"
+CONTENT_API = "https://content.twilio.com"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class FakeTwilioHttpClient(TwilioHttpClient):
-    """Sends the SDK's requests to the fake instead of api.twilio.com."""
+    """Sends the SDK's requests to the fake instead of api.twilio.com and content.twilio.com."""
 
     def __init__(self, base_url: str, timeout: float | None = None) -> None:
         super().__init__(timeout=timeout)
@@ -45,8 +47,9 @@ class FakeTwilioHttpClient(TwilioHttpClient):
         self.responses: list[Response] = []
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
-        if url.startswith(TWILIO_API):
-            url = self.base_url + url[len(TWILIO_API):]
+        for official in (TWILIO_API, CONTENT_API):
+            if url.startswith(official):
+                url = self.base_url + url[len(official):]
         response = super().request(method, url, *args, **kwargs)
         self.responses.append(response)
         return response
@@ -296,6 +299,75 @@ def test_concurrent_sends_are_all_recorded(twilio_fake: FakeTwilio) -> None:
     assert bodies == sorted(f"msg {i}" for i in range(8))
     twilio_fake.clear()
     assert (twilio_fake.requests, twilio_fake.sent_messages()) == ([], [])
+
+
+QUICK_REPLY = {"friendly_name": "offer", "language": "es", "variables": {"1": "¿Te ayudo?", "2": "yes"},
+               "types": {"twilio/quick-reply": {"body": "{{1}}", "actions": [
+                   {"type": "QUICK_REPLY", "title": "Sí", "id": "{{2}}"}]}}}
+
+
+def create_content(client: Client, request: dict[str, Any] = QUICK_REPLY) -> Any:
+    return client.content.v1.contents.create(ContentList.ContentCreateRequest(request))
+
+
+def test_sdk_creates_a_content_and_a_message_by_it_reads_as_the_customer_sees_it(twilio_fake: FakeTwilio) -> None:
+    client, http_client = twilio_client(twilio_fake)
+
+    content = create_content(client)
+    content_json = json.loads(http_client.responses[-1].text)
+    client.messages.create(to=TO, from_=FROM, content_sid=content.sid,
+                           content_variables=json.dumps({"1": "¿Algo más?", "2": "more"}))
+
+    assert re.fullmatch(r"HX[0-9a-f]{32}", content.sid) and content.types == QUICK_REPLY["types"]
+    schemas = json.loads((REPO_ROOT.parent / "shared/twilio/twilio_content_v1.json").read_text())["components"]
+    assert set(content_json) == set(schemas["schemas"]["content.v1.content"]["properties"])
+    assert twilio_fake.contents() == [content_json]
+    (sent,) = twilio_fake.sent_messages()
+    assert (sent["body"], sent["content_sid"]) == ("¿Algo más?", content.sid)
+    assert twilio_fake.contract_violations == []
+
+
+def test_a_content_request_outside_twilios_document_is_refused_and_recorded(twilio_fake: FakeTwilio) -> None:
+    no_language = {name: value for name, value in QUICK_REPLY.items() if name != "language"}
+
+    response = requests.post(twilio_fake.base_url + "/v1/Content", json=no_language, auth=(ACCOUNT_SID, AUTH_TOKEN),
+                             timeout=5)
+
+    assert (response.status_code, response.json()["code"]) == (400, CONTRACT_ERROR_CODE)
+    [violation] = twilio_fake.contract_violations
+    assert "POST /v1/Content" in violation and "'language' is a required property" in violation
+    assert twilio_fake.contents() == []
+
+
+def test_a_message_by_a_content_the_account_lacks_or_with_bad_variables_is_refused(twilio_fake: FakeTwilio) -> None:
+    client, _ = twilio_client(twilio_fake)
+    approved = twilio_fake.add_content(types={"twilio/text": {"body": "Hola {{1}}"}})
+
+    codes = []
+    for content_sid, variables in (("HX" + "0" * 32, {"1": "Ana"}), (approved, {"1": "Ana\nPérez"})):
+        with pytest.raises(TwilioRestException) as caught:
+            client.messages.create(to=TO, from_=FROM, content_sid=content_sid, content_variables=json.dumps(variables))
+        codes.append(caught.value.code)
+    client.messages.create(to=TO, from_=FROM, content_sid=approved, content_variables=json.dumps({"1": "Ana"}))
+
+    assert codes == [21655, 21656]
+    assert [m["body"] for m in twilio_fake.sent_messages()] == ["Hola Ana"]
+    assert twilio_fake.contract_violations == []
+
+
+def test_content_faults_are_apart_from_message_faults(twilio_fake: FakeTwilio) -> None:
+    client, _ = twilio_client(twilio_fake)
+    twilio_fake.fail_next(503, on="content")
+
+    send(client)
+    with pytest.raises(TwilioRestException) as caught:
+        create_content(client)
+    create_content(client)
+
+    assert caught.value.status == 503
+    assert [(r.path, r.status_returned) for r in twilio_fake.requests] == [
+        (f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json", 201), ("/v1/Content", 503), ("/v1/Content", 201)]
+    assert len(twilio_fake.contents()) == 1
 
 
 def test_command_line_entry_point_serves_until_sigterm() -> None:

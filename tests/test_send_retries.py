@@ -3,11 +3,9 @@ sooner than its Retry-After), permanent refusals are not, a timeout is never ret
 been sent), and whatever happens the customer gets each part at most once, in order."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from tests.conftest import inbound_form, signed_post
+from tests.conftest import inbound_form, signed_post, work_until_done
 
 QUESTION = "a qué hora abre la tienda?"
 
@@ -21,13 +19,7 @@ def settings_overrides(settings_overrides):
 def ask_and_work(client, worker, question: str = QUESTION, seconds: float = 10) -> None:
     """Post a question and run the worker until nothing is due or postponed (bounded in time)."""
     assert signed_post(client, inbound_form(question)).status_code == 200
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        worker.run_until_idle()
-        if worker.store.jobs.collection.count_documents({}) == 0:
-            return
-        time.sleep(0.05)
-    pytest.fail("the conversation still had work after the deadline")
+    work_until_done(worker, seconds)
 
 
 def reply(store) -> dict:

@@ -30,12 +30,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 from openapi_core import OpenAPI
-from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest
-from werkzeug.datastructures import Headers as HeaderMap
-from werkzeug.test import EnvironBuilder
-from werkzeug.wrappers import Request
 
-from .http_server import Fault, Headers, ProviderFake, Reply
+from .http_server import Fault, Headers, ProviderFake, Reply, openapi_problems
 
 SPEC_PATH = Path(__file__).resolve().parents[2].parent / "shared/chatwoot/swagger.json"
 SPEC_HOST = "https://app.chatwoot.com"  # the document's only server: requests are checked as sent there
@@ -64,16 +60,7 @@ def _openapi() -> OpenAPI:
 
 def contract_problems(method: str, path: str, headers: Headers, body: bytes) -> list[str]:
     """How a request breaks Chatwoot's OpenAPI file ([] when it conforms)."""
-    environ = EnvironBuilder(base_url=SPEC_HOST, path=path, method=method, data=body,
-                             headers={k: v for k, v in headers.items() if k not in ("host", "content-length")})
-    checked = WerkzeugOpenAPIRequest(Request(environ.get_environ()))
-    checked.parameters.header = HeaderMap(headers)  # as sent: WSGI would rename api_access_token
-    try:
-        _openapi().validate_request(checked)
-    except Exception as error:  # openapi-core raises one error naming every problem
-        causes = [str(cause) for cause in getattr(error, "schema_errors", ())]
-        return [f"{method} {path}: {error}" + (f" ({'; '.join(causes)})" if causes else "")]
-    return []
+    return openapi_problems(_openapi(), SPEC_HOST, method, path, headers, body)
 
 
 class FakeChatwoot(ProviderFake):

@@ -1,8 +1,11 @@
-"""A fake Twilio REST API (2010-04-01) serving real HTTP on 127.0.0.1 for tests.
+"""A fake Twilio REST API (2010-04-01) and Content API (v1) serving real HTTP on 127.0.0.1 for tests.
 
-Covers sending a message and fetching the account. Every request is recorded, faults and
-latency can be injected, and each Messages POST is checked against Twilio's official
-OpenAPI description so that a request the real API would not understand fails loudly.
+Covers sending a message, fetching the account and creating a content (`POST /v1/Content`, as
+quick-reply buttons need). Every request is recorded, faults and latency can be injected, and each
+Messages POST is checked against Twilio's official OpenAPI description of the 2010 API, each
+Content request against that of the Content API (with openapi-core), so that a request the real
+API would not understand fails loudly. A message sent by a ContentSid the fake never created (nor
+was given with `add_content`) is refused as Twilio refuses it (21655).
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from email.utils import format_datetime
 from http import HTTPStatus
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Self
 from urllib.parse import parse_qs, urlsplit
 
-from .http_server import Fault, Headers, ProviderFake, Reply
+from openapi_core import OpenAPI
+
+from .http_server import Fault, Headers, ProviderFake, Reply, openapi_problems
 
 # ---------------------------------------------------------------------------
 # Contract check against Twilio's OpenAPI description
@@ -32,6 +38,8 @@ from .http_server import Fault, Headers, ProviderFake, Reply
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SPEC_PATH = REPO_ROOT.parent / "shared/twilio/twilio_api_v2010.json"
+CONTENT_SPEC_PATH = REPO_ROOT.parent / "shared/twilio/twilio_content_v1.json"
+CONTENT_HOST = "https://content.twilio.com"  # the Content API document's only server
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 MESSAGES_OPERATION = ("/2010-04-01/Accounts/{AccountSid}/Messages.json", "post")
 ACCOUNT_OPERATION = ("/2010-04-01/Accounts/{Sid}.json", "get")
@@ -196,6 +204,16 @@ def _string_problem(schema: dict[str, Any], value: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1)
+def _content_openapi() -> OpenAPI:
+    return OpenAPI.from_dict(json.loads(CONTENT_SPEC_PATH.read_text(encoding="utf-8")))
+
+
+def content_problems(method: str, path: str, headers: Headers, body: bytes) -> list[str]:
+    """How a Content API request breaks Twilio's document of it ([] when it conforms)."""
+    return openapi_problems(_content_openapi(), CONTENT_HOST, method, path, headers, body)
+
+
 # ---------------------------------------------------------------------------
 # The Twilio fake
 # ---------------------------------------------------------------------------
@@ -206,6 +224,9 @@ MAX_BODY_CHARS = 1600
 WHATSAPP_ADDRESS = re.compile(r"whatsapp:\+[1-9]\d{6,14}")
 _MESSAGES_URL = re.compile(r"/2010-04-01/Accounts/(?P<AccountSid>[^/]+)/Messages\.json")
 _ACCOUNT_URL = re.compile(r"/2010-04-01/Accounts/(?P<Sid>[^/]+)\.json")
+_CONTENT_URL = "/v1/Content"
+_VARIABLE = re.compile(r"\{\{(\w+)\}\}")
+_NOT_IN_A_VARIABLE = re.compile(r"[\n\t]| {5}")  # Twilio refuses such variable values (21656)
 
 DEFAULT_ERROR_CODES = {401: 20003, 404: 20404, 405: 20004, 429: 20429, 500: 20500, 503: 20503}
 ERROR_MESSAGES = {
@@ -215,6 +236,8 @@ ERROR_MESSAGES = {
     20503: "Service Unavailable",
     21211: "Invalid 'To' Phone Number",
     21617: "The concatenated message body exceeds the 1600 character limit",
+    21655: "The ContentSid is Invalid",
+    21656: "The ContentVariables Parameter is invalid",
     63016: (
         "Failed to send freeform message because you are outside the allowed window. "
         "If you are using WhatsApp, please use a Message Template."
@@ -244,6 +267,7 @@ class RecordedRequest:
     auth_ok: bool
     status_returned: int
     at: float  # time.time() on arrival
+    json: Any = None  # a JSON body (the Content API's), parsed
 
     def param(self, name: str) -> str | None:
         """The first value of form parameter `name`."""
@@ -261,6 +285,15 @@ def _parse_form(headers: Headers, body: bytes) -> dict[str, list[str]]:
     return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
 
 
+def _parse_json(headers: Headers, body: bytes) -> Any:
+    if not headers.get("content-type", "").startswith("application/json"):
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
 def _basic_auth(headers: Headers) -> tuple[str, str] | None:
     scheme, _, encoded = headers.get("authorization", "").partition(" ")
     if scheme.lower() != "basic":
@@ -274,10 +307,11 @@ def _basic_auth(headers: Headers) -> tuple[str, str] | None:
 
 
 class FakeTwilio(ProviderFake):
-    """Fake of Twilio's Messages (create) and Account (fetch) endpoints.
+    """Fake of Twilio's Messages (create), Account (fetch) and Content (create) endpoints.
 
-    Injected faults apply, in FIFO order, to the next Messages.json POSTs whatever they
-    contain; the contract check still runs (and records) for those requests.
+    Injected faults apply, in FIFO order, to the next Messages.json POSTs (or, `on="content"`,
+    Content POSTs) whatever they contain; the contract check still runs (and records) for those
+    requests.
     """
 
     def __init__(
@@ -293,28 +327,49 @@ class FakeTwilio(ProviderFake):
         self.auth_token = auth_token
         self.spec_path = Path(spec_path or DEFAULT_SPEC_PATH)
         self._messages: list[dict[str, Any]] = []
+        self._contents: dict[str, dict[str, Any]] = {}  # the account's contents, by SID
+        self._content_faults: deque[Fault] = deque()
+        self._faults_on = {"messages": self._faults, "content": self._content_faults}
         self._contracts: dict[tuple[str, str], OperationContract] = {}
 
     def start(self) -> Self:
-        # Loaded here so a missing spec fails the test setup, not a request thread.
+        # Loaded here so a missing spec fails the test setup, not a request thread (the Content
+        # API's document takes a second or so, once per process).
         self._contracts = {
             op: operation_contract(*op, spec_path=self.spec_path)
             for op in (MESSAGES_OPERATION, ACCOUNT_OPERATION)
         }
+        _content_openapi()
         return super().start()
 
     # -- inspection -----------------------------------------------------------
 
-    def sent_messages(self) -> list[dict[str, str | None]]:
-        """Accepted messages in arrival order, as dicts with to, from_, body, sid."""
+    def sent_messages(self) -> list[dict[str, Any]]:
+        """Accepted messages in arrival order, as dicts with to, from_, body, sid; one sent by a
+        content also has content_sid and content_variables (parsed), and its body is the
+        content's as the customer reads it (its variables filled in)."""
         with self._lock:
             return [
-                {"to": m["to"], "from_": m["from"], "body": m["body"], "sid": m["sid"]}
+                {"to": m["to"], "from_": m["from"], "body": m["body"], "sid": m["sid"],
+                 **({k: m[k] for k in ("content_sid", "content_variables")} if "content_sid" in m else {})}
                 for m in self._messages
             ]
 
+    def contents(self) -> list[dict[str, Any]]:
+        """The contents created through the Content API (and given with `add_content`), in order."""
+        with self._lock:
+            return [json.loads(json.dumps(content)) for content in self._contents.values()]
+
+    def add_content(self, sid: str | None = None, types: dict | None = None, language: str = "es") -> str:
+        """A content the account has already (made in the Console: an approved template); its SID."""
+        resource = self._content_resource({"friendly_name": "", "language": language, "types": types or {}}, sid)
+        with self._lock:
+            self._contents[resource["sid"]] = resource
+        return resource["sid"]
+
     def clear(self) -> None:
-        """Forget recorded requests, messages, contract violations and pending faults."""
+        """Forget recorded requests, messages, contract violations and pending faults (the
+        contents stay: they are the account's)."""
         with self._lock:
             self._requests.clear()
             self._messages.clear()
@@ -330,17 +385,24 @@ class FakeTwilio(ProviderFake):
         message: str | None = None,
         retry_after: int | None = None,
         times: int = 1,
+        on: str = "messages",
     ) -> None:
-        """Answer the next `times` message POSTs with a Twilio error."""
+        """Answer the next `times` message POSTs (`on="content"`: Content POSTs) with a Twilio error."""
         headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
         code = code if code is not None else DEFAULT_ERROR_CODES.get(status, status)
-        self._inject(Fault(reply=twilio_error(status, code, message, headers)), times)
+        self._inject(Fault(reply=twilio_error(status, code, message, headers)), times, self._faults_on[on])
 
-    def delay_next(self, seconds: float, times: int = 1) -> None:
-        """Answer the next `times` message POSTs only after `seconds` (cut short by stop())."""
+    def delay_next(self, seconds: float, times: int = 1, on: str = "messages") -> None:
+        """Answer the next `times` message POSTs (`on="content"`: Content POSTs) only after
+        `seconds` (cut short by stop())."""
         if seconds < 0:
             raise ValueError("seconds must not be negative")
-        self._inject(Fault(delay=seconds), times)
+        self._inject(Fault(delay=seconds), times, self._faults_on[on])
+
+    def _clear_faults(self) -> None:
+        super()._clear_faults()
+        with self._lock:
+            self._content_faults.clear()
 
     # -- request handling -----------------------------------------------------
 
@@ -349,8 +411,12 @@ class FakeTwilio(ProviderFake):
         url_path = urlsplit(path).path
         form = _parse_form(headers, body)
         auth_ok = _basic_auth(headers) == (self.account_sid, self.auth_token)
-        reply = self._route(method, url_path, headers, form, auth_ok)
-        self._record(RecordedRequest(method, url_path, headers, form, auth_ok, reply.status, arrived))
+        if url_path == _CONTENT_URL and method == "POST":
+            reply = self._create_content(path, headers, body, auth_ok)
+        else:
+            reply = self._route(method, url_path, headers, form, auth_ok)
+        self._record(RecordedRequest(method, url_path, headers, form, auth_ok, reply.status, arrived,
+                                     _parse_json(headers, body)))
         return reply
 
     def _route(
@@ -402,13 +468,28 @@ class FakeTwilio(ProviderFake):
             return _contract_error(violations)
         if account_sid != self.account_sid:
             return twilio_error(404, 20404, f"Account {account_sid} was not found")
-        error = _message_error(form)
+        error = _message_error(form) or self._content_error(form)
         if error:
             return error
         resource = self._message_resource(account_sid, form)
+        content = {"content_sid": _first(form, "ContentSid"), "content_variables": _variables(form)}
         with self._lock:
-            self._messages.append(resource)
+            self._messages.append({**resource, **(content if content["content_sid"] else {})})
         return Reply.json(201, resource)
+
+    def _content_error(self, form: dict[str, list[str]]) -> Reply | None:
+        """Twilio's refusal of a message by a content it does not have, or with variables it
+        will not take."""
+        content_sid = _first(form, "ContentSid")
+        if not content_sid:
+            return None
+        with self._lock:
+            known = content_sid in self._contents
+        if not known:
+            return twilio_error(400, 21655)
+        if _variables(form) is None:
+            return twilio_error(400, 21656)
+        return None
 
     def _message_resource(self, account_sid: str, form: dict[str, list[str]]) -> dict[str, Any]:
         sid = "SM" + secrets.token_hex(16)
@@ -417,7 +498,7 @@ class FakeTwilio(ProviderFake):
         return {
             "account_sid": account_sid,
             "api_version": API_VERSION,
-            "body": _first(form, "Body") or "",
+            "body": _first(form, "Body") or self._rendered(form),
             "date_created": now,
             "date_sent": None,
             "date_updated": now,
@@ -435,6 +516,47 @@ class FakeTwilio(ProviderFake):
             "subresource_uris": {"media": f"{uri}/Media.json"},
             "to": _first(form, "To"),
             "uri": f"{uri}.json",
+        }
+
+    def _rendered(self, form: dict[str, list[str]]) -> str:
+        """A content's body as the customer reads it: its variables filled in (else their samples)."""
+        with self._lock:
+            content = self._contents.get(_first(form, "ContentSid") or "")
+        if content is None:
+            return ""
+        body = next((kind["body"] for kind in content["types"].values() if "body" in kind), "")
+        values = {**(content["variables"] or {}), **(_variables(form) or {})}
+        return _VARIABLE.sub(lambda found: values.get(found[1], found[0]), body)
+
+    def _create_content(self, path: str, headers: Headers, body: bytes, auth_ok: bool) -> Reply:
+        fault = self._take_fault(self._content_faults)
+        violations = content_problems("POST", path, headers, body)
+        self._record_violations(violations)
+        if fault.reply or not auth_ok or violations:
+            reply = fault.reply or (_contract_error(violations) if auth_ok else twilio_error(401, 20003))
+            return replace(reply, delay=fault.delay)
+        resource = self._content_resource(json.loads(body))
+        with self._lock:
+            self._contents[resource["sid"]] = resource
+        return replace(Reply.json(201, resource), delay=fault.delay)
+
+    def _content_resource(self, request: dict[str, Any], sid: str | None = None) -> dict[str, Any]:
+        """A content as the API renders it (the types sent as null left out)."""
+        sid = sid or "HX" + secrets.token_hex(16)
+        url = f"{CONTENT_HOST}/v1/Content/{sid}"
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {
+            "sid": sid,
+            "account_sid": self.account_sid,
+            "friendly_name": request.get("friendly_name") or "",
+            "language": request["language"],
+            "variables": request.get("variables") or {},
+            "types": {name: kind for name, kind in request["types"].items() if kind is not None},
+            "url": url,
+            "date_created": now,
+            "date_updated": now,
+            "links": {"approval_create": f"{url}/ApprovalRequests/whatsapp",
+                      "approval_fetch": f"{url}/ApprovalRequests"},
         }
 
     def _fetch_account(self, sid: str, auth_ok: bool, violations: list[str]) -> Reply:
@@ -466,6 +588,19 @@ class FakeTwilio(ProviderFake):
 def _contract_error(violations: list[str]) -> Reply:
     message = "Request violates Twilio's API contract: " + "; ".join(violations)
     return twilio_error(400, CONTRACT_ERROR_CODE, message)
+
+
+def _variables(form: dict[str, list[str]]) -> dict[str, str] | None:
+    """ContentVariables ({} when not sent), or None when Twilio would refuse them (21656): not a
+    JSON object of non-empty strings on one line."""
+    try:
+        variables = json.loads(_first(form, "ContentVariables") or "{}")
+    except ValueError:
+        return None
+    if not isinstance(variables, dict) or not all(
+            isinstance(value, str) and value and not _NOT_IN_A_VARIABLE.search(value) for value in variables.values()):
+        return None
+    return variables
 
 
 def _message_error(form: dict[str, list[str]]) -> Reply | None:

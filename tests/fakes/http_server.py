@@ -1,5 +1,6 @@
 """The threaded fake-server base every fake provider here builds on: real HTTP on 127.0.0.1, a
-`handle()` per request, injected faults (an error reply and/or latency) taken one per request."""
+`handle()` per request, injected faults (an error reply and/or latency) taken one per request, and
+the check of a request against a provider's OpenAPI document (`openapi_problems`)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,27 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
+from openapi_core import OpenAPI
+from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest
+from werkzeug.datastructures import Headers as HeaderMap
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
 Headers = dict[str, str]  # header names lower-cased
+
+
+def openapi_problems(api: OpenAPI, server: str, method: str, path: str, headers: Headers, body: bytes) -> list[str]:
+    """How a request, as if sent to `server`, breaks the OpenAPI document `api` ([] when it conforms)."""
+    environ = EnvironBuilder(base_url=server, path=path, method=method, data=body,
+                             headers={k: v for k, v in headers.items() if k not in ("host", "content-length")})
+    checked = WerkzeugOpenAPIRequest(Request(environ.get_environ()))
+    checked.parameters.header = HeaderMap(headers)  # as sent: WSGI would rename some (api_access_token)
+    try:
+        api.validate_request(checked)
+    except Exception as error:  # openapi-core raises one error naming every problem
+        causes = [str(cause) for cause in getattr(error, "schema_errors", ())]
+        return [f"{method} {path}: {error}" + (f" ({'; '.join(causes)})" if causes else "")]
+    return []
 
 
 @dataclass(frozen=True)
@@ -88,15 +108,17 @@ class FakeHTTPServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _inject(self, fault: Fault, times: int) -> None:
+    def _inject(self, fault: Fault, times: int, faults: deque[Fault] | None = None) -> None:
+        """Queue `fault` for the next `times` requests that take from `faults` (by default, every one)."""
         if times < 1:
             raise ValueError("times must be at least 1")
         with self._lock:
-            self._faults.extend([fault] * times)
+            (self._faults if faults is None else faults).extend([fault] * times)
 
-    def _take_fault(self) -> Fault:
+    def _take_fault(self, faults: deque[Fault] | None = None) -> Fault:
         with self._lock:
-            return self._faults.popleft() if self._faults else Fault()
+            faults = self._faults if faults is None else faults
+            return faults.popleft() if faults else Fault()
 
     def _clear_faults(self) -> None:
         with self._lock:

@@ -17,6 +17,7 @@ from webapp.db.leads import Leads
 from webapp.db.messages import Messages
 from webapp.db.sessions import Sessions
 from webapp.db.stats_rollup import StatsRollup
+from webapp.db.twilio_contents import TwilioContents
 
 DEFAULT_DATABASE = "whatsapp_assistant"
 
@@ -36,6 +37,7 @@ class Store:
     bot_config: BotConfigs
     chatwoot_sync: ChatwootSync
     chatwoot_deliveries: ChatwootDeliveries
+    twilio_contents: TwilioContents
 
     def ensure_indexes(self) -> None:
         for repository in self.repositories():
@@ -55,4 +57,4 @@ def open_store(uri: str, server_timeout_ms: int = 5000) -> Store:
     db = client.get_default_database(DEFAULT_DATABASE)
     return Store(client, db, Sessions(db), Conversations(db), Messages(db), ReplyJobs(db), Heartbeats(db),
                  StatsRollup(db), Events(db), Leads(db), BotConfigs(db), ChatwootSync(db),
-                 ChatwootDeliveries(db))
+                 ChatwootDeliveries(db), TwilioContents(db))
