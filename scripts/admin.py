@@ -7,6 +7,7 @@
     python scripts/admin.py index [--json]
     python scripts/admin.py export [--status open|closed] [--output FILE]
     python scripts/admin.py purge [--older-than-days N]
+    python scripts/admin.py gaps [--days N] [--limit N] [--csv]
 
 Uses the app's settings (.env and the environment: MONGODB_URI, CHROMA_PATH / CHROMA_URL, …) and
 talks to MongoDB and Chroma directly, so it works whether the web app runs or not.
@@ -17,6 +18,8 @@ talks to MongoDB and Chroma directly, so it works whether the web app runs or no
   conversation first.
 - `purge` deletes messages, events and emptied conversations older than N days (default
   RETENTION_DAYS), as the worker does every hour when RETENTION_DAYS is set.
+- `gaps` lists the questions the bot could not answer, or answered with a 👎, grouped by meaning,
+  biggest group first, as `GET /api/v1/knowledge/gaps` does.
 
 Exit codes: 0 done, 1 refused or not found (the reason is printed), 2 bad arguments or settings.
 """
@@ -38,6 +41,7 @@ from webapp.admin import (AdminError, conversation_record, find_conversation, me
 from webapp.config import ConfigError, load_settings  # noqa: E402
 from webapp.db import open_store  # noqa: E402
 from webapp.db.conversations import STATUSES  # noqa: E402
+from webapp.gaps import DEFAULT_DAYS, DEFAULT_GROUPS, MAX_DAYS, MAX_GROUPS, gaps_csv, knowledge_gaps  # noqa: E402
 from webapp.retention import purge  # noqa: E402
 
 
@@ -69,6 +73,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     purging = commands.add_parser("purge", help="delete what is older than the retention period")
     purging.add_argument("--older-than-days", type=positive, help="default: RETENTION_DAYS")
+
+    gaps = commands.add_parser("gaps", help="unanswered or disliked questions, grouped by meaning")
+    gaps.add_argument("--days", type=up_to(MAX_DAYS), default=DEFAULT_DAYS, help=f"the last N days (at most {MAX_DAYS})")
+    gaps.add_argument("--limit", type=up_to(MAX_GROUPS), default=DEFAULT_GROUPS, help="the N biggest groups")
+    gaps.add_argument("--csv", action="store_true", help="as CSV instead of a table")
     return parser.parse_args(argv)
 
 
@@ -76,6 +85,15 @@ def positive(text: str) -> int:
     if not (text.isascii() and text.isdigit() and int(text) > 0):
         raise argparse.ArgumentTypeError(f"a whole number from 1 expected, not {text!r}")
     return int(text)
+
+
+def up_to(most: int):
+    """An argument type: a whole number from 1 to `most`."""
+    def whole_number(text: str) -> int:
+        if positive(text) > most:
+            raise argparse.ArgumentTypeError(f"at most {most}, not {text}")
+        return int(text)
+    return whole_number
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,10 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "index":
         return show_index(settings, args.json)
     store = open_store(settings.mongodb_uri, int(settings.mongodb_timeout_seconds * 1000))
-    args.retention_days = settings.retention_days
+    args.retention_days, args.gap_similarity = settings.retention_days, settings.gap_similarity
     try:
         command = {"stats": show_stats, "conversations": list_conversations, "show": show_conversation, "resend": resend,
-                   "export": export, "purge": purge_old}[args.command]
+                   "export": export, "purge": purge_old, "gaps": show_gaps}[args.command]
         return command(store, args)
     except AdminError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
@@ -167,6 +185,20 @@ def purge_old(store, args) -> int:
     deleted = purge(store, datetime.now(timezone.utc) - timedelta(days=days))
     print(f"deleted {deleted['messages']} message(s), {deleted['events']} event(s), {deleted['conversations']} "
           f"conversation(s) and {deleted['sessions']} session(s) older than {days} days")
+    return 0
+
+
+def show_gaps(store, args) -> int:
+    found = knowledge_gaps(store.messages, datetime.now(timezone.utc), args.days, args.gap_similarity, args.limit)
+    if args.csv:
+        sys.stdout.writelines(gaps_csv(found["groups"]))
+        return 0
+    print(f"{'count':>5}  {'customers':>9}  {'unknown':>7}  {'disliked':>8}  {'last seen':16}  example")
+    for group in found["groups"]:
+        print(f"{group['count']:>5}  {group['customers']:>9}  {group['unknown']:>7}  {group['disliked']:>8}  "
+              f"{group['last_seen'][:16].replace('T', ' '):16}  {group['example']}")
+    print(f"{found['questions']} question(s) of the last {args.days} days in {found['groups_total']} group(s)"
+          + (" (the newest only)" if found["truncated"] else ""))
     return 0
 
 

@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -78,7 +80,15 @@ def timed(repeats: int, call) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    args = benchmark_args(argv, __doc__)
+    with tempfile.TemporaryDirectory(prefix="bench-stats-") as scratch, \
+            benchmark_database(args.mongodb_uri, Path(scratch), "bench_stats") as uri:
+        return run(args, uri, Path(scratch))
+
+
+def benchmark_args(argv: list[str] | None, description: str) -> argparse.Namespace:
+    """The options of a benchmark over seeded messages (this one's, scripts/bench_gaps.py's)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each (after one warm-up)")
@@ -86,21 +96,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (1 <= args.customers <= args.messages // 2) or args.repeats < 1:
         parser.error("need 1 <= customers <= messages / 2 and repeats >= 1")
+    return args
 
-    with tempfile.TemporaryDirectory(prefix="bench-stats-") as scratch:
-        server = None
-        uri = args.mongodb_uri
-        if uri is None:
-            port = free_port()
-            uri = database_uri(embedded_mongo.client_uri(port), "bench_stats", "")
-            server = embedded_mongo.start(port, Path(scratch) / "mongo", Path(scratch) / "mongo.log")
-            embedded_mongo.wait_until_up(uri, server)
-        try:
-            return run(args, uri, Path(scratch))
-        finally:
-            if server is not None:
-                server.terminate()
-                server.wait(timeout=30)
+
+@contextmanager
+def benchmark_database(uri: str | None, scratch: Path, name: str) -> Iterator[str]:
+    """`uri`, or else the URI of database `name` on a SecantusDB started on loopback for the time
+    of the `with`, its data under `scratch`."""
+    if uri is not None:
+        yield uri
+        return
+    port = free_port()
+    uri = database_uri(embedded_mongo.client_uri(port), name, "")
+    server = embedded_mongo.start(port, scratch / "mongo", scratch / "mongo.log")
+    try:
+        embedded_mongo.wait_until_up(uri, server)
+        yield uri
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def run(args, uri: str, scratch: Path) -> int:

@@ -20,6 +20,7 @@ from rag.load import SourceFile, excluded, load_file
 from rag.retrieve import Retriever
 from rag.split import CHUNK_CHARS, split_documents
 from rag.store import EmbedderMismatch, KnowledgeIndex, open_client
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = "scripts/ingest_docs.py"
@@ -132,7 +133,9 @@ def search(index: KnowledgeIndex, embedder, question: str, k: int = 3):
     return hits
 
 
-def run_script(*args: str, chroma_path: Path) -> subprocess.CompletedProcess:
+def run_script(*args: str, chroma_path: Path, **settings: str) -> subprocess.CompletedProcess:
+    """The script with `settings` (environment variables); by default no database is in reach, so a
+    developer's own MongoDB never has its knowledge gaps re-checked against a test index."""
     env = dict(os.environ)
     env.update(
         CHROMA_PATH=str(chroma_path),
@@ -142,7 +145,10 @@ def run_script(*args: str, chroma_path: Path) -> subprocess.CompletedProcess:
         CHROMA_COLLECTION="knowledge",
         EMBEDDER="e5",
         EMBEDDER_THREADS="2",
+        MONGODB_URI=f"mongodb://127.0.0.1:{free_port()}/none?directConnection=true",
+        MONGODB_TIMEOUT_SECONDS="0.5",
     )
+    env.update(settings)
     return subprocess.run(
         [sys.executable, SCRIPT, *args, "--quiet"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,

@@ -6,13 +6,11 @@ Only what the customer writes counts: "me llamo Ana García", "mi correo es ana@
 """
 from __future__ import annotations
 
-import csv
-import io
-import itertools
 import re
 from collections.abc import Iterator
 
 from rag.language import plain
+from webapp.csv_export import csv_lines
 
 EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])")
 # A run of digits with the separators people type; 9 to 15 digits make a phone number.
@@ -89,24 +87,6 @@ def _named(text: str) -> tuple[int, int, str] | None:
     return match.start(), end, " ".join(words)
 
 
-def csv_lines(leads) -> Iterator[str]:
+def leads_csv(leads) -> Iterator[str]:
     """`leads` (documents) as CSV, the header first, a line at a time (for a streamed response)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for row in itertools.chain([CSV_COLUMNS], ([_cell({**lead, "conversation_id": lead["_id"]}.get(column))
-                                                for column in CSV_COLUMNS] for lead in leads)):
-        writer.writerow(row)
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-
-
-def _cell(value) -> str:
-    """A CSV cell a spreadsheet will not run: text starting like a formula gets a leading
-    apostrophe (a phone number such as +34600111222 stays as it is)."""
-    if value is None:
-        return ""
-    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not re.fullmatch(r"\+\d{6,15}", text):
-        return "'" + text
-    return text
+    return csv_lines(CSV_COLUMNS, ({**lead, "conversation_id": lead["_id"]} for lead in leads))

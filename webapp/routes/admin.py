@@ -25,7 +25,7 @@ from webapp.admin import (AdminError, agent_reply, conversation_record, find_con
 from webapp.auth import admin_required
 from webapp.chatwoot import sync as chatwoot
 from webapp.db.conversations import STATUSES
-from webapp.leads import csv_lines
+from webapp.leads import leads_csv
 from webapp.request_body import read_body
 from webapp.retention import erase_customer
 from webapp.services import services
@@ -118,7 +118,7 @@ def list_leads():
 @bp.get("/leads.csv")
 @admin_required
 def export_leads():
-    lines = stream_with_context(csv_lines(services().store.leads.every()))
+    lines = stream_with_context(leads_csv(services().store.leads.every()))
     return Response(lines, mimetype="text/csv", headers={"Content-Disposition": 'attachment; filename="leads.csv"'})
 
 
