@@ -63,6 +63,24 @@ PHRASES = {
         "pt": "Falar com alguém",
         "fr": "Parler à quelqu'un",
     },
+    "feedback_ask": {
+        "es": "¿Te sirvió esta respuesta? 👍 / 👎",
+        "en": "Was this answer helpful? 👍 / 👎",
+        "pt": "Esta resposta ajudou? 👍 / 👎",
+        "fr": "Cette réponse vous a-t-elle aidé ? 👍 / 👎",
+    },
+    "feedback_thanks": {
+        "es": "¡Gracias por decírmelo!",
+        "en": "Thanks for letting me know!",
+        "pt": "Obrigado por me dizer!",
+        "fr": "Merci de me l'avoir dit !",
+    },
+    "feedback_sorry": {
+        "es": "Gracias por decírmelo. Si quieres, te pongo en contacto con una persona del equipo.",
+        "en": "Thanks for letting me know. If you like, I can put you in touch with a person from our team.",
+        "pt": "Obrigado por me dizer. Se quiser, posso colocá-lo em contato com uma pessoa da equipe.",
+        "fr": "Merci de me l'avoir dit. Si vous voulez, je peux vous mettre en contact avec une personne de l'équipe.",
+    },
     "handoff": {
         "es": "Te paso con una persona del equipo: te responderá por aquí lo antes posible.",
         "en": "I'm passing you to a person from our team: they will reply here as soon as they can.",

@@ -182,6 +182,10 @@ class Retriever:
         ranked_lexically = best_per_source(self._hits(snapshot, [(i, scores[i]) for i in found if i in scores]))
         return fuse(dense, ranked_lexically, LEXICAL_WEIGHT)[: self.k]
 
+    def question_vector(self, text: str) -> list[float]:
+        """`text`'s query vector: no work when it was just searched for as it is."""
+        return self._vectors.get(text)
+
     def _hits(self, snapshot: Snapshot, scored: list[tuple[str, float]]) -> list[Hit]:
         """(id, score) pairs as hits. Chunks ingested since the snapshot are read from the index:
         a document being replaced must never go missing from the answers."""

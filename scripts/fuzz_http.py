@@ -96,7 +96,8 @@ ADMIN_ROUTES = ["/test", "/diag", "/send-test"]
 ADMIN_API_ROUTES = [API_PREFIX + route for route in (
     "/stats", "/conversations", "/conversations/{}", "/conversations/{}/close", "/conversations/{}/release",
     "/conversations/{}/reply", "/sessions/{}", "/customers/{}", "/messages/{}/resend", "/leads", "/leads.csv")]
-OTHER_ROUTES = ["/metrics", "/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/bot/config"]
+OTHER_ROUTES = ["/metrics", "/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/bot/config",
+                "/api/v1/knowledge/gaps"]
 # The routes that read a JSON body, with their fields ({} a conversation id)
 META_WEBHOOK = "/api/v1/meta/webhook"
 META_APP_SECRET, META_VERIFY_TOKEN, META_ACCESS_TOKEN = "fuzz-meta-app-secret", "fuzz-meta-verify-token", "fuzz-meta-token"
@@ -110,8 +111,9 @@ CLOUD_API_SIGNING = {"meta": ("X-Hub-Signature-256", meta_signature), "kapso": (
 JSON_ROUTES = [("PUT", "/api/v1/bot/config", list(BotConfig.model_fields)),
                ("POST", API_PREFIX + "/send-test", ["to", "text"]),
                ("POST", API_PREFIX + "/conversations/{}/reply", ["text"])]
-LIST_QUERY_NAMES = ["status", "page", "per_page", "x", ""]
-LIST_QUERY_VALUES = ["open", "closed", "lost", "OPEN", "1", "0", "100", "101", "-1", "٣", "9" * 30, ""]
+LIST_QUERY_NAMES = ["status", "page", "per_page", "days", "limit", "format", "x", ""]
+LIST_QUERY_VALUES = ["open", "closed", "lost", "OPEN", "csv", "json", "1", "0", "100", "101", "366", "-1", "٣", "9" * 30,
+                     ""]
 CUSTOMERS = ["whatsapp:+34600111222", "whatsapp:+34600111333", "whatsapp:+447700900123"]
 ODD_TEXT = ["", " ", "\x00", "\u202e", "\ufeff", "\u200b", "😀", "٣٤٥", "²", "\r\n", "\t", "%", "%zz", "+", "&",
             "=", "null", "[]", "{}", "<x/>", "ñandú", "a" * 1_601, "a" * 4_097, "😀" * 2_000]

@@ -156,6 +156,23 @@ def meta_post(client, delivery: dict, secret: str = META_APP_SECRET):
                        headers={"X-Hub-Signature-256": meta_signature(secret, body)})
 
 
+def meta_text(body: str, wa_id: str = "34600111222") -> dict:
+    """A Cloud API delivery of Ana's text."""
+    return meta_delivery(wa_id, META_PHONE_NUMBER_ID, {"type": "text", "text": {"body": body}}, name="Ana")
+
+
+def meta_tap(button_id: str, title: str, wa_id: str = "34600111222") -> dict:
+    """A Cloud API delivery of Ana tapping a reply button."""
+    return meta_delivery(wa_id, META_PHONE_NUMBER_ID, {"type": "interactive", "interactive": {
+        "type": "button_reply", "button_reply": {"id": button_id, "title": title}}}, name="Ana")
+
+
+def meta_said(client, worker, delivery: dict) -> None:
+    """Post a Cloud API delivery, and let the worker answer it."""
+    assert meta_post(client, delivery).status_code == 200
+    worker.run_until_idle()
+
+
 @pytest.fixture
 def fake_openai():
     """An OpenAI-compatible server on loopback; tests that answer with the model use it through
@@ -200,6 +217,7 @@ def settings_overrides(mongodb_uri, sample_index_path, fake_twilio) -> dict:
         twilio_auth_token=AUTH_TOKEN,
         twilio_whatsapp_from=SENDER,
         twilio_api_base=fake_twilio.base_url,
+        twilio_content_api_base=fake_twilio.base_url,
         twilio_timeout_seconds=5,
         public_base_url="http://localhost",  # where the test client sends, so the URL Twilio signs
         admin_token=ADMIN_TOKEN,
@@ -244,7 +262,17 @@ def make_assistant(settings: Settings, embedder) -> Assistant:
 @pytest.fixture
 def worker(app, settings, embedder) -> ReplyWorker:
     store = app.extensions["whatsapp_assistant"].store
-    return ReplyWorker(store, make_assistant(settings, embedder), build_channels(settings, store.sessions), settings)
+    return ReplyWorker(store, make_assistant(settings, embedder),
+                       build_channels(settings, store.sessions, store.twilio_contents), settings)
+
+
+def work_until_done(worker: ReplyWorker, seconds: float = 10) -> None:
+    """Run `worker` until no conversation has work left, due or postponed (TimeoutError after `seconds`)."""
+    def done() -> bool:
+        worker.run_until_idle()
+        return worker.store.jobs.collection.count_documents({}) == 0
+
+    wait_until(done, "every conversation's work done", seconds)
 
 
 def signed_post(client, form: dict, signed_url: str | None = None, token: str = AUTH_TOKEN, path: str = WEBHOOK):

@@ -1,37 +1,23 @@
-"""Quick-reply buttons (issue 25, first part): the "I don't know" reply offers a person with a
-button where the channel shows buttons (the Cloud API: Meta, Kapso, 360dialog), and a tap hands the
-conversation over as typing "quiero hablar con una persona" does, decided by the button's id. A
-channel without buttons (Twilio, until its Content API templates) gets the text, which says the same."""
+"""Quick-reply buttons (issue 25): the "I don't know" reply offers a person with a button (the Cloud
+API: Meta, Kapso, 360dialog, an interactive message; Twilio, a Content API quick-reply, see
+test_twilio_buttons.py), and a tap hands the conversation over as typing "quiero hablar con una
+persona" does, decided by the button's id."""
 from __future__ import annotations
 
 import pytest
 
 from rag.language import phrase
-from scripts.chat import meta_delivery
-from tests.conftest import META_PHONE_NUMBER_ID, inbound_form, meta_overrides, meta_post, signed_post
+from tests.conftest import inbound_form, meta_overrides, signed_post
+from tests.conftest import meta_said as said
+from tests.conftest import meta_tap as tap
+from tests.conftest import meta_text as text
 
-CUSTOMER = "34600111222"
 UNANSWERABLE = "¿tenéis seguro de coche?"
 
 
 @pytest.fixture
 def settings_overrides(settings_overrides, fake_graph):
     return meta_overrides(settings_overrides, fake_graph)
-
-
-def tap(button_id: str, title: str) -> dict:
-    """A delivery of the customer tapping a reply button."""
-    return meta_delivery(CUSTOMER, META_PHONE_NUMBER_ID, {"type": "interactive", "interactive": {
-        "type": "button_reply", "button_reply": {"id": button_id, "title": title}}}, name="Ana")
-
-
-def said(client, worker, delivery: dict) -> None:
-    assert meta_post(client, delivery).status_code == 200
-    worker.run_until_idle()
-
-
-def text(body: str) -> dict:
-    return meta_delivery(CUSTOMER, META_PHONE_NUMBER_ID, {"type": "text", "text": {"body": body}}, name="Ana")
 
 
 def test_i_dont_know_offers_a_person_with_a_button_on_the_cloud_api(client, worker, fake_graph):
@@ -68,9 +54,10 @@ def test_a_tap_on_another_button_does_not_hand_over(client, worker, store, fake_
     assert store.conversations.collection.find_one()["status"] == "open"
 
 
-def test_twilio_gets_the_text_of_i_dont_know_which_offers_a_person_too(client, worker, fake_twilio):
+def test_twilio_offers_a_person_with_a_button_too(client, worker, fake_twilio):
     assert signed_post(client, inbound_form(UNANSWERABLE)).status_code == 200
     worker.run_until_idle()
 
-    assert fake_twilio.sent_messages()[-1]["body"] == phrase("dont_know", "es")
+    sent = fake_twilio.sent_messages()[-1]
+    assert sent["body"] == phrase("dont_know", "es") and sent["content_variables"]["2"] == "talk_to_person"
     assert fake_twilio.contract_violations == []

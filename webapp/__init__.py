@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         log.warning("the rate-limit storage (RATE_LIMIT_STORAGE_URI, else MONGODB_URI) does not answer yet")
     app.extensions["whatsapp_assistant"] = Services(settings, store, build_channels(settings, store.sessions), limiter, Metrics())
 
-    from webapp.routes import admin, bot_config, health, metrics, openapi, ops
+    from webapp.routes import admin, bot_config, health, knowledge, metrics, openapi, ops
 
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_webhooks(app, settings)
     app.register_blueprint(ops.bp, url_prefix=API_PREFIX)
     app.register_blueprint(admin.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(knowledge.bp, url_prefix="/api/v1/knowledge")
     app.register_blueprint(bot_config.bp)
     attach_request_ids(app)
     app.register_error_handler(HTTPException, _json_error)

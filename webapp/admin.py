@@ -21,10 +21,13 @@ CONVERSATION_ID = re.compile(r"[0-9a-f]{32}")
 MESSAGE_ID = re.compile(r"[0-9a-f]{24}")
 # WhatsApp accepts free-form text only within 24 hours of the customer's last message (Twilio 63016, Meta 131047).
 REPLY_WINDOW = timedelta(hours=24)
+WINDOW_CLOSED = ("outside WhatsApp's 24-hour window: the customer last wrote more than 24 hours ago, so WhatsApp "
+                 "would refuse a free-form message (Twilio 63016, Meta 131047)")
 # Messages older than this before today's midnight are rolled up (webapp.db.stats_rollup): a
 # message is never stored with a time that far in the past, whatever the clocks of the servers.
 ROLLUP_LAG = timedelta(days=1)
 RECENT = timedelta(days=7)  # the window of the response times
+DAYS_IN_STATS = 7  # the days the stats show one by one
 MESSAGE_FIELDS = ("direction", "type", "kind", "part", "parts", "body", "media", "location", "status", "channel", "external_id",
                   "error_code", "error_message", "outcome", "created_at", "sent_at", "status_at", "resent_at")
 
@@ -43,7 +46,7 @@ def stats(store: Store, now: datetime) -> dict:
     out, answers by outcome, inbound in the last 24 h and 7 d, response times of the last 7 days
     (average and p95), failed deliveries by Twilio error code and unconfirmed sends; handoffs
     (requested, in the last 7 days, in progress) and leads (all, created in the last 7 days), the
-    counts of events on the (type, at) index.
+    counts of events on the (type, at) index; and the last 7 days one by one (`per_day`).
 
     All-time totals come from the roll-up plus the messages stored since it, so the cost grows with
     the last days' traffic, not with the history."""
@@ -67,7 +70,33 @@ def stats(store: Store, now: datetime) -> dict:
                 "in_progress": conversations["handoff"]}
     leads = {"total": store.leads.count(), "created_7d": store.events.count("lead_created", week_ago)}
     return {"generated_at": now.isoformat(), "conversations": conversations, "messages": messages,
-            "handoffs": handoffs, "leads": leads}
+            "handoffs": handoffs, "leads": leads, "days": per_day(store, now)}
+
+
+def per_day(store: Store, now: datetime) -> list[dict]:
+    """The last DAYS_IN_STATS days (UTC), newest first: the questions the bot looked up (answers
+    `answered`, `fallback` and `unknown`), the share it answered and the share it could not, and
+    the ratings customers gave that day (👍 / 👎) with the share of 👍."""
+    first_day = now.date() - timedelta(days=DAYS_IN_STATS - 1)
+    since = datetime.combine(first_day, time(), now.tzinfo)
+    outcomes = store.messages.outcomes_per_day(since)
+    ratings = store.events.per_day("answer_rated", since, "rating")
+    days = []
+    for offset in range(DAYS_IN_STATS):
+        day = (now.date() - timedelta(days=offset)).isoformat()
+        found, rated = outcomes.get(day, {}), ratings.get(day, {})
+        answered = found.get("answered", 0) + found.get("fallback", 0)
+        unknown = found.get("unknown", 0)
+        up, down = rated.get("up", 0), rated.get("down", 0)
+        days.append({"day": day, "questions": answered + unknown, "answered": answered, "unknown": unknown,
+                     "answered_rate": _share(answered, answered + unknown),
+                     "unknown_rate": _share(unknown, answered + unknown),
+                     "thumbs_up": up, "thumbs_down": down, "thumbs_up_rate": _share(up, up + down)})
+    return days
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
 
 
 def roll_up(store: Store, now: datetime) -> dict:
@@ -139,37 +168,56 @@ def resend_failed_reply(store: Store, message_id: str, now: datetime) -> list[di
 
 
 def check_reply_window(store: Store, wa_id: str, conversation_id: str, now: datetime) -> dict | None:
-    """The customer's latest message in the conversation (None if it has none left), if
+    """The customer's latest message in the conversation (None if it has none left), if WhatsApp's
+    24-hour window for a free-form reply is open; else AdminError, before WhatsApp would refuse it."""
+    last, window_open = reply_window(store, wa_id, conversation_id, now)
+    if not window_open:
+        raise AdminError(WINDOW_CLOSED, 409)
+    return last
+
+
+def reply_window(store: Store, wa_id: str, conversation_id: str, now: datetime) -> tuple[dict | None, bool]:
+    """The customer's latest message in the conversation (None if it has none left), and whether
     WhatsApp's 24-hour window for a free-form reply is open: it closes 24 h after their last
-    message, in this conversation or a newer one (their session's). Else AdminError, before
-    WhatsApp would refuse it (Twilio 63016, Meta 131047)."""
+    message, in this conversation or a newer one (their session's)."""
     last = store.messages.last_inbound(conversation_id)
     channel = route_of(last or {})["channel"]
     times = [t for t in (store.sessions.last_inbound_at(wa_id, channel), last and last["created_at"]) if t]
-    if not times or now >= max(times) + REPLY_WINDOW:
-        raise AdminError("outside WhatsApp's 24-hour window: the customer last wrote more than 24 hours ago, "
-                         "so WhatsApp would refuse a free-form message (Twilio 63016, Meta 131047)", 409)
-    return last
+    return last, bool(times) and now < max(times) + REPLY_WINDOW
 
 
 def agent_reply(store: Store, channels: Channels, conversation_id: str, text: str, key: str,
                 now: datetime, mirror: ChatwootOutbox | None = None) -> list[dict]:
     """Queue a person's reply to the customer (role `agent`), sent by the worker in order with the
     rest of the conversation, the way the customer last wrote. `key` names it: the same key again
-    queues nothing more. `mirror`: where to queue it for Chatwoot (not for a reply from there)."""
+    queues nothing more. `mirror`: where to queue it for Chatwoot (not for a reply from there).
+
+    After the customer's 24-hour window, the reply is `held` and the channel's approved template
+    (REPLY_TEMPLATE_*) goes instead, once per message of the customer's it follows; the worker
+    sends what is held when the customer answers. Without a template: AdminError (409)."""
     conversation = find_conversation(store, conversation_id)
     text = strip_control_chars(text).strip()
     if not 1 <= len(text) <= MAX_REPLY_CHARS:
         raise AdminError(f"text must have 1 to {MAX_REPLY_CHARS} characters", 400)
-    last = check_reply_window(store, conversation["wa_id"], conversation_id, now)
-    reply_to = [last["_id"]] if last else []
+    last, window_open = reply_window(store, conversation["wa_id"], conversation_id, now)
     route = route_of(last or {})
+    template = None if window_open else channels.reply_template(route["channel"])
+    if not window_open and (template is None or last is None):
+        raise AdminError(f"{WINDOW_CLOSED}; with an approved template set for it (REPLY_TEMPLATE_CONTENT_SID for "
+                         "Twilio, REPLY_TEMPLATE_NAME and REPLY_TEMPLATE_LANGUAGE for the Cloud API), the reply "
+                         "would wait for the customer's answer to it", 409)
+    reply_to = [last["_id"]] if last else []
     parts = store.messages.queue_reply(conversation_id, conversation["wa_id"], reply_to,
                                        split_parts(text, channels.part_chars(route["channel"])), now,
-                                       kind="agent", route=route, key=f"agent:{key}", answer_text=text, role="agent")
+                                       kind="agent", route=route, key=f"agent:{key}", answer_text=text, role="agent",
+                                       held=template is not None)
+    if template is not None:  # one template for all the replies held after this message of the customer's
+        parts = store.messages.queue_reply(conversation_id, conversation["wa_id"], reply_to, [template.label], now,
+                                           kind="template", route=route, key=f"template:{last['_id']}",
+                                           template=template.record()) + parts
     store.jobs.enqueue(conversation_id, conversation["wa_id"], now)
-    if mirror is not None and parts and parts[0]["created_at"] == now:  # queued now, not by an earlier call with this key
-        mirror.tell(conversation_id, conversation["wa_id"], now, chatwoot.outgoing(text))
+    if mirror is not None and any(p["kind"] == "agent" and p["created_at"] == now for p in parts):
+        mirror.tell(conversation_id, conversation["wa_id"], now, chatwoot.outgoing(text))  # queued now, not before
     return parts
 
 

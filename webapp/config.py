@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from webapp.validation import message_of
@@ -24,6 +25,12 @@ WHATSAPP_ADDRESS = re.compile(r"^whatsapp:\+[1-9][0-9]{6,14}\Z")
 
 
 API_PREFIX = "/api/v1/whatsapp"  # every route of the app lives under it
+REPLY_TEMPLATE_FORMS = {
+    "reply_template_content_sid": (re.compile(r"HX[0-9a-fA-F]{32}"), "a Twilio Content SID: HX and 32 hexadecimal digits"),
+    "reply_template_name": (re.compile(r"[a-z0-9_]{1,512}"), "a WhatsApp template name: lower-case letters, digits and _"),
+    "reply_template_language": (re.compile(r"[a-z]{2,3}(_[A-Z]{2})?"), "a WhatsApp template language code such as es, "
+                                                                       "es_MX or en_US"),
+}
 
 class ConfigError(Exception):
     """Raised at start-up when a setting is missing or invalid; names the variable."""
@@ -37,6 +44,7 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr = SecretStr("")
     twilio_whatsapp_from: str = ""
     twilio_api_base: str = "https://api.twilio.com"
+    twilio_content_api_base: str = "https://content.twilio.com"  # where quick-reply contents are created
     twilio_timeout_seconds: float = Field(10.0, gt=0, le=60)
     send_max_attempts: int = Field(6, ge=1, le=20)
     send_retry_base_seconds: float = Field(2.0, gt=0, le=60)
@@ -88,6 +96,7 @@ class Settings(BaseSettings):
     retrieval_k: int = Field(4, ge=1, le=20)
     relevance_threshold: float = Field(0.83, ge=0, le=1)
     covered_meaning_threshold: float = Field(0.96, ge=0, le=1)
+    gap_similarity: float = Field(0.89, gt=0, lt=1)  # knowledge gaps: how alike questions of one group are
     knowledge_language: Literal["es", "en", "pt", "fr"] = "es"
     cite_sources: bool = False
     history_turns: int = Field(6, ge=0, le=50)
@@ -110,6 +119,15 @@ class Settings(BaseSettings):
     handoff_timeout_minutes: float = Field(1440, gt=0, le=43200)  # the bot speaks again after this long
     handoff_webhook_url: str = ""
     handoff_webhook_secret: SecretStr = SecretStr("")
+
+    # A person's reply after the customer's 24-hour window goes as this approved template first; the
+    # reply follows when the customer answers. Twilio: a Content SID; the Cloud API: a template's name and language.
+    reply_template_content_sid: str = ""
+    reply_template_name: str = ""
+    reply_template_language: str = ""
+
+    # Per-answer feedback: "¿Te sirvió?" with 👍 / 👎 after every Nth answer of a conversation; 0: never
+    feedback_every_n_answers: int = Field(0, ge=0, le=1000)
 
     # Chatwoot, the agents' inbox: every conversation mirrored to an API-channel inbox, agents answer from it
     chatwoot_base_url: str = ""
@@ -162,14 +180,29 @@ class Settings(BaseSettings):
             raise ValueError("must look like v23.0")
         return value
 
-    @field_validator("twilio_api_base", "public_base_url", "openai_base_url", "embedding_base_url", "chroma_url",
-                     "handoff_webhook_url", "meta_graph_api_base", "kapso_api_base", "d360_api_base",
-                     "chatwoot_base_url")
+    @field_validator("twilio_api_base", "twilio_content_api_base", "public_base_url", "openai_base_url",
+                     "embedding_base_url", "chroma_url", "handoff_webhook_url", "meta_graph_api_base",
+                     "kapso_api_base", "d360_api_base", "chatwoot_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if value and urlsplit(value).scheme not in ("http", "https"):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator(*REPLY_TEMPLATE_FORMS)
+    @classmethod
+    def _reply_template(cls, value: str, info: ValidationInfo) -> str:
+        pattern, form = REPLY_TEMPLATE_FORMS[info.field_name]
+        if value and not pattern.fullmatch(value):
+            raise ValueError(f"must be {form}")
+        return value
+
+    @model_validator(mode="after")
+    def _reply_template_complete(self) -> "Settings":
+        if bool(self.reply_template_name) != bool(self.reply_template_language):
+            raise ValueError("REPLY_TEMPLATE_NAME and REPLY_TEMPLATE_LANGUAGE go together (the template's name and "
+                             "the language it was approved in)")
+        return self
 
     @field_validator("mongodb_uri", "rate_limit_storage_uri")
     @classmethod

@@ -22,6 +22,7 @@ from webapp.db.events import event
 log = logging.getLogger(__name__)
 
 UNANSWERED = ("unknown", "error")  # outcomes of an answer the bot could not give
+OFFERS_PERSON = ("unknown", "disliked")  # "I don't know", and the reply to a 👎: a "sí" hands over
 NOTIFY_ATTEMPTS = 3
 NOTIFY_TIMEOUT_SECONDS = 5.0
 NOTIFY_BACKOFF_SECONDS = 0.5  # doubled after each failed attempt
@@ -41,12 +42,12 @@ def tapped_person(pending: list[dict]) -> bool:
 
 
 def asked_for_person(question: str, history: list[dict]) -> bool:
-    """The customer asks for a person, or says yes to the bot's last answer, an "I don't know"
-    that offered one. `history`: the conversation's turns as stored, oldest first."""
+    """The customer asks for a person, or says yes to the bot's last answer, which offered one
+    ("I don't know", or the reply to a 👎). `history`: the conversation's turns as stored, oldest first."""
     if wants_person(question):
         return True
     answers = [turn for turn in history if turn["direction"] == "outbound"]
-    return bool(answers) and answers[-1].get("outcome") == "unknown" and says_yes(question)
+    return bool(answers) and answers[-1].get("outcome") in OFFERS_PERSON and says_yes(question)
 
 
 def unanswered_in_a_row(history: list[dict]) -> int:

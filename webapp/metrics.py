@@ -49,8 +49,11 @@ class Metrics:
             registry=self.registry)
         self.answers = Counter(
             "whatsapp_answers", "Answers produced, by outcome: answered, unknown (I don't know), "
-            "fallback (answered offline: the LLM failed), small_talk, unreadable, error, handoff", ["outcome"],
+            "fallback (answered offline: the LLM failed), small_talk, unreadable, error, handoff, feedback "
+            "(thanks for a 👍), disliked (the reply to a 👎)", ["outcome"],
             registry=self.registry)
+        self.ratings = Counter("whatsapp_answer_ratings", "Answers rated by customers: up (👍) or down (👎)",
+                               ["rating"], registry=self.registry)
         self.retrieval_latency = Histogram(
             "whatsapp_retrieval_seconds", "Searching the knowledge index for one question",
             buckets=FAST_BUCKETS, registry=self.registry)

@@ -26,14 +26,17 @@ from rag.retrieve import Turn
 from webapp.backoff import backoff_seconds
 from webapp.bot_config import BotConfig, BotConfigReader
 from webapp.channels import Channels, route_of
-from webapp.channels.base import Button, Failure, SendError
+from webapp.channels.base import Button, Failure, SendError, Template
 from webapp.chatwoot import client_of, outbox_of
 from webapp.chatwoot import sync as chatwoot
 from webapp.chatwoot.sync import ChatwootSyncer, keep_syncing
 from webapp.db import Store
 from webapp.db.events import event, message_event
-from webapp.handoff import (UNANSWERED, HandoffNotifier, asked_for_person, handoff_event, notice, person_button,
-                            tapped_person, unanswered_in_a_row)
+from webapp.db.messages import HELD
+from webapp.feedback import RATED_OUTCOMES, asks_now, question_part, rating_in
+from webapp.gaps import vector_bytes
+from webapp.handoff import (OFFERS_PERSON, UNANSWERED, HandoffNotifier, asked_for_person, handoff_event, notice,
+                            person_button, tapped_person, unanswered_in_a_row)
 from webapp.leads import contact_details, only_contact_details
 from webapp.logs import bind, log_context, mask_phone
 from webapp.formatting import format_reply
@@ -134,6 +137,10 @@ class ReplyWorker:
         part must wait for a retry: nothing later in the conversation goes out before it."""
         conversation_id = job["_id"]
         left, pending = self.store.messages.open_work(conversation_id)
+        held = [m for m in left if m["status"] == HELD]
+        left = [m for m in left if m["status"] != HELD]
+        if held and pending:
+            left, pending = self.release_held(job, held, left, pending)
         if left:  # queued by an earlier attempt, an agent's reply or a re-send
             # Queued means answered, even if the attempt that queued it died before saying so.
             covered = {i for m in left for i in m["reply_to"]}
@@ -147,11 +154,18 @@ class ReplyWorker:
         self.take_up(job, pending)
         if self.kept_for_agent(job, pending) or self.acknowledged(pending):
             return None
-        self.show_typing(pending[-1])
         history = self.store.messages.history(conversation_id, pending[0]["created_at"], self.history_limit)
+        questions, thanks = self.take_ratings(pending, history)
+        if not questions and thanks is None:  # a rating given before, tapped again
+            self.store.messages.mark_taken_up([m["_id"] for m in pending], utcnow(), status="acknowledged")
+            return None
+        self.show_typing(pending[-1])
         config = self.bot_config.current()
-        with self.lease_kept(job):  # an LLM may take longer than a lease
-            answer, handoff_reason = self.reply_to(pending, history, config)
+        if questions:
+            with self.lease_kept(job):  # an LLM may take longer than a lease
+                answer, handoff_reason = self.reply_to(questions, history, config)
+        else:
+            answer, handoff_reason = thanks, None
         # If the lease was lost all the same (the database was out of reach), another worker's
         # answer covers these messages and newer ones: queueing this one would mark those
         # answered with no reply.
@@ -161,11 +175,12 @@ class ReplyWorker:
         now = utcnow()
         route = route_of(pending[-1])  # the way the customer's latest message came in
         bodies = format_reply(answer.text, self.channels.part_chars(route["channel"]), config.max_answer_chars)
+        bodies, buttons, extra = self.around_answer(conversation_id, answer, bodies, pending[0]["_id"],
+                                                    question_of(questions))
         parts = self.store.messages.queue_reply(
             conversation_id, job["wa_id"], [m["_id"] for m in pending], bodies, now,
             kind="answer", route=route, answer_text=answer.text, outcome=answer.outcome, sources=answer.sources,
-            buttons=[person_button(answer.language)] if answer.outcome == "unknown" else None,
-            language=answer.language, received_at=pending[0]["created_at"],
+            buttons=buttons, language=answer.language, received_at=pending[0]["created_at"], **extra,
         )
         self.store.messages.mark_taken_up([m["_id"] for m in pending], now)
         told = [*map(chatwoot.outgoing, bodies), chatwoot.outcome(answer.outcome, answer.sources)]  # as sent
@@ -176,6 +191,23 @@ class ReplyWorker:
         if handoff:
             self.notify_handoff(job, handoff, pending)
         return retry_at
+
+    def release_held(self, job: dict, held: list[dict], left: list[dict],
+                     pending: list[dict]) -> tuple[list[dict], list[dict]]:
+        """The customer wrote after a person's reply was held for the 24-hour window: the window is
+        open, and their message (most likely their answer to the template) is answered by the held
+        reply, sent now. A template not sent yet is not sent at all. What is left to send, and to
+        answer (nothing)."""
+        self.take_up(job, pending)
+        self.store.messages.release_held([m["_id"] for m in held], utcnow())
+        self.store.messages.mark_taken_up([m["_id"] for m in pending], utcnow())
+        for template in (m for m in left if m.get("template") and m["status"] == "pending"):
+            self.store.messages.record_send(template["_id"], "canceled", utcnow(),
+                                            error_message="the customer wrote first")
+        log.info("the customer wrote again: %d held part(s) of a person's reply go now", len(held))
+        released = [dict(m, status="pending") for m in held]
+        rest = [m for m in left if not (m.get("template") and m["status"] == "pending")]
+        return sorted(rest + released, key=lambda m: (m["created_at"], m["part"])), []
 
     @property
     def history_limit(self) -> int:
@@ -197,6 +229,58 @@ class ReplyWorker:
             self.events.append(event("lead_created", job["_id"], job["_id"], utcnow()))
         if details:
             self.chatwoot.tell(job["_id"], job["wa_id"], utcnow(), chatwoot.lead(details))
+
+    def take_ratings(self, pending: list[dict], history: list[dict]) -> tuple[list[dict], Answer | None]:
+        """Store the ratings (👍 / 👎) among `pending`, each answer's first only: the messages left
+        to answer, and when there are none, the reply to the newest rating stored now (None when
+        every rating had been given before)."""
+        last_answer = next((turn for turn in reversed(history) if turn["direction"] == "outbound"), None)
+        ratings = [rating for rating in (rating_in(m, last_answer) for m in pending) if rating]
+        rated = {rating.message_id for rating in ratings}
+        stored = None
+        for rating in ratings:
+            answer = self.store.messages.rate(rating.answer_key, rating.value, utcnow())
+            if answer:
+                stored = answer
+                self.events.append(event("answer_rated", rating.answer_key, answer["conversation_id"], utcnow(),
+                                         rating=rating.value))
+                self.metrics.ratings.labels(rating=rating.value).inc()
+        questions = [m for m in pending if m["_id"] not in rated]
+        if questions or stored is None:
+            return questions, None
+        language = stored.get("language") or self.assistant.fallback_language
+        if stored["feedback"] == "down":
+            return [], Answer(phrase("feedback_sorry", language), language, "disliked")
+        return [], Answer(phrase("feedback_thanks", language), language, "feedback")
+
+    def around_answer(self, conversation_id: str, answer: Answer, bodies: list[str], first_answered,
+                      question: str) -> tuple[list[str], list[dict] | None, dict]:
+        """The parts to send (the answer's, and "¿Te sirvió?" when it asks for a rating), the buttons
+        under the last (a person offered with "I don't know" and after a 👎), and what the answer's
+        first part keeps besides: whether it asked, and for a question the bot could not answer or
+        asked about, the question and its vector (the knowledge gaps)."""
+        if answer.outcome in OFFERS_PERSON:
+            return bodies, [person_button(answer.language)], self.gap(question) if answer.outcome == "unknown" else {}
+        if answer.outcome not in RATED_OUTCOMES or not self.asks_rating(conversation_id):
+            return bodies, None, {}
+        body, buttons = question_part(answer.language, first_answered)
+        return [*bodies, body], buttons, {"feedback_asked": True, **self.gap(question)}
+
+    def asks_rating(self, conversation_id: str) -> bool:
+        """Counts the answer (only when feedback is on: the count costs a database call)."""
+        every_n = self.settings.feedback_every_n_answers
+        return every_n > 0 and asks_now(every_n, self.store.conversations.count_answer(conversation_id))
+
+    def gap(self, question: str) -> dict:
+        """The question, and its vector, which groups it with others of the same meaning."""
+        if not question:
+            return {}
+        try:
+            return {"question": question, "question_vector": vector_bytes(
+                self.assistant.retriever.question_vector(question))}
+        except Exception as exc:  # an embedding server out of reach: the gap is kept, in no group
+            log.warning("the question's vector was not kept: %s", exc)
+            return {"question": question}
 
     def show_typing(self, newest: dict) -> None:
         """The customer sees their messages read and the bot typing, where the channel can show it
@@ -355,7 +439,10 @@ class ReplyWorker:
         started = time.perf_counter()
         buttons = [Button(**button) for button in message.get("buttons", [])]
         try:
-            if buttons and channel.shows_buttons(message["body"], buttons):
+            if message.get("template"):
+                result = channel.send_template(route["business"], message["wa_id"],
+                                               Template.from_record(message["template"]), reference=str(message["_id"]))
+            elif buttons and channel.shows_buttons(message["body"], buttons):
                 result = channel.send_buttons(route["business"], message["wa_id"], message["body"], buttons,
                                               reference=str(message["_id"]))
             else:
@@ -392,6 +479,9 @@ class ReplyWorker:
         self.store.messages.record_send(message["_id"], status, utcnow(), attempts=attempts, **error)
         if status == "failed":
             self.events.append(message_event("message_failed", message, utcnow(), error_code=exc.code))
+        if status == "failed" and message.get("template"):  # what waited for the customer's answer never goes
+            self.store.messages.fail_held(message["conversation_id"], utcnow(),
+                                          f"the template was refused: {exc.message}")
         return status, None
 
     def retry_delay(self, attempts: int, retry_after: float | None) -> float:
@@ -452,7 +542,7 @@ def main() -> None:
     metrics = Metrics()
     assistant = build_assistant(settings, callbacks=metrics.llm_callbacks())
     assistant.retriever.warm_up()
-    channels = build_channels(settings, store.sessions)
+    channels = build_channels(settings, store.sessions, store.twilio_contents)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -167,7 +167,7 @@ class FakeGraph(ProviderFake):
 
     def sent_messages(self) -> list[dict]:
         """The messages accepted, in order: {"phone_number_id", "to", "type", "body" (a text's, or the
-        text above an interactive message's buttons), "id"}, and "interactive" for those."""
+        text above an interactive message's buttons), "id"}, and "interactive" or "template" for those."""
         with self._lock:
             return [dict(m) for m in self._sent]
 
@@ -226,6 +226,7 @@ class FakeGraph(ProviderFake):
             self._sent.append({"phone_number_id": phone_number_id, "to": to, "type": payload.get("type"),
                                "body": (payload.get("text") or {}).get("body")
                                or ((interactive or {}).get("body") or {}).get("text"),
-                               "id": wamid, **({"interactive": interactive} if interactive else {})})
+                               "id": wamid, **({"interactive": interactive} if interactive else {}),
+                               **({"template": payload["template"]} if payload.get("type") == "template" else {})})
         return Reply.json(200, {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
                                 "messages": [{"id": wamid}]})

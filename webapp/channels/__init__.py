@@ -11,7 +11,8 @@ Adding a provider: copy the package closest to it (`kapso/` for one re-selling t
 - describe its routes in `webapp/openapi.json` (`tests/test_openapi.py` fails until they are)."""
 from __future__ import annotations
 
-from webapp.channels.base import Channel, ReplyNumbers
+from webapp.channels.base import Channel, ReplyNumbers, Template
+from webapp.channels.twilio.quick_reply import ContentSids
 
 # Before channels every message was Twilio's, from TWILIO_WHATSAPP_FROM: what a message without a
 # route of its own goes by.
@@ -27,8 +28,14 @@ def route_of(message: dict) -> dict:
 class Channels:
     """The channels of this deployment, by name; the first is the one `send-test` uses by default."""
 
-    def __init__(self, channels: list[Channel]):
+    def __init__(self, channels: list[Channel], reply_templates: dict[str, Template] | None = None):
         self.by_name = {channel.name: channel for channel in channels}
+        self.reply_templates = reply_templates or {}
+
+    def reply_template(self, name: str) -> Template | None:
+        """The approved template a person's reply goes as after the customer's 24-hour window, on
+        channel `name`, if the business configured one."""
+        return self.reply_templates.get(name)
 
     def __getitem__(self, name: str) -> Channel:
         return self.by_name[name]
@@ -49,11 +56,24 @@ class Channels:
         return next(iter(self.by_name.values()))
 
 
-def build_channels(settings, remembered: ReplyNumbers | None = None) -> Channels:
+def build_channels(settings, remembered: ReplyNumbers | None = None, contents: ContentSids | None = None) -> Channels:
     """The channels whose webhooks are served (each sending, or dry-run without credentials);
-    `remembered` keeps what the Cloud API channels learn of customers' numbers for every process."""
+    `remembered` keeps what the Cloud API channels learn of customers' numbers for every process,
+    `contents` the SIDs of the quick-reply contents Twilio's channel creates."""
     from webapp.channels import d360, kapso, meta, twilio
 
     cloud_api = [module.channel(settings, remembered) for module, served in (
         (meta, settings.meta_receives), (kapso, settings.kapso_receives), (d360, settings.d360_receives)) if served]
-    return Channels(([twilio.channel(settings)] if settings.twilio_receives else []) + cloud_api)
+    return Channels(([twilio.channel(settings, contents)] if settings.twilio_receives else []) + cloud_api,
+                    reply_templates(settings))
+
+
+def reply_templates(settings) -> dict[str, Template]:
+    """REPLY_TEMPLATE_*, by channel: Twilio's Content SID, and the Cloud API's template name and language."""
+    templates = {}
+    if settings.reply_template_content_sid:
+        templates["twilio"] = Template(settings.reply_template_content_sid)
+    if settings.reply_template_name:
+        cloud_api = Template(settings.reply_template_name, settings.reply_template_language)
+        templates.update(dict.fromkeys(("meta", "kapso", "d360"), cloud_api))
+    return templates

@@ -115,6 +115,19 @@ class Template:
     language: str = ""
     variables: tuple[str, ...] = ()
 
+    @property
+    def label(self) -> str:
+        """What stands for it where its text is not known (the message's body, the console)."""
+        return f"[template {self.name}{' ' + self.language if self.language else ''}]"
+
+    def record(self) -> dict:
+        """As stored with the message that sends it (`from_record` reads it back)."""
+        return {"name": self.name, "language": self.language, "variables": list(self.variables)}
+
+    @classmethod
+    def from_record(cls, record: dict) -> Template:
+        return cls(record["name"], record.get("language", ""), tuple(record.get("variables", ())))
+
 
 class Channel:
     """Sends through one provider. `dry_run` ones store replies without sending them."""

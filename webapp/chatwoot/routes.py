@@ -7,7 +7,8 @@ MAX_AGE_SECONDS away from now is refused (a replay of an old delivery), and each
 
 - `message_created`, an agent's reply (`outgoing`, not private) in a conversation we mirror: sent
   to the customer through their conversation's channel, split and in order, if WhatsApp's 24-hour
-  window is open (if not, the agent is told so in a private note); the conversation goes to the
+  window is open, or after the approved template and the customer's answer to it (REPLY_TEMPLATE_*;
+  the agent is told either way in a private note if it is closed); the conversation goes to the
   person if it had not. Our own messages, which Chatwoot sends back, are recognised and ignored.
 - `conversation_status_changed` to `resolved` or `pending`: the bot answers again; to `open`: the
   conversation goes to the person. (Our own changes come back too, and change nothing: they
@@ -27,6 +28,7 @@ from flask import Blueprint, jsonify, request
 
 from webapp.admin import AdminError, agent_reply, release_handoff
 from webapp.chatwoot import sync as chatwoot
+from webapp.db.messages import HELD
 from webapp.handoff import handoff_event
 from webapp.services import services
 
@@ -36,6 +38,8 @@ CHANNEL = "chatwoot"
 MAX_AGE_SECONDS = 300
 BOT_ANSWERS = ("resolved", "pending")  # a conversation set back to either is the bot's again
 OUTGOING = ("outgoing", 1)  # as webhooks write it, and as the API does
+HELD_NOTE = ("Fuera de la ventana de 24 h de WhatsApp: se ha enviado al cliente la plantilla aprobada; tu respuesta "
+             "le llegará cuando conteste.")
 
 
 @bp.post("/webhook")
@@ -85,7 +89,8 @@ def signature_problem(secret: str, body: bytes, signature: str, timestamp: str, 
 
 
 def act_on(app, payload: dict, now: datetime) -> str:
-    """What the delivery meant for us: `sent`, `refused`, `echo`, `released`, `handed_off` or `ignored`."""
+    """What the delivery meant for us: `sent`, `held`, `refused`, `echo`, `released`, `handed_off` or
+    `ignored`."""
     event = payload.get("event")
     conversation = payload.get("conversation") if event == "message_created" else payload
     state = _state_of(app, conversation)
@@ -113,11 +118,14 @@ def _agent_message(app, state: dict, message: dict, now: datetime) -> str:
         return "echo"
     conversation_id = state["_id"]
     try:
-        agent_reply(app.store, app.channels, conversation_id, text, f"chatwoot:{message.get('id')}", now)
+        parts = agent_reply(app.store, app.channels, conversation_id, text, f"chatwoot:{message.get('id')}", now)
     except AdminError as refused:
         app.chatwoot.tell(conversation_id, state["wa_id"], now, chatwoot.note(f"No enviado al cliente: {refused}"))
         return "refused"
     _hand_to_person(app, state, now)
+    if any(part["status"] == HELD for part in parts):
+        app.chatwoot.tell(conversation_id, state["wa_id"], now, chatwoot.note(HELD_NOTE))
+        return "held"
     return "sent"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -57,6 +57,12 @@ class Conversations:
         result = self.collection.update_one({"_id": conversation_id, "status": "open"},
                                             {"$set": {"status": "handoff", "handoff": handoff}})
         return handoff if result.modified_count == 1 else None
+
+    def count_answer(self, conversation_id: str) -> int:
+        """One more answer given in the conversation: how many it has had (for FEEDBACK_EVERY_N_ANSWERS)."""
+        found = self.collection.find_one_and_update({"_id": conversation_id}, {"$inc": {"answers": 1}},
+                                                    projection={"answers": 1}, return_document=ReturnDocument.AFTER)
+        return (found or {}).get("answers", 0)
 
     def record_notice(self, conversation_id: str, requested_at: datetime, now: datetime, error: str | None) -> None:
         """Whether the handoff webhook took the notice of the handoff requested at `requested_at`."""

@@ -16,7 +16,7 @@ from pymongo.errors import BulkWriteError
 from webapp.db.messages import DUPLICATE_KEY
 
 TYPES = ("message_received", "message_sent", "message_failed", "lead_created", "handoff_requested",
-         "handoff_released")
+         "handoff_released", "answer_rated")
 
 
 def event(type_: str, key: str, conversation_id: str, at: datetime, **details) -> dict:
@@ -58,6 +58,16 @@ class Events:
 
     def count(self, type_: str, since: datetime | None = None) -> int:
         return self.collection.count_documents({"type": type_, **({"at": {"$gte": since}} if since else {})})
+
+    def per_day(self, type_: str, since: datetime, detail: str) -> dict[str, dict[str, int]]:
+        """The events of `type_` since `since`, by UTC day and the value of their `detail`."""
+        pipeline = [{"$match": {"type": type_, "at": {"$gte": since}}},
+                    {"$group": {"_id": {"day": {"$dateToString": {"format": "%Y-%m-%d", "date": "$at"}},
+                                        "value": f"${detail}"}, "n": {"$sum": 1}}}]
+        days: dict[str, dict[str, int]] = {}
+        for found in self.collection.aggregate(pipeline):
+            days.setdefault(found["_id"]["day"], {})[found["_id"].get("value")] = found["n"]
+        return days
 
     def of_conversation(self, conversation_id: str) -> list[dict]:
         return list(self.collection.find({"conversation_id": conversation_id}).sort("at", ASCENDING))

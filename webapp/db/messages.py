@@ -4,7 +4,7 @@ business number, as the channel names it; "" for the channel's default).
 
 Inbound:  received → answered | acknowledged (a reaction: kept, not answered) | handoff (kept for
           the person answering the conversation) | rate_limited
-Outbound: pending → submitting (→ pending again, with `retry_at`, when the provider was busy or
+Outbound: [held →] pending → submitting (→ pending again, with `retry_at`, when the provider was busy or
           unreachable) → then the provider's own status words (queued, sent, delivered, read,
           undelivered, failed), or dry_run; `failed` also when the provider refused the request,
           and `unconfirmed` when it did not answer in time (it may have sent the message: not
@@ -13,6 +13,9 @@ Outbound: pending → submitting (→ pending again, with `retry_at`, when the p
           `pending` and `submitting` are ours alone, so a provider's status never reads as "not
           sent". Status reports arrive in any order; a status only ever moves forward (`read`
           then a late `delivered` stays `read`).
+          `held`: a person's reply after the customer's 24-hour window, waiting for their answer
+          to the approved template sent instead (`kind` "template"); such a template not sent yet
+          when the customer writes first is `canceled`.
 
 `external_id` is the provider's id (Twilio's SID, Meta's wamid). `dedup_key` is unique:
 `in:<external id>` makes a redelivered webhook a no-op,
@@ -25,14 +28,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 DUPLICATE_KEY = 11000
 OPEN_OUTBOUND = ("pending", "submitting")
+HELD = "held"  # a person's reply after the 24-hour window, waiting for the customer to answer the template
 RESENDABLE = ("failed", "undelivered")  # never delivered; an `unconfirmed` one may have been
 FIRST_ANSWER_PARTS = {"direction": "outbound", "kind": "answer", "part": 0}
+GAP_FIELDS = ("question", "question_vector", "created_at", "wa_id", "outcome", "feedback")
 # How far along its way an outbound message is; a report never moves it back.
 PROGRESS = {
     "pending": 0, "submitting": 0, "unconfirmed": 0,
@@ -56,6 +61,10 @@ class Messages:
         self.collection.create_index([("external_id", ASCENDING)], name="external_id")
         self.collection.create_index([("direction", ASCENDING), ("created_at", ASCENDING)], name="direction_time")
         self.collection.create_index([("status", ASCENDING)], name="status")
+        # For the knowledge gaps (`gap_questions`): one index for each way an answer becomes one.
+        for field in ("outcome", "feedback"):
+            self.collection.create_index([(field, ASCENDING), ("gap_closed_at", ASCENDING), ("created_at", ASCENDING)],
+                                         name=f"gap_{field}")
 
     def insert_inbound(self, message: dict) -> ObjectId | None:
         """Store an inbound message; None when the provider delivered it before (its id is stored)."""
@@ -70,9 +79,9 @@ class Messages:
 
     def open_work(self, conversation_id: str) -> tuple[list[dict], list[dict]]:
         """In one query, in order: the replies queued but not yet handed to the provider (or interrupted
-        while sending), and the customer's messages not answered yet."""
+        while sending, or held), and the customer's messages not answered yet."""
         found = self._in_order(
-            {"conversation_id": conversation_id, "status": {"$in": ["received", *OPEN_OUTBOUND]}}
+            {"conversation_id": conversation_id, "status": {"$in": ["received", *OPEN_OUTBOUND, HELD]}}
         )
         return [m for m in found if m["direction"] == "outbound"], [m for m in found if m["direction"] == "inbound"]
 
@@ -100,12 +109,12 @@ class Messages:
 
     def queue_reply(self, conversation_id: str, wa_id: str, reply_to: list[ObjectId], parts: list[str],
                     now: datetime, kind: str, route: dict, key: str | None = None, buttons: list[dict] | None = None,
-                    **details) -> list[dict]:
+                    held: bool = False, **details) -> list[dict]:
         """Queue a reply's parts for sending, every part by `route` (channel and business number);
         the `details` (what the answer was made of) go on the first part, the `buttons` (id, title)
-        under the last, where its channel can show them. Idempotent: `key` names the reply (by
-        default the first message it answers and its kind). Returns the parts still to send, as
-        stored."""
+        under the last, where its channel can show them; `held` ones wait for `release_held`.
+        Idempotent: `key` names the reply (by default the first message it answers and its kind).
+        Returns the parts still to send (or held), as stored."""
         key = key or f"reply:{reply_to[0]}:{kind}"
         documents = [
             {
@@ -117,7 +126,7 @@ class Messages:
                 "part": number,
                 "parts": len(parts),
                 "body": body,
-                "status": "pending",
+                "status": HELD if held else "pending",
                 "reply_to": reply_to,
                 "created_at": now,
                 "updated_at": now,
@@ -128,6 +137,27 @@ class Messages:
             for number, body in enumerate(parts)
         ]
         return self._queue(documents)
+
+    def rate(self, answer_key: str, value: str, now: datetime) -> dict | None:
+        """Store the customer's rating ("up", "down") on the answer whose first part has
+        `answer_key`: that part, rated, or None when it was rated before (the first rating
+        stands) or is gone."""
+        return self.collection.find_one_and_update(
+            {"dedup_key": answer_key, "feedback": {"$exists": False}},
+            {"$set": {"feedback": value, "feedback_at": now}},
+            projection={"conversation_id": 1, "language": 1, "feedback": 1}, return_document=ReturnDocument.AFTER)
+
+    def release_held(self, message_ids: list[ObjectId], now: datetime) -> None:
+        """Held replies to send now: the customer answered the template."""
+        self.collection.update_many({"_id": {"$in": message_ids}, "status": HELD},
+                                    {"$set": {"status": "pending", "released_at": now, "updated_at": now}})
+
+    def fail_held(self, conversation_id: str, now: datetime, error_message: str) -> int:
+        """The conversation's held replies will never go (the template that would open the way was
+        refused): failed, and re-sendable once the customer writes again."""
+        return self.collection.update_many(
+            {"conversation_id": conversation_id, "status": HELD},
+            {"$set": {"status": "failed", "error_message": error_message, "updated_at": now}}).modified_count
 
     def resendable_parts(self, reply_to: list[ObjectId]) -> list[dict]:
         """The parts of the reply to `reply_to` that were never delivered and that were not
@@ -163,9 +193,8 @@ class Messages:
             if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
                 raise
             # queued before: what of it is still to send
-            return self._in_order(
-                {"dedup_key": {"$in": [d["dedup_key"] for d in documents]}, "status": {"$in": list(OPEN_OUTBOUND)}}
-            )
+            return self._in_order({"dedup_key": {"$in": [d["dedup_key"] for d in documents]},
+                                   "status": {"$in": [*OPEN_OUTBOUND, HELD]}})
         return documents
 
     def mark_taken_up(self, message_ids: list[ObjectId], now: datetime, status: str = "answered") -> None:
@@ -285,6 +314,19 @@ class Messages:
         ]
         return [found["ms"] / 1000 for found in self.collection.aggregate(pipeline)]
 
+    def outcomes_per_day(self, since: datetime) -> dict[str, dict[str, int]]:
+        """The answers given since `since`, by UTC day ("2026-12-05") and outcome."""
+        pipeline = [
+            {"$match": {"direction": "outbound", "created_at": {"$gte": since}}},
+            {"$match": FIRST_ANSWER_PARTS},
+            {"$group": {"_id": {"day": {"$dateToString": {"format": "%Y-%m-%d", "date": "$created_at"}},
+                                "outcome": "$outcome"}, "n": {"$sum": 1}}},
+        ]
+        days: dict[str, dict[str, int]] = {}
+        for found in self.collection.aggregate(pipeline):
+            days.setdefault(found["_id"]["day"], {})[found["_id"].get("outcome") or "none"] = found["n"]
+        return days
+
     def failures(self) -> dict:
         """Outbound messages never delivered, by the provider's error code ("none": refused without
         one), and the sends it never confirmed. Few, and found on the status index."""
@@ -299,6 +341,24 @@ class Messages:
 
     def _in_order(self, query: dict) -> list[dict]:
         return list(self.collection.find(query).sort([("created_at", ASCENDING), ("part", ASCENDING)]))
+
+    # Knowledge gaps (webapp.gaps): first parts of answers that said "I don't know" or got a 👎, each
+    # read on its own index with equalities and one range, the only filter SecantusDB plans an index
+    # for (`gap_closed_at: None` matches the answers whose gap is open: the field is missing).
+
+    def gap_questions(self, since: datetime, limit: int) -> list[dict]:
+        """The newest `limit` answers since `since` that said "I don't know" or got a 👎 and whose gap
+        is open, newest first, with what grouping them needs."""
+        found = {}
+        for gap in ({"outcome": "unknown"}, {"feedback": "down"}):
+            cursor = self.collection.find({**gap, "gap_closed_at": None, "created_at": {"$gte": since}}, GAP_FIELDS)
+            found.update((answer["_id"], answer) for answer in cursor.sort("created_at", DESCENDING).limit(limit))
+        return sorted(found.values(), key=lambda answer: (answer["created_at"], answer["_id"]), reverse=True)[:limit]
+
+    def close_gaps(self, answer_ids: list[ObjectId], now: datetime, answer_text: str) -> None:
+        """These answers' questions are answered now (by `answer_text`): no longer gaps."""
+        self.collection.update_many({"_id": {"$in": answer_ids}},
+                                    {"$set": {"gap_closed_at": now, "gap_closed_by_answer": answer_text}})
 
 
 def _is_turn(message: dict) -> bool:
