@@ -201,12 +201,13 @@ class ReplyWorker:
         self.take_up(job, pending)
         self.store.messages.release_held([m["_id"] for m in held], utcnow())
         self.store.messages.mark_taken_up([m["_id"] for m in pending], utcnow())
-        for template in (m for m in left if m.get("template") and m["status"] == "pending"):
+        unsent = [m for m in left if m.get("template") and m["status"] == "pending"]
+        for template in unsent:
             self.store.messages.record_send(template["_id"], "canceled", utcnow(),
                                             error_message="the customer wrote first")
         log.info("the customer wrote again: %d held part(s) of a person's reply go now", len(held))
         released = [dict(m, status="pending") for m in held]
-        rest = [m for m in left if not (m.get("template") and m["status"] == "pending")]
+        rest = [m for m in left if m not in unsent]
         return sorted(rest + released, key=lambda m: (m["created_at"], m["part"])), []
 
     @property

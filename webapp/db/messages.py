@@ -34,6 +34,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 DUPLICATE_KEY = 11000
 OPEN_OUTBOUND = ("pending", "submitting")
+GAPS = ({"outcome": "unknown"}, {"feedback": "down"})  # the answers whose questions are knowledge gaps
 HELD = "held"  # a person's reply after the 24-hour window, waiting for the customer to answer the template
 RESENDABLE = ("failed", "undelivered")  # never delivered; an `unconfirmed` one may have been
 FIRST_ANSWER_PARTS = {"direction": "outbound", "kind": "answer", "part": 0}
@@ -61,10 +62,12 @@ class Messages:
         self.collection.create_index([("external_id", ASCENDING)], name="external_id")
         self.collection.create_index([("direction", ASCENDING), ("created_at", ASCENDING)], name="direction_time")
         self.collection.create_index([("status", ASCENDING)], name="status")
-        # For the knowledge gaps (`gap_questions`): one index for each way an answer becomes one.
-        for field in ("outcome", "feedback"):
+        # For the knowledge gaps (`gap_questions`): one index for each way an answer becomes one,
+        # holding those answers alone (storing any other message leaves it as it is).
+        for gap in GAPS:
+            (field,) = gap
             self.collection.create_index([(field, ASCENDING), ("gap_closed_at", ASCENDING), ("created_at", ASCENDING)],
-                                         name=f"gap_{field}")
+                                         name=f"gap_{field}", partialFilterExpression=gap)
 
     def insert_inbound(self, message: dict) -> ObjectId | None:
         """Store an inbound message; None when the provider delivered it before (its id is stored)."""
@@ -350,7 +353,7 @@ class Messages:
         """The newest `limit` answers since `since` that said "I don't know" or got a 👎 and whose gap
         is open, newest first, with what grouping them needs."""
         found = {}
-        for gap in ({"outcome": "unknown"}, {"feedback": "down"}):
+        for gap in GAPS:
             cursor = self.collection.find({**gap, "gap_closed_at": None, "created_at": {"$gte": since}}, GAP_FIELDS)
             found.update((answer["_id"], answer) for answer in cursor.sort("created_at", DESCENDING).limit(limit))
         return sorted(found.values(), key=lambda answer: (answer["created_at"], answer["_id"]), reverse=True)[:limit]
