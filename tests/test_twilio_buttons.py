@@ -120,15 +120,17 @@ def test_a_content_api_500_is_retried_and_nothing_goes_twice(client, worker, sto
     assert (stored["status"], stored["attempts"], stored["last_error"]["http_status"]) == ("queued", 1, 500)
 
 
-def test_a_permanent_refusal_of_the_content_sends_the_text(client, worker, store, fake_twilio):
+def test_a_permanent_refusal_of_the_content_sends_the_text_and_is_not_asked_again(client, worker, store,
+                                                                                  fake_twilio):
     fake_twilio.fail_next(400, message="Invalid types", on="content")
 
-    ask(client, worker)
+    ask(client, worker, sender="whatsapp:+34600000001")
+    ask(client, worker, sender="whatsapp:+34600000002")  # within the hour: no request refused again
 
-    assert fake_twilio.contents() == []
-    (sent,) = fake_twilio.sent_messages()
-    assert sent["body"] == DONT_KNOW and "content_sid" not in sent
-    assert store.messages.collection.find_one({"direction": "outbound"})["status"] == "queued"
+    assert fake_twilio.contents() == [] and len(posts(fake_twilio, "/v1/Content")) == 1
+    sent = fake_twilio.sent_messages()
+    assert [(m["body"], "content_sid" in m) for m in sent] == [(DONT_KNOW, False)] * 2
+    assert [m["status"] for m in store.messages.collection.find({"direction": "outbound"})] == ["queued"] * 2
 
 
 def test_a_content_deleted_in_twilio_sends_the_text_then_is_created_anew(client, worker, store, fake_twilio):

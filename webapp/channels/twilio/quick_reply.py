@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 # limit; a variable holding a newline, a tab or more than four spaces in a row is refused (21656).
 MAX_BUTTONS, MAX_BUTTON_TITLE, MAX_BUTTON_ID, MAX_BODY = 3, 20, 200, 1024
 NOT_IN_A_VARIABLE = re.compile(r"[\n\t]| {5}")
+# A content Twilio refused to create is not asked for again (by this process) before this long: the
+# text goes alone meanwhile, without a request that would be refused again.
+REFUSED_FOR_SECONDS = 3600.0
 
 
 class ContentRefused(SendError):
@@ -87,6 +91,7 @@ class QuickReplyContents:
         self.create = create
         self.kept = kept
         self.sids: dict[str, str] = {}  # key → SID
+        self.refused: dict[str, float] = {}  # key → when (time.monotonic) it may be asked for again
         self._lock = threading.Lock()
 
     def sid(self, text: str, buttons: list[Button]) -> tuple[str, str]:
@@ -94,7 +99,9 @@ class QuickReplyContents:
         content = definition(buttons)
         key = key_of(content)
         with self._lock:
-            known = self.sids.get(key)
+            known, refused_until = self.sids.get(key), self.refused.get(key, 0.0)
+        if known is None and time.monotonic() < refused_until:
+            raise ContentRefused("Twilio refused this quick-reply content less than an hour ago")
         sid = known or self._stored(key) or self._created(key, content, variables_of(text, buttons))
         with self._lock:
             self.sids[key] = sid
@@ -121,7 +128,12 @@ class QuickReplyContents:
     def _created(self, key: str, content: dict, samples: dict[str, str]) -> str:
         """Create the content. Two processes may both create it: the SID stored first is the one
         both use (the other content stays unused in Twilio)."""
-        sid = self.create(key, content, samples)
+        try:
+            sid = self.create(key, content, samples)
+        except ContentRefused:
+            with self._lock:
+                self.refused[key] = time.monotonic() + REFUSED_FOR_SECONDS
+            raise
         actions = content["types"]["twilio/quick-reply"]["actions"]
         description = {"language": content["language"], "titles": [action["title"] for action in actions]}
         log.info("quick-reply content %s created (%s)", sid, ", ".join(description["titles"]))
