@@ -1,6 +1,6 @@
 """Measure how the knowledge gaps are grouped (webapp.gaps) on questions whose groups are known.
 
-The questions: every unanswerable question of the evaluation sets (eval/*.jsonl, `"kind":
+The questions: every unanswerable question of the evaluation sets (eval/*.jsonl but gaps_*, `"kind":
 "unanswerable"`) and two paraphrases of each (eval/gaps_paraphrases.jsonl, written for this). A
 question's true group is its `topic`: source questions that ask for the same thing (the price of car
 insurance, asked in two sets) share one, as one page would answer both; the figures by source
@@ -13,6 +13,10 @@ embedder as the worker embeds a question (`embed_query`) and grouped at each sim
 - V-measure: the harmonic mean of homogeneity and completeness (entropy-based, 1 at best).
 
     .venv/bin/python scripts/eval_gaps.py [--similarities 0.86,0.87,0.88,0.89,0.90]
+
+`--holdout eval/gaps_holdout.jsonl` scores instead the questions of a file kept out of choosing the threshold
+(one `{"topic": ..., "questions": [...]}` a line; a question's true group is its topic), without the columns
+by source question.
 """
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ def labelled_questions() -> tuple[list[str], list[str], list[str]]:
     """The questions, each one's source question id and each one's topic."""
     unanswerable = {}
     for path in sorted((ROOT / "eval").glob("*.jsonl")):
-        if path != PARAPHRASES:
+        if not path.name.startswith("gaps_"):  # not question sets: these paraphrases, the held-out gaps
             for line in path.read_text(encoding="utf-8").splitlines():
                 item = json.loads(line)
                 if item["kind"] == "unanswerable":
@@ -55,6 +59,16 @@ def labelled_questions() -> tuple[list[str], list[str], list[str]]:
     if unanswerable:
         sys.exit(f"unanswerable questions without paraphrases: {', '.join(sorted(unanswerable))}")
     return questions, sources, topics
+
+
+def holdout_questions(path: Path) -> tuple[list[str], list[str]]:
+    """The questions of a held-out file and each one's topic."""
+    questions, topics = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        questions += item["questions"]
+        topics += [item["topic"]] * len(item["questions"])
+    return questions, topics
 
 
 def scores(found: list[int], truth: list[str]) -> dict:
@@ -91,21 +105,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--similarities", default="0.84,0.86,0.87,0.88,0.89,0.90,0.92",
                         type=lambda text: sorted({float(s) for s in text.split(",")} | {IN_USE}))
+    parser.add_argument("--holdout", type=Path, metavar="PATH",
+                        help="score the questions of this file (one {topic, questions} a line) instead")
     args = parser.parse_args(argv)
-    questions, sources, topics = labelled_questions()
+    if args.holdout:
+        (questions, topics), sources = holdout_questions(args.holdout), None
+    else:
+        questions, sources, topics = labelled_questions()
     embedder = E5Embeddings()
     vectors = np.array([embedder.embed_query(q) for q in questions], dtype="<f4")
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    print(f"questions: {len(questions)} ({len(set(sources))} unanswerable and two paraphrases of each); "
-          f"true groups: {len(set(topics))} topics ({len(set(sources))} source questions); "
-          f"near duplicates at {NEAR_DUPLICATE}")
-    print(f"{'similarity':>12}{'groups':>8}{'purity':>8}{'inverse':>9}{'V':>7}  |  by source:{'purity':>7}{'inverse':>9}{'V':>7}")
+    if sources is None:
+        print(f"questions: {len(questions)} (held out, {args.holdout}); true groups: {len(set(topics))} topics; "
+              f"near duplicates at {NEAR_DUPLICATE}")
+    else:
+        print(f"questions: {len(questions)} ({len(set(sources))} unanswerable and two paraphrases of each); "
+              f"true groups: {len(set(topics))} topics ({len(set(sources))} source questions); "
+              f"near duplicates at {NEAR_DUPLICATE}")
+    print(f"{'similarity':>12}{'groups':>8}{'purity':>8}{'inverse':>9}{'V':>7}"
+          + (f"  |  by source:{'purity':>7}{'inverse':>9}{'V':>7}" if sources else ""))
     for similarity in args.similarities:
         found = group_of_each(vectors, similarity)
-        by_topic, by_source = scores(found, topics), scores(found, sources)
+        by_topic = scores(found, topics)
         mark = "*" if similarity == IN_USE else " "
-        print(f"{mark}{similarity:>11.2f}{by_topic['groups']:>8}{by_topic['purity']:>8.2f}{by_topic['inverse']:>9.2f}"
-              f"{by_topic['v']:>7.3f}  |  {'':10}{by_source['purity']:>7.2f}{by_source['inverse']:>9.2f}{by_source['v']:>7.3f}")
+        row = (f"{mark}{similarity:>11.2f}{by_topic['groups']:>8}{by_topic['purity']:>8.2f}{by_topic['inverse']:>9.2f}"
+               f"{by_topic['v']:>7.3f}")
+        if sources:
+            by_source = scores(found, sources)
+            row += f"  |  {'':10}{by_source['purity']:>7.2f}{by_source['inverse']:>9.2f}{by_source['v']:>7.3f}"
+        print(row)
     print(f"* in use (GAP_SIMILARITY's default); at {IN_USE}:")
     describe_mistakes(group_of_each(vectors, IN_USE), questions, topics)
     print(f"at {IN_USE}, by the near-duplicate step's threshold (in use: {NEAR_DUPLICATE}; 1.00: none, average "

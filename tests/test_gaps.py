@@ -15,7 +15,7 @@ from openapi_core import Config, OpenAPI
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
 from openapi_core.deserializing.media_types.util import plain_loads
 
-from scripts import admin
+from scripts import admin, eval_gaps
 from tests.conftest import ADMIN_TOKEN, ROOT
 from tests.test_admin_command import command_env, run  # noqa: F401 (a fixture)
 from tests.test_ingest import run_script
@@ -200,6 +200,14 @@ def test_vectors_are_stored_unit_length_little_endian():
     stored = vector_bytes([3.0, 4.0])
     assert bytes(stored) == np.array([0.6, 0.8], dtype="<f4").tobytes()
     assert vector_from_bytes(stored).tolist() == pytest.approx([0.6, 0.8])
+
+
+
+def test_the_held_out_gaps_share_no_topic_with_those_the_threshold_was_chosen_on():
+    questions, topics = eval_gaps.holdout_questions(ROOT / "eval" / "gaps_holdout.jsonl")
+    assert len(questions) == len(set(questions)) == len(topics)
+    assert all(3 <= topics.count(topic) <= 4 for topic in topics)
+    assert not set(topics) & set(eval_gaps.labelled_questions()[2])
 
 
 class OpenAPIDocument:

@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     retrieval_k: int = Field(4, ge=1, le=20)
     relevance_threshold: float = Field(0.83, ge=0, le=1)
     covered_meaning_threshold: float = Field(0.96, ge=0, le=1)
-    gap_similarity: float = Field(0.89, gt=0, lt=1)  # knowledge gaps: how alike questions of one group are
+    gap_similarity: float = Field(0.88, gt=0, lt=1)  # knowledge gaps: how alike questions of one group are
     knowledge_language: Literal["es", "en", "pt", "fr"] = "es"
     cite_sources: bool = False
     history_turns: int = Field(6, ge=0, le=50)
