@@ -27,6 +27,11 @@ class InvalidInput(ValueError):
         return self.problems[0]["field"]
 
 
+def whole_number(text: str, most: int) -> int | None:
+    """`text` as a whole number from 1 to `most` (ASCII digits only: "٣" is no 3), else None."""
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) <= most else None
+
+
 def validated(model: type[Model], data: object) -> Model:
     """`data` as `model`, each field of exactly its type; InvalidInput otherwise."""
     try:

@@ -29,6 +29,7 @@ from webapp.leads import leads_csv
 from webapp.request_body import read_body
 from webapp.retention import erase_customer
 from webapp.services import services
+from webapp.validation import whole_number
 
 bp = Blueprint("admin", __name__)
 
@@ -169,5 +170,4 @@ def _now() -> datetime:
 
 
 def _positive_int(name: str, default: int) -> int | None:
-    value = request.args.get(name, str(default))
-    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) < 10**6 else None
+    return whole_number(request.args.get(name, str(default)), 10**6 - 1)

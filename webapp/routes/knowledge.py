@@ -13,7 +13,7 @@ from flask import Blueprint, Response, jsonify, request
 from webapp.auth import admin_required
 from webapp.gaps import DEFAULT_DAYS, DEFAULT_GROUPS, MAX_DAYS, MAX_GROUPS, gaps_csv, knowledge_gaps
 from webapp.services import services
-from webapp.validation import InvalidInput
+from webapp.validation import InvalidInput, whole_number
 
 bp = Blueprint("knowledge", __name__)
 FORMATS = ("json", "csv")
@@ -34,9 +34,10 @@ def gaps():
 
 def _whole_number(name: str, default: int, most: int) -> int:
     value = request.args.get(name, str(default))
-    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= most):
+    number = whole_number(value, most)
+    if number is None:
         raise InvalidInput.one(name, f"a whole number from 1 to {most} expected, not {value!r}")
-    return int(value)
+    return number
 
 
 def _wants_csv() -> bool:
