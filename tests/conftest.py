@@ -156,6 +156,14 @@ def meta_post(client, delivery: dict, secret: str = META_APP_SECRET):
                        headers={"X-Hub-Signature-256": meta_signature(secret, body)})
 
 
+def script_output(script: str, *args: str, timeout: float) -> str:
+    """What `scripts/<script>` printed, run with `args` from the repository root, once it exited 0."""
+    result = subprocess.run([sys.executable, f"scripts/{script}", *args], cwd=ROOT, capture_output=True, text=True,
+                            timeout=timeout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
 def meta_text(body: str, wa_id: str = "34600111222") -> dict:
     """A Cloud API delivery of Ana's text."""
     return meta_delivery(wa_id, META_PHONE_NUMBER_ID, {"type": "text", "text": {"body": body}}, name="Ana")
