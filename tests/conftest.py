@@ -397,3 +397,24 @@ def wait_for_sent(fake_twilio, count: int) -> list[dict]:
     """The messages sent once there are at least `count` (TimeoutError after DEADLINE_SECONDS)."""
     wait_until(lambda: len(fake_twilio.sent_messages()) >= count, f"{count} messages sent", DEADLINE_SECONDS, 0.1)
     return fake_twilio.sent_messages()
+
+
+# -- A real browser (Debian's headless Chromium, tests/browser.py), for the console's pages ----------
+
+from tests.browser import open_browser, skip_without_browser  # noqa: E402
+
+
+@pytest.fixture
+def browser():
+    """A desktop's browser: a 1280x900 viewport, asking for Spanish."""
+    skip_without_browser()
+    with open_browser(1280, 900) as driver:
+        yield driver
+
+
+@pytest.fixture
+def phone_browser():
+    """A phone's browser: a 390x844 touch viewport and a mobile user agent, asking for Spanish."""
+    skip_without_browser()
+    with open_browser(390, 844, mobile=True) as driver:
+        yield driver
