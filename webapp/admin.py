@@ -74,25 +74,41 @@ def stats(store: Store, now: datetime) -> dict:
 
 
 def per_day(store: Store, now: datetime) -> list[dict]:
-    """The last DAYS_IN_STATS days (UTC), newest first: the questions the bot looked up (answers
-    `answered`, `fallback` and `unknown`), the share it answered and the share it could not, and
-    the ratings customers gave that day (👍 / 👎) with the share of 👍."""
+    """The last DAYS_IN_STATS days (UTC), newest first: the messages stored in and out; the
+    questions the bot looked up and how they went (`_outcomes`); the response times of the answers
+    sent that day, p50 and p95 in seconds (as `response_seconds_7d`; None without any); the
+    handoffs requested and the leads created; and the ratings customers gave (`_ratings`)."""
     first_day = now.date() - timedelta(days=DAYS_IN_STATS - 1)
     since = datetime.combine(first_day, time(), now.tzinfo)
-    outcomes = store.messages.outcomes_per_day(since)
-    ratings = store.events.per_day("answer_rated", since, "rating")
+    messages = store.messages.per_day(since)
+    response_times = store.messages.response_times_per_day(since)
+    ratings = store.events.per_day(["answer_rated"], since, "rating")
+    happened = store.events.per_day(["handoff_requested", "lead_created"], since)
     days = []
     for offset in range(DAYS_IN_STATS):
         day = (now.date() - timedelta(days=offset)).isoformat()
-        found, rated = outcomes.get(day, {}), ratings.get(day, {})
-        answered = found.get("answered", 0) + found.get("fallback", 0)
-        unknown = found.get("unknown", 0)
-        up, down = rated.get("up", 0), rated.get("down", 0)
-        days.append({"day": day, "questions": answered + unknown, "answered": answered, "unknown": unknown,
-                     "answered_rate": _share(answered, answered + unknown),
-                     "unknown_rate": _share(unknown, answered + unknown),
-                     "thumbs_up": up, "thumbs_down": down, "thumbs_up_rate": _share(up, up + down)})
+        stored, seconds, counted = messages.get(day, {}), response_times.get(day, []), happened.get(day, {})
+        days.append({"day": day, "inbound": stored.get("inbound", 0), "outbound": stored.get("outbound", 0),
+                     **_outcomes(stored.get("answers", {})),
+                     "reply_seconds_p50": _percentile(seconds, 0.5), "reply_seconds_p95": _percentile(seconds, 0.95),
+                     "handoffs": counted.get("handoff_requested", 0), "leads": counted.get("lead_created", 0),
+                     **_ratings(ratings.get(day, {}))})
     return days
+
+
+def _outcomes(answers: dict[str, int]) -> dict:
+    """The questions the bot looked up, from its answers by outcome: `answered` (also offline,
+    `fallback`) and `unknown`, with the share of each."""
+    answered = answers.get("answered", 0) + answers.get("fallback", 0)
+    unknown = answers.get("unknown", 0)
+    return {"questions": answered + unknown, "answered": answered, "unknown": unknown,
+            "answered_rate": _share(answered, answered + unknown), "unknown_rate": _share(unknown, answered + unknown)}
+
+
+def _ratings(rated: dict[str, int]) -> dict:
+    """👍 and 👎, and the share of 👍."""
+    up, down = rated.get("up", 0), rated.get("down", 0)
+    return {"thumbs_up": up, "thumbs_down": down, "thumbs_up_rate": _share(up, up + down)}
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -114,8 +130,15 @@ def _summary(durations: list[float]) -> dict:
     """Count, average and p95 (nearest rank)."""
     if not durations:
         return {"count": 0, "average": None, "p95": None}
-    p95 = sorted(durations)[max(0, math.ceil(0.95 * len(durations)) - 1)]
-    return {"count": len(durations), "average": round(sum(durations) / len(durations), 3), "p95": round(p95, 3)}
+    return {"count": len(durations), "average": round(sum(durations) / len(durations), 3),
+            "p95": _percentile(durations, 0.95)}
+
+
+def _percentile(durations: list[float], share: float) -> float | None:
+    """The nearest-rank percentile (`share` 0.95: p95); None without durations."""
+    if not durations:
+        return None
+    return round(sorted(durations)[max(0, math.ceil(share * len(durations)) - 1)], 3)
 
 
 def conversation_record(document: dict) -> dict:

@@ -7,13 +7,14 @@ Each event has a key of its own as `_id` (its type and what it is about), so rec
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from webapp.db.messages import DUPLICATE_KEY
+from webapp.db.messages import DUPLICATE_KEY, utc_day
 
 TYPES = ("message_received", "message_sent", "message_failed", "lead_created", "handoff_requested",
          "handoff_released", "answer_rated")
@@ -59,14 +60,17 @@ class Events:
     def count(self, type_: str, since: datetime | None = None) -> int:
         return self.collection.count_documents({"type": type_, **({"at": {"$gte": since}} if since else {})})
 
-    def per_day(self, type_: str, since: datetime, detail: str) -> dict[str, dict[str, int]]:
-        """The events of `type_` since `since`, by UTC day and the value of their `detail`."""
-        pipeline = [{"$match": {"type": type_, "at": {"$gte": since}}},
-                    {"$group": {"_id": {"day": {"$dateToString": {"format": "%Y-%m-%d", "date": "$at"}},
-                                        "value": f"${detail}"}, "n": {"$sum": 1}}}]
+    def per_day(self, types: Iterable[str], since: datetime, detail: str = "type") -> dict[str, dict[str, int]]:
+        """The events of these types since `since`, by UTC day and the value of their `detail` (by
+        default their type). One aggregation per type: SecantusDB plans no index for a $in on it."""
         days: dict[str, dict[str, int]] = {}
-        for found in self.collection.aggregate(pipeline):
-            days.setdefault(found["_id"]["day"], {})[found["_id"].get("value")] = found["n"]
+        for type_ in types:
+            pipeline = [{"$match": {"type": type_, "at": {"$gte": since}}},
+                        {"$group": {"_id": {"day": utc_day("$at"), "value": f"${detail}"}, "n": {"$sum": 1}}}]
+            for found in self.collection.aggregate(pipeline):
+                counts = days.setdefault(found["_id"]["day"], {})
+                value = found["_id"].get("value")
+                counts[value] = counts.get(value, 0) + found["n"]
         return days
 
     def of_conversation(self, conversation_id: str) -> list[dict]:

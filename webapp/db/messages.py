@@ -38,6 +38,10 @@ GAPS = ({"outcome": "unknown"}, {"feedback": "down"})  # the answers whose quest
 HELD = "held"  # a person's reply after the 24-hour window, waiting for the customer to answer the template
 RESENDABLE = ("failed", "undelivered")  # never delivered; an `unconfirmed` one may have been
 FIRST_ANSWER_PARTS = {"direction": "outbound", "kind": "answer", "part": 0}
+# The same test as an aggregation expression.
+IS_FIRST_ANSWER_PART = {"$and": [{"$eq": [f"${name}", value]} for name, value in FIRST_ANSWER_PARTS.items()]}
+RESPONSE_MS = {"$subtract": ["$sent_at", "$received_at"]}
+NEWEST_FIELDS = ("direction", "type", "body", "created_at", "profile_name")
 GAP_FIELDS = ("question", "question_vector", "created_at", "wa_id", "outcome", "feedback")
 # How far along its way an outbound message is; a report never moves it back.
 PROGRESS = {
@@ -310,24 +314,30 @@ class Messages:
     def response_times(self, since: datetime) -> list[float]:
         """Seconds from the customer's message received to the answer's first part accepted by
         the provider, for each answer queued since `since` and sent: the server computes them."""
-        pipeline = [
-            {"$match": {"direction": "outbound", "created_at": {"$gte": since}}},
-            {"$match": {**FIRST_ANSWER_PARTS, "sent_at": {"$exists": True}}},
-            {"$project": {"_id": 0, "ms": {"$subtract": ["$sent_at", "$received_at"]}}},
-        ]
+        pipeline = [*_sent_answers(since), {"$project": {"_id": 0, "ms": RESPONSE_MS}}]
         return [found["ms"] / 1000 for found in self.collection.aggregate(pipeline)]
 
-    def outcomes_per_day(self, since: datetime) -> dict[str, dict[str, int]]:
-        """The answers given since `since`, by UTC day ("2026-12-05") and outcome."""
-        pipeline = [
-            {"$match": {"direction": "outbound", "created_at": {"$gte": since}}},
-            {"$match": FIRST_ANSWER_PARTS},
-            {"$group": {"_id": {"day": {"$dateToString": {"format": "%Y-%m-%d", "date": "$created_at"}},
-                                "outcome": "$outcome"}, "n": {"$sum": 1}}},
-        ]
-        days: dict[str, dict[str, int]] = {}
-        for found in self.collection.aggregate(pipeline):
-            days.setdefault(found["_id"]["day"], {})[found["_id"].get("outcome") or "none"] = found["n"]
+    def response_times_per_day(self, since: datetime) -> dict[str, list[float]]:
+        """The response times (as `response_times`) of the answers queued since `since`, by the
+        UTC day they were sent ("2026-12-05")."""
+        pipeline = [*_sent_answers(since), {"$group": {"_id": utc_day("$sent_at"), "ms": {"$push": RESPONSE_MS}}}]
+        return {found["_id"]: [ms / 1000 for ms in found["ms"]] for found in self.collection.aggregate(pipeline)}
+
+    def per_day(self, since: datetime) -> dict[str, dict]:
+        """The messages created since `since`, by UTC day ("2026-12-05"): how many inbound and
+        outbound, and the answers among them (their first parts) by outcome. One aggregation per
+        direction: SecantusDB plans no index for a $in on it."""
+        days: dict[str, dict] = {}
+        for direction in ("inbound", "outbound"):
+            pipeline = [{"$match": {"direction": direction, "created_at": {"$gte": since}}},
+                        {"$group": {"_id": {"day": utc_day("$created_at"), "answer": IS_FIRST_ANSWER_PART,
+                                            "outcome": "$outcome"}, "n": {"$sum": 1}}}]
+            for found in self.collection.aggregate(pipeline):
+                day = days.setdefault(found["_id"]["day"], {"inbound": 0, "outbound": 0, "answers": {}})
+                day[direction] += found["n"]
+                if found["_id"]["answer"]:
+                    outcome = found["_id"].get("outcome") or "none"
+                    day["answers"][outcome] = day["answers"].get(outcome, 0) + found["n"]
         return days
 
     def failures(self) -> dict:
@@ -362,6 +372,17 @@ class Messages:
         """These answers' questions are answered now (by `answer_text`): no longer gaps."""
         self.collection.update_many({"_id": {"$in": answer_ids}},
                                     {"$set": {"gap_closed_at": now, "gap_closed_by_answer": answer_text}})
+
+
+def utc_day(field: str) -> dict:
+    """An aggregation expression: the UTC day ("2026-12-05") of the time in `field` ("$created_at")."""
+    return {"$dateToString": {"format": "%Y-%m-%d", "date": field}}
+
+
+def _sent_answers(since: datetime) -> list[dict]:
+    """The stages that find the first parts of the answers queued since `since` and sent."""
+    return [{"$match": {"direction": "outbound", "created_at": {"$gte": since}}},
+            {"$match": {**FIRST_ANSWER_PARTS, "sent_at": {"$exists": True}}}]
 
 
 def _is_turn(message: dict) -> bool:
