@@ -101,6 +101,11 @@ class KnowledgeIndex:
         metadata = self._client.get_collection(self._collection.name).metadata or {}
         return str(metadata.get("revision", ""))
 
+    def describe(self, known: dict | None = None) -> dict:
+        """`describe_index`'s description of this index (read fresh: another process ingests),
+        counting its documents again only if an ingest changed it since `known` (see `describe`)."""
+        return describe(self._client.get_collection(self._collection.name), known)
+
     def mark_changed(self) -> None:
         self._collection.modify(metadata={"embedder": self.embedder_id, "revision": uuid.uuid4().hex,
                                           "changed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
@@ -167,13 +172,23 @@ def describe_index(client, collection_name: str) -> dict | None:
     chunks, how many documents they come from, the embedder that built it and when an ingest
     last changed it. None when there is no such collection."""
     try:
-        collection = client.get_collection(collection_name)
+        return describe(client.get_collection(collection_name))
     except NotFoundError:
         return None
+
+
+def describe(collection, known: dict | None = None) -> dict:
+    """`describe_index`'s description of `collection`, and its `revision`. The documents of `known`,
+    an earlier description, are kept when no ingest changed the collection since: counting them
+    reads every chunk's metadata."""
     metadata = collection.metadata or {}
-    sources = {(meta or {}).get("source", "") for meta in read_all(collection, ["metadatas"])["metadatas"]}
-    return {"collection": collection_name, "chunks": collection.count(), "documents": len(sources),
-            "embedder": metadata.get("embedder"), "last_ingest_at": metadata.get("changed_at")}
+    revision = str(metadata.get("revision", ""))
+    if known and known["revision"] == revision:
+        documents = known["documents"]
+    else:
+        documents = len({(meta or {}).get("source", "") for meta in read_all(collection, ["metadatas"])["metadatas"]})
+    return {"collection": collection.name, "chunks": collection.count(), "documents": documents,
+            "embedder": metadata.get("embedder"), "last_ingest_at": metadata.get("changed_at"), "revision": revision}
 
 
 def open_index(settings, embedder_id: str) -> KnowledgeIndex:

@@ -8,7 +8,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from rag.store import open_index
+from rag import store as rag_store
+from rag.ingest import ingest
+from rag.store import KnowledgeIndex, describe_index, open_client, open_index
+from tests.conftest import ROOT
 from tests.processes import wait_until
 from webapp.worker import keep_beating
 
@@ -70,6 +73,10 @@ def test_the_worker_heartbeat_reports_its_index_and_is_taken_back_on_stop(store,
         beat = wait_until(store.heartbeats.latest, "a heartbeat", 10)
         assert beat["index_chunks"] == index.count() > 0 and beat["index_error"] == ""
         first = beat["beat_at"]
+        status = store.heartbeats.index_status()
+        assert status.pop("beat_at") >= first
+        assert status == describe_index(open_client(path=settings.chroma_path), settings.chroma_collection)
+        assert status["documents"] == len(list((ROOT / "sample_kb").glob("*.md")))
         wait_until(lambda: store.heartbeats.latest()["beat_at"] > first, "a renewed heartbeat", 10)
     finally:
         stop.set()
@@ -77,8 +84,46 @@ def test_the_worker_heartbeat_reports_its_index_and_is_taken_back_on_stop(store,
     assert store.heartbeats.latest() is None
 
 
+def test_the_heartbeat_counts_the_index_documents_again_only_after_an_ingest(store, embedder, tmp_path,
+                                                                            monkeypatch):
+    index = KnowledgeIndex(open_client(path=tmp_path), "knowledge", embedder.embedder_id)
+    ingest([ROOT / "sample_kb" / "planes-y-precios.md"], index, embedder)
+    reads = []  # the threads that read every chunk's metadata
+    read_all = rag_store.read_all
+
+    def counted_read_all(collection, include):
+        reads.append(threading.current_thread().name)
+        return read_all(collection, include)
+
+    monkeypatch.setattr(rag_store, "read_all", counted_read_all)
+    stop = threading.Event()
+    beating = threading.Thread(target=keep_beating, args=(store, index, 0.02, stop), name="heartbeat")
+    beating.start()
+    try:
+        first = wait_until(store.heartbeats.index_status, "a heartbeat", 10)
+        assert first["documents"] == 1 and first["chunks"] > 1
+        wait_until(lambda: store.heartbeats.latest()["beat_at"] > first["beat_at"], "a renewed heartbeat", 10)
+        assert reads.count("heartbeat") == 1
+
+        ingest([ROOT / "sample_kb" / "baja-del-servicio.md"], index, embedder)
+        changed = wait_until(lambda: (status := store.heartbeats.index_status())["documents"] == 2 and status,
+                             "the new document counted", 10)
+        wait_until(lambda: store.heartbeats.latest()["beat_at"] > changed["beat_at"], "a renewed heartbeat", 10)
+    finally:
+        stop.set()
+        beating.join(10)
+    assert reads.count("heartbeat") == 2
+    assert changed["revision"] != first["revision"] and changed["last_ingest_at"]
+
+
+def test_no_index_status_before_a_worker_reads_the_index(store):
+    assert store.heartbeats.index_status() is None
+    store.heartbeats.beat("host:1:abc", datetime.now(timezone.utc), None, "ConnectionError")
+    assert store.heartbeats.index_status() is None
+
+
 class UnreadableIndex:
-    def count(self) -> int:
+    def describe(self, known: dict | None = None) -> dict:
         raise ConnectionError("chroma server down")
 
 

@@ -39,7 +39,7 @@ from webapp.handoff import (OFFERS_PERSON, UNANSWERED, HandoffNotifier, asked_fo
                             person_button, tapped_person, unanswered_in_a_row)
 from webapp.leads import contact_details, only_contact_details
 from webapp.logs import bind, log_context, mask_phone
-from webapp.formatting import format_reply
+from webapp.formatting import MAX_REPLY_CHARS, format_reply
 from webapp.metrics import Metrics, send_error_label
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 # A reaction (an emoji on one of our messages) is kept, but answering it would only be noise.
 UNANSWERED_TYPES = ("reaction",)
 CHATWOOT_POLL_SECONDS = 1.0  # how soon an idle Chatwoot sync sees new events
+DRY_RUN_POLL_SECONDS = 1.0  # how soon an idle worker sees a question asked from the console
+DRY_RUN_LEASE_SECONDS = 120.0  # a dry run held by a worker that died is answered by another after this
+PASSAGE_CHARS = 300  # of each passage retrieved, kept with a dry run's answer
 
 
 def utcnow() -> datetime:
@@ -506,16 +509,18 @@ def process_id() -> str:
 
 
 def keep_beating(store: Store, index, every_seconds: float, stop: threading.Event) -> None:
-    """Say every `every_seconds` that this process is alive and how many chunks its index holds,
-    until `stop`; then take the heartbeat back. `/readyz` reads it."""
+    """Say every `every_seconds` that this process is alive and what its index holds (chunks, and
+    its description: documents recounted only after an ingest), until `stop`; then take the
+    heartbeat back. `/readyz` and the console read it."""
     beat_id = process_id()
+    described = None
     while True:
         try:
-            chunks, error = index.count(), ""
+            described, error = index.describe(described), ""
         except Exception as exc:  # Chroma's server is down, or its files are unreadable
-            chunks, error = None, type(exc).__name__
+            described, error = None, type(exc).__name__
         try:
-            store.heartbeats.beat(beat_id, utcnow(), chunks, error)
+            store.heartbeats.beat(beat_id, utcnow(), described and described["chunks"], error, described)
         except PyMongoError:
             log.warning("heartbeat not recorded: the database is unreachable")
         if stop.wait(every_seconds):
@@ -524,6 +529,51 @@ def keep_beating(store: Store, index, every_seconds: float, stop: threading.Even
         store.heartbeats.remove(beat_id)
     except PyMongoError:
         pass  # it goes stale on its own
+
+
+def keep_answering_dry_runs(store: Store, assistant: Assistant, bot_config: BotConfigReader, every_seconds: float,
+                            stop: threading.Event) -> None:
+    """Answer the questions asked from the console (`webapp.db.dry_runs`) as a customer's would be
+    answered, checking every `every_seconds` while there are none, until `stop`. An answer is only
+    stored for the console: nothing is sent, and no conversation, message or event is touched."""
+    worker_id = process_id()
+    while not stop.is_set():
+        try:
+            dry_run = store.dry_runs.claim(worker_id, utcnow(), DRY_RUN_LEASE_SECONDS)
+            if dry_run:
+                answer_dry_run(store, assistant, bot_config, dry_run)
+        except PyMongoError as exc:
+            log.warning("dry runs: the database is unreachable (%s)", type(exc).__name__)
+            dry_run = None
+        if dry_run is None:
+            stop.wait(every_seconds)
+
+
+def answer_dry_run(store: Store, assistant: Assistant, bot_config: BotConfigReader, dry_run: dict) -> None:
+    """Store the answer to a claimed dry run, or that it failed (why: the exception's type)."""
+    dry_run_id = str(dry_run["_id"])
+    try:
+        result = dry_run_result(assistant, bot_config.current(), dry_run["question"])
+    except Exception as exc:
+        log.exception("dry run %s failed", dry_run_id)
+        store.dry_runs.fail(dry_run_id, type(exc).__name__, utcnow())
+        return
+    store.dry_runs.finish(dry_run_id, result, utcnow())
+
+
+def dry_run_result(assistant: Assistant, config: BotConfig, question: str) -> dict:
+    """The answer a customer asking `question` in a new conversation would get, with the passages
+    retrieved for it (highest score first) and how long it took."""
+    started = time.perf_counter()
+    answer = assistant.answer(question, [], config.persona())
+    answer_seconds = time.perf_counter() - started
+    # Capped at MAX_REPLY_CHARS or less, so in one part (none for an empty answer).
+    text = "\n\n".join(format_reply(answer.text, MAX_REPLY_CHARS, config.max_answer_chars))
+    passages = sorted(answer.retrieved, key=lambda hit: hit.score, reverse=True)
+    return {"text": text, "outcome": answer.outcome, "language": answer.language, "sources": answer.sources,
+            "passages": [{"source": hit.source, "title": hit.metadata.get("title", ""), "score": hit.score,
+                          "text": hit.text[:PASSAGE_CHARS]} for hit in passages],
+            "retrieval_seconds": answer.retrieval_seconds, "answer_seconds": answer_seconds}
 
 
 def main() -> None:
@@ -559,6 +609,8 @@ def main() -> None:
     ]
     threads.append(threading.Thread(target=keep_beating, name="heartbeat",
                                     args=(store, assistant.retriever.index, settings.worker_heartbeat_seconds, stop)))
+    threads.append(threading.Thread(target=keep_answering_dry_runs, name="dry-runs",
+                                    args=(store, assistant, bot_config, DRY_RUN_POLL_SECONDS, stop)))
     if settings.chatwoot_on:
         syncer = ChatwootSyncer(store.chatwoot_sync, client_of(settings), process_id(), settings.worker_lease_seconds,
                                 retry_base_seconds=settings.send_retry_base_seconds,

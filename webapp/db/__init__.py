@@ -9,7 +9,9 @@ from pymongo.database import Database
 from webapp.db.bot_config import BotConfigs
 from webapp.db.chatwoot_deliveries import ChatwootDeliveries
 from webapp.db.chatwoot_sync import ChatwootSync
+from webapp.db.console_sessions import ConsoleSessions
 from webapp.db.conversations import Conversations
+from webapp.db.dry_runs import DryRuns
 from webapp.db.events import Events
 from webapp.db.heartbeats import Heartbeats
 from webapp.db.jobs import ReplyJobs
@@ -38,6 +40,8 @@ class Store:
     chatwoot_sync: ChatwootSync
     chatwoot_deliveries: ChatwootDeliveries
     twilio_contents: TwilioContents
+    console_sessions: ConsoleSessions
+    dry_runs: DryRuns
 
     def ensure_indexes(self) -> None:
         for repository in self.repositories():
@@ -57,4 +61,4 @@ def open_store(uri: str, server_timeout_ms: int = 5000) -> Store:
     db = client.get_default_database(DEFAULT_DATABASE)
     return Store(client, db, Sessions(db), Conversations(db), Messages(db), ReplyJobs(db), Heartbeats(db),
                  StatsRollup(db), Events(db), Leads(db), BotConfigs(db), ChatwootSync(db),
-                 ChatwootDeliveries(db), TwilioContents(db))
+                 ChatwootDeliveries(db), TwilioContents(db), ConsoleSessions(db), DryRuns(db))
