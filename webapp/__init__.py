@@ -1,5 +1,5 @@
 """The Flask app: each channel's webhooks, the ops routes and admin API under /api/v1/whatsapp/,
-health and metrics."""
+health and metrics; the web console under /console/."""
 from __future__ import annotations
 
 import json
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         log.warning("the rate-limit storage (RATE_LIMIT_STORAGE_URI, else MONGODB_URI) does not answer yet")
     app.extensions["whatsapp_assistant"] = Services(settings, store, build_channels(settings, store.sessions), limiter, Metrics())
 
+    from webapp import console
     from webapp.routes import admin, bot_config, health, knowledge, metrics, openapi, ops
 
     app.register_blueprint(health.bp)
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(admin.bp, url_prefix=API_PREFIX)
     app.register_blueprint(knowledge.bp, url_prefix="/api/v1/knowledge")
     app.register_blueprint(bot_config.bp)
+    console.init_app(app)
     attach_request_ids(app)
     app.register_error_handler(HTTPException, _json_error)
     app.register_error_handler(InvalidInput, _invalid_input)

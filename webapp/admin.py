@@ -193,20 +193,20 @@ def resend_failed_reply(store: Store, message_id: str, now: datetime) -> list[di
 def check_reply_window(store: Store, wa_id: str, conversation_id: str, now: datetime) -> dict | None:
     """The customer's latest message in the conversation (None if it has none left), if WhatsApp's
     24-hour window for a free-form reply is open; else AdminError, before WhatsApp would refuse it."""
-    last, window_open = reply_window(store, wa_id, conversation_id, now)
-    if not window_open:
+    last, closes_at = reply_window(store, wa_id, conversation_id)
+    if closes_at is None or now >= closes_at:
         raise AdminError(WINDOW_CLOSED, 409)
     return last
 
 
-def reply_window(store: Store, wa_id: str, conversation_id: str, now: datetime) -> tuple[dict | None, bool]:
-    """The customer's latest message in the conversation (None if it has none left), and whether
-    WhatsApp's 24-hour window for a free-form reply is open: it closes 24 h after their last
-    message, in this conversation or a newer one (their session's)."""
+def reply_window(store: Store, wa_id: str, conversation_id: str) -> tuple[dict | None, datetime | None]:
+    """The customer's latest message in the conversation (None if it has none left), and when
+    WhatsApp's 24-hour window for a free-form reply closes (None: it never opened): 24 h after
+    their last message, in this conversation or a newer one (their session's)."""
     last = store.messages.last_inbound(conversation_id)
     channel = route_of(last or {})["channel"]
     times = [t for t in (store.sessions.last_inbound_at(wa_id, channel), last and last["created_at"]) if t]
-    return last, bool(times) and now < max(times) + REPLY_WINDOW
+    return last, max(times) + REPLY_WINDOW if times else None
 
 
 def agent_reply(store: Store, channels: Channels, conversation_id: str, text: str, key: str,
@@ -222,7 +222,8 @@ def agent_reply(store: Store, channels: Channels, conversation_id: str, text: st
     text = strip_control_chars(text).strip()
     if not 1 <= len(text) <= MAX_REPLY_CHARS:
         raise AdminError(f"text must have 1 to {MAX_REPLY_CHARS} characters", 400)
-    last, window_open = reply_window(store, conversation["wa_id"], conversation_id, now)
+    last, closes_at = reply_window(store, conversation["wa_id"], conversation_id)
+    window_open = closes_at is not None and now < closes_at
     route = route_of(last or {})
     template = None if window_open else channels.reply_template(route["channel"])
     if not window_open and (template is None or last is None):
@@ -242,6 +243,17 @@ def agent_reply(store: Store, channels: Channels, conversation_id: str, text: st
     if mirror is not None and any(p["kind"] == "agent" and p["created_at"] == now for p in parts):
         mirror.tell(conversation_id, conversation["wa_id"], now, chatwoot.outgoing(text))  # queued now, not before
     return parts
+
+
+def close_conversation(store: Store, conversation_id: str, now: datetime, mirror: ChatwootOutbox | None = None) -> bool:
+    """Close the conversation, by an admin: the customer's next message starts a new one. False
+    when it was closed already. `mirror`: where to queue the closing for Chatwoot."""
+    conversation = find_conversation(store, conversation_id)
+    closed_now = store.conversations.close(conversation_id, now, "closed by an admin")
+    store.sessions.end_conversation(conversation_id)
+    if closed_now and mirror is not None:
+        mirror.tell(conversation_id, conversation["wa_id"], now, chatwoot.closed())
+    return closed_now
 
 
 def release_handoff(store: Store, conversation_id: str, now: datetime, by: str = "admin",

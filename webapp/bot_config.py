@@ -95,6 +95,14 @@ def updated(current: BotConfig, changes: dict) -> BotConfig:
     return validated(BotConfig, {**current.model_dump(), **changes})
 
 
+def save_changes(repository, settings, changes: dict, now: datetime) -> BotConfig:
+    """Apply `changes` to the stored settings and save them (InvalidInput, nothing saved, if the
+    result is not valid)."""
+    config = updated(stored_config(repository.get(), settings), changes)
+    repository.save(config.model_dump(), now)
+    return config
+
+
 def stored_config(stored: dict | None, settings) -> BotConfig:
     """The settings as saved (a field this version no longer has is left out), or the defaults."""
     if not stored:

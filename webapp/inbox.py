@@ -31,7 +31,7 @@ def receive(app: Services, inbound: InboundMessage, now: datetime) -> str:
     conversation_id, started = store.sessions.conversation_id(inbound.channel, inbound.wa_id, now)
     logs.bind(message_sid=inbound.external_id, conversation_id=conversation_id)  # until the request ends
     if started:
-        store.conversations.start(conversation_id, inbound.wa_id, inbound.channel, now)
+        store.conversations.start(conversation_id, inbound.wa_id, inbound.channel, now, inbound.profile_name)
     message_id = store.messages.insert_inbound({
         "channel": inbound.channel,
         "business": inbound.business,

@@ -9,11 +9,14 @@ customer's session), and their next message starts a new one.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
+
+from webapp.db.sessions import CHANNEL_BEFORE_CHANNELS
 
 STATUSES = ("open", "handoff", "closed")
 
@@ -27,21 +30,28 @@ class Conversations:
         self.collection.create_index([("started_at", DESCENDING)], name="started_at")
         self.collection.create_index([("wa_id", ASCENDING)], name="wa_id")
 
-    def start(self, conversation_id: str, wa_id: str, channel: str, now: datetime) -> None:
+    def start(self, conversation_id: str, wa_id: str, channel: str, now: datetime, profile_name: str = "") -> None:
+        """`profile_name`: the customer's WhatsApp name when they started it, for finding them."""
         try:
             self.collection.insert_one({"_id": conversation_id, "wa_id": wa_id, "channel": channel, "status": "open",
-                                        "started_at": now})
+                                        "started_at": now, **({"profile_name": profile_name} if profile_name else {})})
         except DuplicateKeyError:
             pass  # a retried webhook
 
     def get(self, conversation_id: str) -> dict | None:
         return self.collection.find_one({"_id": conversation_id})
 
-    def page(self, status: str | None, page: int, per_page: int) -> tuple[list[dict], int]:
-        """Newest first: one page of conversations (optionally only `status` ones) and how many
-        there are in all."""
-        found = self.collection.find(_having(status)).sort("started_at", DESCENDING).skip((page - 1) * per_page)
-        return list(found.limit(per_page)), self.count(status)
+    def page(self, status: str | None, page: int, per_page: int, channel: str | None = None,
+             search: str = "") -> tuple[list[dict], int]:
+        """Newest first: one page of conversations (optionally only `status` ones, on `channel`,
+        whose number or name holds `search`) and how many there are in all."""
+        query = _having(status, channel, search)
+        found = self.collection.find(query).sort("started_at", DESCENDING).skip((page - 1) * per_page)
+        return list(found.limit(per_page)), self.collection.count_documents(query)
+
+    def waiting_for_person(self, limit: int) -> list[dict]:
+        """Conversations in handoff, the longest waiting first."""
+        return list(self.collection.find({"status": "handoff"}).sort("handoff.requested_at", ASCENDING).limit(limit))
 
     def every(self, status: str | None = None):
         """Every conversation (or every `status` one), oldest first, as a cursor."""
@@ -102,5 +112,13 @@ class Conversations:
         return {"total": self.count(), "open": self.count("open"), "handoff": self.count("handoff")}
 
 
-def _having(status: str | None) -> dict:
-    return {"status": status} if status else {}
+def _having(status: str | None, channel: str | None = None, search: str = "") -> dict:
+    query = {"status": status} if status else {}
+    if channel:  # conversations from before there were channels were Twilio's
+        query["channel"] = {"$in": [channel, None]} if channel == CHANNEL_BEFORE_CHANNELS else channel
+    digits = re.sub(r"[\s+()-]", "", search)
+    if digits.isdigit():
+        query["wa_id"] = {"$regex": re.escape(digits)}
+    elif search.strip():
+        query["profile_name"] = {"$regex": re.escape(search.strip()), "$options": "i"}
+    return query

@@ -349,6 +349,13 @@ class Messages:
                                          for found in self.collection.aggregate(failed)},
                 "unconfirmed": self.collection.count_documents({"status": "unconfirmed"})}
 
+    def newest(self, conversation_id: str, **having) -> dict | None:
+        """The conversation's newest message (of those `having` these fields), read on its
+        (conversation_id, created_at) index: the console's inbox asks this of each row. (One
+        aggregation with a $in over the ids would read the whole collection on SecantusDB.)"""
+        return self.collection.find_one({"conversation_id": conversation_id, **having}, NEWEST_FIELDS,
+                                        sort=[("created_at", DESCENDING)])
+
     def replies_to(self, message_id: ObjectId) -> list[dict]:
         return self._in_order({"direction": "outbound", "reply_to": message_id})
 

@@ -20,8 +20,8 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 from pydantic import BaseModel
 
-from webapp.admin import (AdminError, agent_reply, conversation_record, find_conversation, lead_record,
-                          message_record, release_handoff, resend_failed_reply, stats)
+from webapp.admin import (AdminError, agent_reply, close_conversation, conversation_record, find_conversation,
+                          lead_record, message_record, release_handoff, resend_failed_reply, stats)
 from webapp.auth import admin_required
 from webapp.chatwoot import sync as chatwoot
 from webapp.db.conversations import STATUSES
@@ -67,13 +67,8 @@ def show_conversation(conversation_id: str):
 
 @bp.post("/conversations/<conversation_id>/close")
 @admin_required
-def close_conversation(conversation_id: str):
-    app = services()
-    conversation = find_conversation(app.store, conversation_id)
-    closed_now = app.store.conversations.close(conversation_id, _now(), "closed by an admin")
-    app.store.sessions.end_conversation(conversation_id)
-    if closed_now:
-        app.chatwoot.tell(conversation_id, conversation["wa_id"], _now(), chatwoot.closed())
+def close(conversation_id: str):
+    closed_now = close_conversation(services().store, conversation_id, _now(), mirror=services().chatwoot)
     return jsonify(id=conversation_id, status="closed", already_closed=not closed_now)
 
 

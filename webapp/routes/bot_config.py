@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, jsonify
 
 from webapp.auth import admin_required
-from webapp.bot_config import stored_config, updated
+from webapp.bot_config import save_changes, stored_config
 from webapp.request_body import json_object
 from webapp.services import services
 
@@ -27,9 +27,7 @@ def change():
     changes = json_object()
     if not changes:
         return jsonify(error='send the fields to change as a JSON object, e.g. {"tone": "cercano"}', field="body"), 400
-    app = services()
-    config = updated(stored_config(app.store.bot_config.get(), app.settings), changes)
-    app.store.bot_config.save(config.model_dump(), datetime.now(timezone.utc))
+    save_changes(services().store.bot_config, services().settings, changes, datetime.now(timezone.utc))
     return _current()
 
 
