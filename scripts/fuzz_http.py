@@ -35,6 +35,9 @@ sends that one alone. The families, each built by mutating a valid request:
 - Chatwoot's webhook: an agent's reply (in a conversation we mirror, or not) and a status change,
   signed as Chatwoot signs them (mostly), unsigned, wrongly signed or stale, with fields replaced
   by any JSON value, dropped or added, a delivery id sometimes sent before (a replay) or missing;
+- the console's pages (`/console/…`): with the session of a signed-in browser (mostly), none or a
+  made-up one; with the page's CSRF token (mostly), a wrong one or none; any of the forms' fields
+  with odd values, in the body or the query string, random ids, any method;
 - random paths under /api/v1/whatsapp/ and random methods;
 - raw bodies: invalid UTF-8, invalid percent-encoding, binary, any content type;
 - odd headers: Host, X-Forwarded-*, Content-Type, long and non-ASCII values;
@@ -64,7 +67,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -81,6 +84,7 @@ from tests.processes import app_env, database_uri, free_port, start_gunicorn  # 
 from webapp.request_body import MAX_REQUEST_BYTES  # noqa: E402
 from webapp.config import API_PREFIX  # noqa: E402
 from webapp.bot_config import BotConfig  # noqa: E402
+from webapp.console.session import token_fingerprint  # noqa: E402
 from webapp.db import open_store  # noqa: E402
 
 ACCOUNT_SID = "AC" + "f" * 32
@@ -108,6 +112,17 @@ FUZZ_CONVERSATION = "f" * 32
 CLOUD_API_SECRETS = {"meta": META_APP_SECRET, "kapso": "fuzz-kapso-secret", "360dialog": "fuzz-d360-secret"}
 CLOUD_API_SIGNING = {"meta": ("X-Hub-Signature-256", meta_signature), "kapso": ("X-Webhook-Signature", kapso_signature),
                      "360dialog": ("X-Webhook-Secret", lambda secret, _: secret)}
+# The console's pages ({} a path parameter), with the method each takes, and the fields its forms send.
+CONSOLE_ROUTES = [("GET", "/console/sign-in"), ("POST", "/console/sign-in"), ("GET", "/console/"),
+                  ("GET", "/console/inbox"), ("GET", "/console/conversations/{}"),
+                  ("GET", "/console/conversations/{}/transcript"), ("POST", "/console/conversations/{}/reply"),
+                  ("POST", "/console/conversations/{}/release"), ("POST", "/console/conversations/{}/close"),
+                  ("GET", "/console/knowledge"), ("POST", "/console/knowledge/ask"),
+                  ("GET", "/console/knowledge/ask/{}"), ("GET", "/console/dashboard"), ("GET", "/console/settings"),
+                  ("POST", "/console/settings"), ("GET", "/console/language/{}"), ("POST", "/console/sign-out"),
+                  ("GET", "/console/static/{}")]
+CONSOLE_FIELDS = ["csrf_token", "token", "next", "text", "reply_key", "question", "business_hours_on", "timezone",
+                  "hours_mon", "hours_sun", "status", "channel", "q", "page", *BotConfig.model_fields]
 JSON_ROUTES = [("PUT", "/api/v1/bot/config", list(BotConfig.model_fields)),
                ("POST", API_PREFIX + "/send-test", ["to", "text"]),
                ("POST", API_PREFIX + "/conversations/{}/reply", ["text"])]
@@ -158,15 +173,17 @@ class Wire:
 class Generator:
     """Builds request `index` from `seed` alone, whatever thread asks and in whatever order."""
 
-    def __init__(self, seed: int, host: str, auth_token: str, admin_token: str, our_ids: list[str]):
+    def __init__(self, seed: int, host: str, auth_token: str, admin_token: str, our_ids: list[str],
+                 console: ConsoleSession):
         self.seed = seed
         self.host = host
         self.validator = RequestValidator(auth_token)
         self.admin_token = admin_token
         self.our_ids = our_ids
+        self.console_session = console
         self.families = [(self.webhook, 20), (self.status, 16), (self.admin, 16), (self.admin_api, 10),
                          (self.json_body, 8), (self.meta, 12), (self.chatwoot, 8), (self.any_path, 10),
-                         (self.raw_body, 11), (self.odd_headers, 10), (self.oversized, 7)]
+                         (self.raw_body, 11), (self.odd_headers, 10), (self.oversized, 7), (self.console, 12)]
 
     def request(self, index: int) -> Wire:
         rng = random.Random(f"{self.seed}:{index}")
@@ -288,6 +305,31 @@ class Generator:
             delivery = f"fuzz-{rng.randint(1, 50)}" if rng.random() < 0.2 else secrets.token_hex(8)  # replays
             headers.append(("X-Chatwoot-Delivery", delivery.encode()))
         return Wire("POST", CHATWOOT_WEBHOOK, headers, body, family="chatwoot_delivery")
+
+    def console(self, rng: random.Random) -> Wire:
+        method, route = rng.choice(CONSOLE_ROUTES)
+        method = method if rng.random() < 0.85 else rng.choice(METHODS)
+        segment = rng.choice([FUZZ_CONVERSATION, secrets_hex(rng, 24), secrets_hex(rng, 32), "console.css", "en",
+                              random_text(rng)])
+        path = route.format(quote(segment, safe="", errors="surrogatepass"))
+        if rng.random() < 0.5:
+            path += "?" + urlencode([(rng.choice(CONSOLE_FIELDS), self.console_value(rng))
+                                     for _ in range(rng.randint(1, 3))], errors="surrogatepass")
+        session = self.console_session
+        # Signing out with the fuzz session would end it for every request after this one.
+        cookie = rng.choice([session.secret] * 4 + ["", random_text(rng)]) if "sign-out" not in route else "x"
+        headers = [("Cookie", f"console_session={quote(cookie, errors='surrogatepass')}; "
+                              f"console_sign_in={session.csrf}".encode())]
+        fields = [(name, self.console_value(rng)) for name in rng.sample(CONSOLE_FIELDS, k=rng.randint(0, 6))]
+        if rng.random() < 0.7:
+            fields.append(("csrf_token", session.csrf if rng.random() < 0.8 else random_text(rng)))
+        body = urlencode(fields, errors="surrogatepass").encode() if rng.random() < 0.9 else raw_bytes(rng)
+        headers.append(("Content-Type", FORM.encode() if rng.random() < 0.9 else rng.choice(CONTENT_TYPES).encode()))
+        return Wire(method, path, headers, body)
+
+    def console_value(self, rng: random.Random) -> str:
+        return rng.choice([rng.choice(ODD_TEXT), number(rng), random_text(rng), self.admin_token, "0.5", "1200",
+                           "09:00-18:00", "Europe/Madrid", "/console/inbox", "//evil.example", "handoff", "twilio"])
 
     def any_path(self, rng: random.Random) -> Wire:
         method = rng.choice(METHODS) if rng.random() < 0.8 else "".join(
@@ -668,12 +710,23 @@ def run(generator: Generator, sender: Sender, indices: list[int], concurrency: i
 # -- the stack ----------------------------------------------------------------------------------
 
 
-def prepare_database(mongodb_uri: str) -> list[str]:
+@dataclass
+class ConsoleSession:
+    """A console session signed in with the admin token: its cookie's secret and its form token."""
+
+    secret: str
+    csrf: str
+
+
+def prepare_database(mongodb_uri: str, admin_token: str) -> tuple[list[str], ConsoleSession]:
     """Outbound messages waiting for Twilio's reports, for status callbacks to find (their ids),
-    and a worker's heartbeat (kept fresh by WORKER_STALE_SECONDS), so /readyz answers 200."""
+    a worker's heartbeat (kept fresh by WORKER_STALE_SECONDS), so /readyz answers 200, and a
+    console session, so the console's requests reach its pages."""
     store = open_store(mongodb_uri)
     now = datetime.now(timezone.utc)
     try:
+        secret, session = store.console_sessions.start(token_fingerprint(admin_token), now, timedelta(days=1))
+        console = ConsoleSession(secret, session["csrf"])
         store.heartbeats.beat("fuzz-worker", now, index_chunks=100)
         store.conversations.start(FUZZ_CONVERSATION, "34600111222", "twilio", now)
         store.chatwoot_sync.collection.insert_one({"_id": FUZZ_CONVERSATION, "wa_id": "34600111222", "events": [],
@@ -681,7 +734,7 @@ def prepare_database(mongodb_uri: str) -> list[str]:
         return [str(store.messages.insert_outbound({
             "dedup_key": f"fuzz:{n}", "kind": "test", "wa_id": "34600111222", "body": "hola",
             "status": "submitting", "external_id": None, "created_at": now, "updated_at": now}))
-            for n in range(OUR_MESSAGES)]
+            for n in range(OUR_MESSAGES)], console
     finally:
         store.close()
 
@@ -716,7 +769,9 @@ def print_report(outcomes: list[Outcome], generator: Generator, seconds: float, 
     unanswered = [o for o in outcomes if o.status is None]
     oversized = {family: Counter(str(o.status) for o in outcomes if o.family == family)
                  for family in ("oversized", "oversized_chunked")}
-    bare_4xx = Counter(o.status for o in outcomes if o.status and 400 <= o.status < 500 and not o.json_error)
+    bare_4xx = Counter(o.status for o in outcomes
+                       if o.status and 400 <= o.status < 500 and not o.json_error and o.family != "console")
+    console = Counter(str(o.status) for o in outcomes if o.family == "console")
     families = Counter(o.family for o in outcomes)
     print(f"requests sent            {len(outcomes)}  (seed {generator.seed}; {dict(sorted(families.items()))})")
     print(f"by status                {dict(sorted(statuses.items()))}")
@@ -729,6 +784,8 @@ def print_report(outcomes: list[Outcome], generator: Generator, seconds: float, 
     print("JSON bodies (right token)  " + "; ".join(
         f"{label} {dict(sorted(Counter(str(o.status) for o in outcomes if o.family == family).items()))}"
         for label, family in (("nested too deeply", "deep_json"), ("fields of any JSON type", "wrong_types"))))
+    print(f"console pages            {dict(sorted(console.items()))} (HTML pages: 303 to the sign-in page "
+          "without a session, 403 without the form's token)")
     print(f"4xx without a JSON error {sum(bare_4xx.values())}  {dict(bare_4xx)} (gunicorn's own refusals "
           "of malformed HTTP, or a HEAD)")
     for title, bad in (("5xx", server_errors), ("no answer", unanswered)):
@@ -768,9 +825,8 @@ def main(argv: list[str] | None = None) -> int:
         note(f"starting SecantusDB on 127.0.0.1:{mongo_port}")
         database = embedded_mongo.start(mongo_port, scratch / "mongo", scratch / "mongo.log")
         embedded_mongo.wait_until_up(mongodb_uri, database)
-        our_ids = prepare_database(mongodb_uri)
-
         auth_token, admin_token = secrets.token_hex(16), secrets.token_hex(16)
+        our_ids, console = prepare_database(mongodb_uri, admin_token)
         twilio = FakeTwilio(ACCOUNT_SID, auth_token).start()
         graph, kapso, d360 = (FakeGraph(META_ACCESS_TOKEN, flavor=flavor).start()
                               for flavor in ("meta", "kapso", "360dialog"))
@@ -793,7 +849,7 @@ def main(argv: list[str] | None = None) -> int:
                       CHATWOOT_WEBHOOK_SECRET=CHATWOOT_SECRET)  # no worker runs: nothing is told to Chatwoot
         gunicorn = start_gunicorn(env, scratch, log_file, WEB_WORKERS, START_TIMEOUT_SECONDS)
 
-        generator = Generator(args.seed, f"127.0.0.1:{port}", auth_token, admin_token, our_ids)
+        generator = Generator(args.seed, f"127.0.0.1:{port}", auth_token, admin_token, our_ids, console)
         indices = [args.replay] if args.replay is not None else list(range(args.requests))
         note(f"sending {len(indices)} requests over {args.concurrency} connections (at most {args.max_seconds:.0f} s)")
         started = time.monotonic()

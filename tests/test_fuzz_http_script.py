@@ -16,7 +16,7 @@ def test_a_short_fuzz_run_through_gunicorn_answers_no_5xx_and_refuses_oversized_
     families = re.search(r"^requests sent .*\((.*)\)$", output, re.M)[1]
     for family in ("webhook", "status", "admin", "any_path", "raw_body", "odd_headers", "oversized",
                    "oversized_chunked", "deep_json", "wrong_types", "meta_delivery", "meta_verify",
-                   "kapso_delivery", "360dialog_delivery"):
+                   "kapso_delivery", "360dialog_delivery", "console"):
         assert f"'{family}':" in families
     oversized = re.search(r"^oversized bodies -> 413 +with Content-Length (\d+) of (\d+).*chunked (\d+) of (\d+)",
                           output, re.M)

@@ -25,7 +25,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.test import EnvironBuilder, TestResponse, run_wsgi_app
 from werkzeug.wrappers import Request
 
-from scripts.fuzz_http import ADMIN_API_ROUTES, OTHER_ROUTES
+from scripts.fuzz_http import ADMIN_API_ROUTES, CONSOLE_FIELDS, OTHER_ROUTES
+from scripts.fuzz_http import CONSOLE_ROUTES as CONSOLE_PAGES
 from tests.conftest import ADMIN_TOKEN, AUTH_TOKEN, SENDER, WEBHOOK, inbound_form
 from webapp.request_body import MAX_REQUEST_BYTES
 from webapp.config import WHATSAPP_ADDRESS
@@ -426,6 +427,39 @@ def test_any_path_and_method_never_answer_5xx(client, fake_twilio, method, path,
     response = client.open(PREFIX + path, method=method, data=form, headers=headers)
 
     assert_clear_answer(response)
+
+
+# -- (d') the console's pages, signed in, with and without the forms' token -------------------------
+
+CONSOLE_ROUTES = [(method, route) for method, route in CONSOLE_PAGES if "sign-out" not in route]  # keep the session
+console_fields = st.dictionaries(st.one_of(st.sampled_from(CONSOLE_FIELDS), any_text), field_values, max_size=6)
+
+
+@pytest.fixture
+def signed_in_client(client):
+    """The test client with a console session (the sign-in form posted as a browser posts it)."""
+    form = client.get("/console/sign-in").get_data(as_text=True)
+    csrf = form.split('name="csrf_token" value="')[1].split('"')[0]
+    assert client.post("/console/sign-in", data={"csrf_token": csrf, "token": ADMIN_TOKEN}).status_code == 303
+    page = client.get("/console/settings").get_data(as_text=True)
+    return client, page.split('name="csrf_token" value="')[1].split('"')[0]
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_ADMIN_LIMITS], indirect=True)
+@fuzz(150)
+@given(route=st.sampled_from(CONSOLE_ROUTES), method=st.one_of(st.just(None), methods), segment=path_segments,
+       query=st.dictionaries(st.sampled_from(CONSOLE_FIELDS), field_values, max_size=3).map(urlencode),
+       fields=console_fields, csrf=st.sampled_from(["right", "right", "none", "wrong"]))
+def test_console_pages_never_answer_5xx(signed_in_client, route, method, segment, query, fields, csrf):
+    client, token = signed_in_client
+    form = dict(fields, **({"csrf_token": token} if csrf == "right" else {"csrf_token": "x"} if csrf == "wrong" else {}))
+    response = client.open(route[1].format(segment), method=method or route[0], query_string=query, data=form)
+
+    assert response.status_code < 500, (route, response.status_code, response.get_data()[:300])
+    if response.status_code >= 400 and response.mimetype == "text/html" and response.request.method != "HEAD":
+        assert 'role="alert"' in response.get_data(as_text=True)  # the page says what is wrong
+    elif response.status_code >= 400:
+        assert_clear_answer(response)
 
 
 # -- (e) raw bodies: invalid UTF-8, invalid percent-encoding, any content type; oversized ---------
