@@ -115,7 +115,7 @@ CLOUD_API_SIGNING = {"meta": ("X-Hub-Signature-256", meta_signature), "kapso": (
 # The console's pages ({} a path parameter), with the method each takes, and the fields its forms send.
 CONSOLE_ROUTES = [("GET", "/console/sign-in"), ("POST", "/console/sign-in"), ("GET", "/console/"),
                   ("GET", "/console/inbox"), ("GET", "/console/conversations/{}"),
-                  ("GET", "/console/conversations/{}/transcript"), ("POST", "/console/conversations/{}/reply"),
+                  ("GET", "/console/conversations/{}/live"), ("POST", "/console/conversations/{}/reply"),
                   ("POST", "/console/conversations/{}/release"), ("POST", "/console/conversations/{}/close"),
                   ("GET", "/console/knowledge"), ("POST", "/console/knowledge/ask"),
                   ("GET", "/console/knowledge/ask/{}"), ("GET", "/console/dashboard"), ("GET", "/console/settings"),

@@ -64,18 +64,18 @@ def test_a_person_signs_in_finds_the_handoff_replies_and_gives_it_back(server, b
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".waiting .row.handoff"), "the waiting handoff")
     assert len(browser.find_elements(By.CSS_SELECTOR, ".waiting .row")) == 1
     waiting = browser.find_element(By.CSS_SELECTOR, ".waiting .row.handoff")
-    assert "+34600111222" in waiting.text or "Ana" in waiting.text
+    assert "Ana" in waiting.text and "+34600111222" in waiting.text
     assert "espera desde hace" in waiting.text
     screenshot(browser, "inbox")
 
     waiting.find_element(By.TAG_NAME, "a").click()
     wait_for(browser, lambda d: d.find_elements(By.ID, "reply"), "the conversation page")
     assert "Ventana de 24 h abierta" in text_of(browser)
-    assert "Quiero hablar con una persona" in browser.find_element(By.ID, "transcript").text
+    assert "Quiero hablar con una persona" in browser.find_element(By.ID, "live").text
     browser.find_element(By.ID, "text").send_keys("Hola, soy Marta. ¿En qué te ayudo?")
     submit(browser, "reply")
     wait_for(browser, lambda d: "Respuesta en cola" in text_of(d), "the reply queued")
-    assert "Hola, soy Marta" in browser.find_element(By.ID, "transcript").text
+    assert "Hola, soy Marta" in browser.find_element(By.ID, "live").text
     assert wait_for_sent(fake_twilio, 4)[-1]["body"] == "Hola, soy Marta. ¿En qué te ayudo?"
     # The transcript refreshes itself: the reply's tick appears without reloading the page.
     browser.execute_script("document.body.dataset.sameDocument = 'yes'")

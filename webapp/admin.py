@@ -157,7 +157,7 @@ def lead_record(document: dict) -> dict:
 
 
 def message_record(document: dict) -> dict:
-    record = {"id": str(document["_id"]), "role": _role(document),
+    record = {"id": str(document["_id"]), "role": role_of(document),
               **{name: _iso(document[name]) for name in MESSAGE_FIELDS if name in document}}
     if "resend_of" in document:
         record["resend_of"] = str(document["resend_of"])
@@ -270,7 +270,8 @@ def release_handoff(store: Store, conversation_id: str, now: datetime, by: str =
             "released": released is not None}
 
 
-def _role(message: dict) -> str:
+def role_of(message: dict) -> str:
+    """Who wrote it: `customer`, `assistant` (the bot) or `agent` (a person)."""
     if message["direction"] == "inbound":
         return "customer"
     return message.get("role", "assistant")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
+from dataclasses import dataclass
 
 from flask import jsonify, request
+from limits import RateLimitItem
 
 from webapp.services import services
 
 log = logging.getLogger(__name__)
+LOCKED_OUT = "too many wrong admin tokens"
 
 
 def admin_required(view):
@@ -23,16 +26,10 @@ def admin_required(view):
         expected = app.settings.admin_token.get_secret_value()
         if not expected:
             return jsonify(error="admin routes are disabled: set ADMIN_TOKEN to enable them"), 404
-        ip = request.remote_addr or "unknown"
-        locked = app.admin_locked_out(ip)
-        if locked is not None:
-            log.warning("admin request from %s refused: too many wrong tokens (%s)", ip, locked)
-            return _too_many(f"too many wrong admin tokens from this address ({locked})",
-                             app.seconds_until_reset(locked, "admin_failure", ip))
-        broken = app.hit_admin_limit(ip)
-        if broken is not None:
-            return _too_many(f"too many admin requests from this address ({broken})",
-                             app.seconds_until_reset(broken, "admin", ip))
+        ip = client_ip()
+        refused = refused_address(ip)
+        if refused is not None:
+            return _too_many(f"{refused.reason} from this address ({refused.limit})", refused.retry_after_seconds)
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
             app.count_admin_failure(ip)
@@ -43,6 +40,37 @@ def admin_required(view):
         return view(*args, **kwargs)
 
     return wrapper
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an address may not use the admin routes for now, and for how long."""
+
+    reason: str  # "too many wrong admin tokens" or "too many admin requests"
+    limit: RateLimitItem
+    retry_after_seconds: int
+
+    @property
+    def locked_out(self) -> bool:
+        return self.reason == LOCKED_OUT
+
+
+def refused_address(ip: str, count: bool = True) -> Refusal | None:
+    """The refusal for `ip` if it is locked out (RATE_LIMIT_ADMIN_FAILURES_PER_IP wrong tokens) or,
+    counting this request unless not `count`, over RATE_LIMIT_ADMIN_PER_IP; else None."""
+    app = services()
+    locked = app.admin_locked_out(ip)
+    if locked is not None:
+        log.warning("admin request from %s refused: too many wrong tokens (%s)", ip, locked)
+        return Refusal(LOCKED_OUT, locked, app.seconds_until_reset(locked, "admin_failure", ip))
+    broken = app.hit_admin_limit(ip) if count else None
+    if broken is not None:
+        return Refusal("too many admin requests", broken, app.seconds_until_reset(broken, "admin", ip))
+    return None
+
+
+def client_ip() -> str:
+    return request.remote_addr or "unknown"
 
 
 def _too_many(message: str, retry_after_seconds: int):

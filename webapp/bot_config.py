@@ -95,11 +95,20 @@ def updated(current: BotConfig, changes: dict) -> BotConfig:
     return validated(BotConfig, {**current.model_dump(), **changes})
 
 
-def save_changes(repository, settings, changes: dict, now: datetime) -> BotConfig:
-    """Apply `changes` to the stored settings and save them (InvalidInput, nothing saved, if the
-    result is not valid)."""
-    config = updated(stored_config(repository.get(), settings), changes)
-    repository.save(config.model_dump(), now)
+class ChangedMeanwhile(Exception):
+    """The settings were saved by someone else since the version the change was made to."""
+
+
+def save_changes(repository, settings, changes: dict, now: datetime, expected_version: int | None = None) -> BotConfig:
+    """Apply `changes` to the stored settings and save them: InvalidInput if the result is not
+    valid, ChangedMeanwhile if they are no longer at `expected_version` (when given); nothing is
+    saved then, nor when nothing changes."""
+    stored = repository.get()
+    config = updated(stored_config(stored, settings), changes)
+    if stored is not None and config == stored_config(stored, settings):
+        return config
+    if repository.save(config.model_dump(), now, expected_version) is None:
+        raise ChangedMeanwhile()
     return config
 
 

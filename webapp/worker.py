@@ -545,6 +545,9 @@ def keep_answering_dry_runs(store: Store, assistant: Assistant, bot_config: BotC
         except PyMongoError as exc:
             log.warning("dry runs: the database is unreachable (%s)", type(exc).__name__)
             dry_run = None
+        except Exception:  # anything else: the thread must outlive it, as the reply threads do
+            log.exception("dry runs: unexpected error")
+            dry_run = None
         if dry_run is None:
             stop.wait(every_seconds)
 

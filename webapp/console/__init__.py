@@ -5,10 +5,12 @@ API offers, behind the same admin token (`session`).
 One module per page: `inbox`, `conversation`, `knowledge`, `dashboard`, `settings_page`."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, Flask, redirect, request, url_for
 
 from webapp.console import conversation, dashboard, inbox, knowledge, session, settings_page
-from webapp.console.session import PATH, safe_next
+from webapp.console.session import current_page, safe_next, set_cookie
 from webapp.console.text import LANGUAGE_COOKIE, LANGUAGES, duration, language, t
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
@@ -21,7 +23,8 @@ CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'self'; script-src 'se
 def init_app(app: Flask) -> None:
     for blueprint in (bp, session.bp, inbox.bp, conversation.bp, knowledge.bp, dashboard.bp, settings_page.bp):
         app.register_blueprint(blueprint)
-    app.jinja_env.globals.update(t=t, duration=duration, language=language, languages=LANGUAGES)
+    app.jinja_env.globals.update(t=t, duration=duration, language=language, languages=LANGUAGES,
+                                 current_page=current_page)
     app.after_request(_console_headers)
 
 
@@ -35,8 +38,7 @@ def choose_language(code: str):
     """Remember the person's language and go back to the page they were on."""
     response = redirect(safe_next(request.args.get("next", "")), 303)
     if code in LANGUAGES:
-        response.set_cookie(LANGUAGE_COOKIE, code, max_age=365 * 24 * 3600, path=PATH, httponly=True,
-                            secure=request.is_secure, samesite="Strict")
+        set_cookie(response, LANGUAGE_COOKIE, code, timedelta(days=365))
     return response
 
 

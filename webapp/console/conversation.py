@@ -1,7 +1,7 @@
 """One conversation as WhatsApp shows it (customer, assistant, person; delivery ticks; media as
 placeholders; the sources of each answer), WhatsApp's 24-hour window, and what a person does
 with it: reply, give it back to the assistant, close it. The transcript refreshes itself
-(`transcript` is polled by the page's script; without script, a refresh link)."""
+(`live` is polled by the page's script; without script, a refresh link)."""
 from __future__ import annotations
 
 import uuid
@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from webapp.admin import AdminError, agent_reply, close_conversation, find_conversation, release_handoff, reply_window
+from webapp.admin import (AdminError, agent_reply, close_conversation, find_conversation, release_handoff, reply_window,
+                          role_of)
 from webapp.channels import route_of
 from webapp.console.session import signed_in
 from webapp.console.text import t
@@ -18,7 +19,7 @@ from webapp.services import services
 
 bp = Blueprint("console_conversation", __name__, url_prefix="/console/conversations")
 MAX_MESSAGES = 500
-REFRESH_SECONDS = 5
+REFRESH_SECONDS = 5  # the page's script asks for `live` this often
 NOTICES = ("reply_queued", "released", "not_in_handoff", "closed_now", "already_closed")
 # What each delivery status looks like; the exact status is in the tick's title.
 TICKS = {"sent": ("✓", "sent"), "delivered": ("✓✓", "delivered"), "read": ("✓✓", "read"),
@@ -34,15 +35,16 @@ def conversation(conversation_id: str):
     return _page(conversation_id)
 
 
-@bp.get("/<conversation_id>/transcript")
+@bp.get("/<conversation_id>/live")
 @signed_in
-def transcript(conversation_id: str):
-    store = services().store
+def live(conversation_id: str):
+    """The part of the page that refreshes itself."""
+    app = services()
     try:
-        find_conversation(store, conversation_id)
+        found = find_conversation(app.store, conversation_id)
     except AdminError:
         return render_template("console/error.html", message=t("not_found")), 404
-    return render_template("console/_transcript.html", messages=_transcript(store, conversation_id))
+    return render_template("console/_live.html", live=_live(app, found))
 
 
 @bp.post("/<conversation_id>/reply")
@@ -96,15 +98,22 @@ def _page(conversation_id: str, error: str = "", status: int = 200, draft: str =
         found = find_conversation(app.store, conversation_id)
     except AdminError:
         return render_template("console/error.html", message=t("not_found")), 404
-    last, closes_at = reply_window(app.store, found["wa_id"], conversation_id)
-    now = _now()
-    window = {"open": closes_at is not None and now < closes_at, "closes_at": closes_at,
-              "template": app.channels.reply_template(route_of(last or found)["channel"]) is not None}
     done = request.args.get("done", "")
-    return render_template("console/conversation.html", conversation=found, window=window,
-                           messages=_transcript(app.store, conversation_id), draft=draft,
-                           reply_key=uuid.uuid4().hex, refresh_seconds=REFRESH_SECONDS,
+    return render_template("console/conversation.html", conversation=found, live=_live(app, found),
+                           draft=draft, reply_key=uuid.uuid4().hex, refresh_seconds=REFRESH_SECONDS,
                            notice=t(done) if done in NOTICES else "", error=error), status
+
+
+def _live(app, conversation: dict) -> dict:
+    """What the page refreshes: the conversation's state, its 24-hour window, its transcript."""
+    last, closes_at = reply_window(app.store, conversation["wa_id"], conversation["_id"])
+    route = route_of(last or {})
+    template = last is not None and app.channels.reply_template(route["channel"]) is not None
+    window_open = closes_at is not None and _now() < closes_at
+    return {"conversation": conversation, "channel": route_of(conversation)["channel"],
+            "name": conversation.get("profile_name") or (last or {}).get("profile_name", ""),
+            "window": "open" if window_open else "template" if template else "closed" if last else "never",
+            "closes_at": closes_at, "messages": _transcript(app.store, conversation["_id"])}
 
 
 def _transcript(store, conversation_id: str) -> list[dict]:
@@ -113,11 +122,9 @@ def _transcript(store, conversation_id: str) -> list[dict]:
 
 def _bubble(message: dict) -> dict:
     """A message as the transcript shows it."""
-    inbound = message["direction"] == "inbound"
-    role = "customer" if inbound else message.get("role", "assistant")
     status = message.get("status", "")
-    tick = None if inbound else TICKS.get(status, ("◷", "queued"))
-    return {"role": role, "body": message.get("body", ""), "placeholder": _placeholder(message),
+    tick = None if message["direction"] == "inbound" else TICKS.get(status, ("◷", "queued"))
+    return {"role": role_of(message), "body": message.get("body", ""), "placeholder": _placeholder(message),
             "at": message["created_at"], "status": status, "tick": tick, "kind": message.get("kind", ""),
             "sources": message.get("sources") or [], "outcome": message.get("outcome", ""),
             "error": message.get("error_message") or "", "buttons": message.get("buttons") or []}
@@ -126,6 +133,8 @@ def _bubble(message: dict) -> dict:
 def _placeholder(message: dict) -> str:
     """What a message carries besides its text: an attachment or a place, never fetched."""
     kind = message.get("type", "text")
+    if kind == "reaction":
+        return f"{t('reaction')} {(message.get('context') or {}).get('emoji', '')}".strip()
     location = message.get("location")
     if location:
         label = location.get("label") or location.get("address") or ""

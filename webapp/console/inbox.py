@@ -2,7 +2,6 @@
 above them, the handoffs waiting for a person, the longest wait first."""
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
 
 from flask import Blueprint, render_template, request
@@ -25,13 +24,15 @@ def inbox():
     channels = [channel.name for channel in services().channels]
     filters = _filters(channels)
     store, now = services().store, datetime.now(timezone.utc)
-    found, total = store.conversations.page(filters["status"] or None, filters["page"], PER_PAGE,
-                                            filters["channel"] or None, filters["q"])
+    # One more than a page tells whether there is a next one, without counting them all.
+    found = store.conversations.search(filters["status"] or None, filters["channel"] or None, filters["q"],
+                                       (filters["page"] - 1) * PER_PAGE, PER_PAGE + 1)
     waiting = store.conversations.waiting_for_person(MOST_WAITING)
     return render_template("console/inbox.html", filters=filters, statuses=STATUSES, channels=channels,
-                           conversations=[_row(store, c, now) for c in found],
-                           waiting=[_row(store, c, now) for c in waiting],
-                           pages=max(1, math.ceil(total / PER_PAGE)), total=total)
+                           conversations=[_row(store, c, now) for c in found[:PER_PAGE]],
+                           waiting=[_row(store, c, now) for c in waiting], more=len(found) > PER_PAGE,
+                           waiting_total=store.conversations.count("handoff") if len(waiting) == MOST_WAITING
+                           else len(waiting))
 
 
 def _filters(channels: list[str]) -> dict:

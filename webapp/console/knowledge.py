@@ -3,7 +3,7 @@ ingest), the questions it could not answer (`webapp.gaps`), and a dry run: a que
 a worker with its sources and scores, sent to no one (`webapp.db.dry_runs`)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
@@ -16,7 +16,8 @@ from webapp.services import services
 bp = Blueprint("console_knowledge", __name__, url_prefix="/console/knowledge")
 GAP_DAYS, GAP_GROUPS = 30, 20
 MAX_QUESTION_CHARS = 1000
-REFRESH_SECONDS = 2  # a pending dry run's page reloads itself (no script needed)
+REFRESH_SECONDS = 2  # a pending dry run's page reloads itself (no script needed)…
+PATIENCE = timedelta(minutes=2)  # …for as long as a worker may take (its lease on a dry run)
 
 
 @bp.get("")
@@ -31,6 +32,8 @@ def ask():
     question = strip_control_chars(request.form.get("question", "")).strip()
     if not 1 <= len(question) <= MAX_QUESTION_CHARS:
         return _page(error=t("question_required", most=MAX_QUESTION_CHARS), question=question, status=400)
+    if not _worker_alive():  # asked now, it would be answered whenever a worker starts: say so instead
+        return _page(error=t("no_worker"), question=question, status=409)
     dry_run_id = services().store.dry_runs.ask(question, _now())
     return redirect(url_for("console_knowledge.dry_run", dry_run_id=dry_run_id), 303)
 
@@ -40,9 +43,10 @@ def ask():
 def dry_run(dry_run_id: str):
     found = services().store.dry_runs.get(dry_run_id)
     if found is None:
-        return render_template("console/error.html", message=t("not_found")), 404
-    return render_template("console/dry_run.html", dry_run=found, refresh_seconds=REFRESH_SECONDS,
-                           worker_alive=_worker_alive(), question="", max_question_chars=MAX_QUESTION_CHARS)
+        return render_template("console/error.html", message=t("no_dry_run")), 404
+    waiting = found["status"] == "pending" and _now() - found["created_at"] < PATIENCE and _worker_alive()
+    return render_template("console/dry_run.html", dry_run=found, refresh_seconds=REFRESH_SECONDS, waiting=waiting,
+                           question="", max_question_chars=MAX_QUESTION_CHARS)
 
 
 def _page(error: str = "", question: str = "", status: int = 200):
@@ -54,8 +58,7 @@ def _page(error: str = "", question: str = "", status: int = 200):
 
 
 def _worker_alive() -> bool:
-    latest = services().store.heartbeats.latest()
-    return bool(latest) and (_now() - latest["beat_at"]).total_seconds() < services().settings.worker_stale_seconds
+    return services().store.heartbeats.alive(_now() - timedelta(seconds=services().settings.worker_stale_seconds))
 
 
 def _now() -> datetime:

@@ -1,20 +1,27 @@
 """Signing in to the console: the admin token is exchanged once for a session cookie
-(`HttpOnly`, `SameSite=Strict`, `Secure` when the request came over https, scoped to /console/),
-whose secret opens a server-side session (`webapp.db.console_sessions`): signing out ends it for
-good. Every form carries the session's CSRF token, the sign-in form a double-submit one. Wrong
-tokens count towards the same per-IP lock-out as the admin API's, and every console request
-against the same per-IP limit (`webapp.auth`)."""
+(`HttpOnly`, `SameSite=Strict`, `Secure` over https, scoped to /console/), whose secret opens a
+server-side session (`webapp.db.console_sessions`): signing out ends it for good. Every form
+carries the session's CSRF token, the sign-in form a double-submit one.
+
+Wrong tokens count towards the admin API's per-address lock-out, which refuses the console too.
+Requests without a live session count towards the admin API's per-address limit; a signed-in
+person's pages do not, so a conversation left open (it refreshes itself) never locks the address
+out of the API (`webapp.auth`)."""
 from __future__ import annotations
 
 import functools
 import hashlib
 import hmac
 import logging
+import posixpath
+import re
 import secrets
 from datetime import datetime, timedelta, timezone
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, g, make_response, redirect, render_template, request, url_for
 
+from webapp.auth import client_ip, refused_address
 from webapp.console.text import t
 from webapp.services import services
 
@@ -25,43 +32,47 @@ COOKIE = "console_session"
 SIGN_IN_CSRF_COOKIE = "console_sign_in"
 PATH = "/console/"
 LIFETIME = timedelta(hours=8)
+SIGN_IN_FORM_LIFETIME = timedelta(hours=1)
+SIGN_IN_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 
 
 @bp.get("/sign-in")
 def sign_in_form():
-    refused = _refused_before_sign_in()
-    if refused:
-        return refused
-    return _sign_in_page()
+    return _refused() or _sign_in_page()
 
 
 @bp.post("/sign-in")
 def sign_in():
-    refused = _refused_before_sign_in()
+    refused = _refused()
     if refused:
         return refused
     if not _same_token(request.form.get("csrf_token", ""), request.cookies.get(SIGN_IN_CSRF_COOKIE, "")):
         return _sign_in_page(t("csrf_refused"), 403)
-    app, ip = services(), _ip()
+    app, ip = services(), client_ip()
     if not _same_token(request.form.get("token", "").strip(), _admin_token()):
         app.count_admin_failure(ip)
         log.warning("console sign-in from %s refused: wrong admin token", ip)
         return _sign_in_page(t("wrong_token"), 401)
-    secret, _ = app.store.console_sessions.start(_fingerprint(), _now(), LIFETIME)
+    sessions = app.store.console_sessions
+    if request.cookies.get(COOKIE):
+        sessions.end(request.cookies[COOKIE])  # this browser's session before, if it had one
+    secret, _ = sessions.start(_fingerprint(), _now(), LIFETIME)
     log.info("console sign-in from %s", ip)
     response = redirect(safe_next(request.form.get("next", "")), 303)
-    _set_cookie(response, COOKIE, secret, LIFETIME)
+    set_cookie(response, COOKIE, secret, LIFETIME)
     response.delete_cookie(SIGN_IN_CSRF_COOKIE, path=PATH)
     return response
 
 
 @bp.post("/sign-out")
 def sign_out():
-    """Ends the session even when its form token is missing: signing out can do no harm."""
     if not _admin_token():
         return _disabled()
-    secret = request.cookies.get(COOKIE)
-    if secret:
+    secret = request.cookies.get(COOKIE, "")
+    session = secret and services().store.console_sessions.find(secret, _fingerprint(), _now())
+    if session and not _same_token(request.form.get("csrf_token", ""), session["csrf"]):
+        return _csrf_refused()
+    if session:
         services().store.console_sessions.end(secret)
     response = redirect(url_for("console_session.sign_in_form"), 303)
     response.delete_cookie(COOKIE, path=PATH)
@@ -69,75 +80,92 @@ def sign_out():
 
 
 def signed_in(view):
-    """A console page: disabled without ADMIN_TOKEN, limited per IP like the admin API, and for a
-    browser without a live session a redirect to the sign-in page. A POST must carry the
-    session's CSRF token (403 otherwise; nothing is done)."""
+    """A console page: disabled without ADMIN_TOKEN, refused to a locked-out address, and for a
+    browser without a live session (counted against the address's limit) a redirect to the
+    sign-in page, back to this page afterwards. A POST must carry the session's CSRF token (403
+    otherwise; nothing is done)."""
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        refused = _refused_before_sign_in()
-        if refused:
-            return refused
+        if not _admin_token():
+            return _disabled()
         secret = request.cookies.get(COOKIE, "")
         session = secret and services().store.console_sessions.find(secret, _fingerprint(), _now())
+        refused = _refused(count=not session)
+        if refused:
+            return refused
         if not session:
-            return redirect(url_for("console_session.sign_in_form", next=request.full_path.rstrip("?")), 303)
+            return redirect(url_for("console_session.sign_in_form", next=current_page()), 303)
         if request.method == "POST" and not _same_token(request.form.get("csrf_token", ""), session["csrf"]):
-            log.warning("console form from %s refused: missing or wrong CSRF token", _ip())
-            return render_template("console/error.html", message=t("csrf_refused")), 403
+            return _csrf_refused()
         g.console_session = session
         return view(*args, **kwargs)
 
     return wrapper
 
 
-def csrf_token() -> str:
-    """The token a form of the signed-in page must send back."""
-    return g.console_session["csrf"]
+def current_page() -> str:
+    """The console page the person is on: this page, or for a form's POST the page the form was on
+    (its Referer), so that signing in again or switching language leads back to a page."""
+    if request.method == "GET":
+        return request.full_path.rstrip("?")
+    referrer = urlsplit(request.referrer or "")
+    return safe_next(referrer.path + (f"?{referrer.query}" if referrer.query else ""))
 
 
-def _refused_before_sign_in():
-    """The answer when the console is off or this IP is locked out or over its limit, else None."""
-    app, ip = services(), _ip()
+def safe_next(target: str) -> str:
+    """Where to go next: a console page of this site, never another site or another part of it."""
+    path = unquote(target.split("?", 1)[0])
+    if (target.startswith(PATH) and "\\" not in path and not any(c < " " or c == "\x7f" for c in unquote(target))
+            and (posixpath.normpath(path) + "/").startswith(PATH)):
+        return target
+    return url_for("console_inbox.inbox")
+
+
+def token_fingerprint(admin_token: str) -> str:
+    """What a session keeps of the admin token it was signed in with: enough to tell it changed."""
+    return hashlib.sha256(b"console-session:" + admin_token.encode()).hexdigest()[:32]
+
+
+def set_cookie(response, name: str, value: str, lifetime: timedelta) -> None:
+    """A console cookie: sent back only to the console, never to scripts or other sites, and only
+    over https when the console is served over https (PUBLIC_BASE_URL, or the proxy says so)."""
+    secure = request.is_secure or services().settings.public_base_url.startswith("https://")
+    response.set_cookie(name, value, max_age=int(lifetime.total_seconds()), path=PATH, httponly=True,
+                        secure=secure, samesite="Strict")
+
+
+
+def _refused(count: bool = True):
+    """The page for a console that is off, or an address locked out or over its limit; else None."""
     if not _admin_token():
         return _disabled()
-    locked = app.admin_locked_out(ip)
-    if locked is not None:
-        log.warning("console request from %s refused: too many wrong tokens (%s)", ip, locked)
-        return _too_many(t("locked_out"), app.seconds_until_reset(locked, "admin_failure", ip))
-    broken = app.hit_admin_limit(ip)
-    if broken is not None:
-        return _too_many(t("too_many_requests"), app.seconds_until_reset(broken, "admin", ip))
-    return None
+    refusal = refused_address(client_ip(), count)
+    if refusal is None:
+        return None
+    message = t("locked_out") if refusal.locked_out else t("too_many_requests")
+    return (render_template("console/error.html", message=message), 429,
+            {"Retry-After": str(refusal.retry_after_seconds)})
 
 
 def _disabled():
     return render_template("console/error.html", message=t("console_disabled")), 404
 
 
+def _csrf_refused():
+    log.warning("console form from %s refused: missing or wrong CSRF token", client_ip())
+    return render_template("console/error.html", message=t("csrf_refused")), 403
+
+
 def _sign_in_page(error: str = "", status: int = 200):
-    token = secrets.token_urlsafe(32)
+    """The form, with this browser's sign-in token (the same in every tab until it signs in)."""
+    token = request.cookies.get(SIGN_IN_CSRF_COOKIE, "")
+    if not SIGN_IN_TOKEN.fullmatch(token):
+        token = secrets.token_urlsafe(32)
     page = render_template("console/sign_in.html", error=error, csrf=token,
                            next=safe_next(request.values.get("next", "")))
     response = make_response(page, status)
-    _set_cookie(response, SIGN_IN_CSRF_COOKIE, token, timedelta(hours=1))
+    set_cookie(response, SIGN_IN_CSRF_COOKIE, token, SIGN_IN_FORM_LIFETIME)
     return response
-
-
-def _too_many(message: str, retry_after_seconds: int):
-    return (render_template("console/error.html", message=message), 429,
-            {"Retry-After": str(retry_after_seconds)})
-
-
-def _set_cookie(response, name: str, value: str, lifetime: timedelta) -> None:
-    response.set_cookie(name, value, max_age=int(lifetime.total_seconds()), path=PATH, httponly=True,
-                        secure=request.is_secure, samesite="Strict")
-
-
-def safe_next(target: str) -> str:
-    """Where to go after signing in: a console path of this site, never another site."""
-    if target.startswith(PATH) and not target.startswith("//") and "\\" not in target and "\n" not in target:
-        return target
-    return url_for("console_inbox.inbox")
 
 
 def _same_token(given: str, expected: str) -> bool:
@@ -148,17 +176,8 @@ def _admin_token() -> str:
     return services().settings.admin_token.get_secret_value()
 
 
-def token_fingerprint(admin_token: str) -> str:
-    """What a session keeps of the admin token it was signed in with: enough to tell it changed."""
-    return hashlib.sha256(b"console-session:" + admin_token.encode()).hexdigest()[:32]
-
-
 def _fingerprint() -> str:
     return token_fingerprint(_admin_token())
-
-
-def _ip() -> str:
-    return request.remote_addr or "unknown"
 
 
 def _now() -> datetime:

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from webapp.bot_config import DAYS, BotConfig, save_changes, stored_config
+from webapp.bot_config import DAYS, BotConfig, ChangedMeanwhile, save_changes, stored_config
 from webapp.console.session import signed_in
 from webapp.console.text import t
 from webapp.services import services
@@ -22,25 +22,30 @@ NUMBER_FIELDS = {"temperature": float, "max_answer_chars": int}
 def settings():
     app = services()
     config = stored_config(app.store.bot_config.get(), app.settings)
-    return _page(config.model_dump(), notice=t("saved") if request.args.get("done") == "saved" else "")
+    return _page(config.model_dump(), app.store.bot_config.meta()["version"],
+                 notice=t("saved") if request.args.get("done") == "saved" else "")
 
 
 @bp.post("/settings")
 @signed_in
 def save():
-    changes = _changes(request.form)
+    changes, version = _changes(request.form), _form_version()
     try:
-        save_changes(services().store.bot_config, services().settings, changes, datetime.now(timezone.utc))
+        save_changes(services().store.bot_config, services().settings, changes, datetime.now(timezone.utc),
+                     expected_version=version)
     except InvalidInput as invalid:
         problems = {problem["field"]: problem["error"] for problem in invalid.problems}
-        return _page(changes, problems=problems, error=t("fix_fields"), status=400)
+        return _page(changes, version, problems=problems, error=t("fix_fields"), status=400)
+    except ChangedMeanwhile:
+        return _page(changes, version, error=t("changed_meanwhile"), status=409)
     return redirect(url_for("console_settings.settings", done="saved"), 303)
 
 
 def _changes(form) -> dict:
     """The form's fields as the settings' types; a number that does not parse is left as the text
-    given, for the validation to name its field."""
-    changes = {name: form.get(name, "") for name in TEXT_FIELDS}
+    given, for the validation to name its field. Browsers send a text box's line breaks as CRLF:
+    they are kept as the LF they were."""
+    changes = {name: form.get(name, "").replace("\r\n", "\n") for name in TEXT_FIELDS}
     for name, kind in NUMBER_FIELDS.items():
         given = form.get(name, "").strip()
         try:
@@ -55,13 +60,20 @@ def _changes(form) -> dict:
     return changes
 
 
-def _page(values: dict, problems: dict | None = None, notice: str = "", error: str = "", status: int = 200):
-    meta = services().store.bot_config.meta()
-    hours = values.get("business_hours") or {}
-    return render_template("console/settings.html", values=values, hours=hours, days=DAYS,
-                           problems=problems or {}, limits=_limits(),
-                           hours_invalid=any(field.startswith("business_hours") for field in problems or {}), meta=meta, notice=notice,
-                           error=error), status
+def _form_version() -> int:
+    """The version of the settings the form was filled in from (-1, matching none, if it is not one)."""
+    given = request.form.get("version", "")
+    return int(given) if given.isascii() and given.isdigit() and len(given) < 10 else -1
+
+
+def _page(values: dict, version: int, problems: dict | None = None, notice: str = "", error: str = "",
+          status: int = 200):
+    """The form with `values`, made from the settings at `version`."""
+    problems = problems or {}
+    return render_template("console/settings.html", values=values, version=version, days=DAYS,
+                           hours=values.get("business_hours") or {}, problems=problems, limits=_limits(),
+                           hours_invalid=any(field.startswith("business_hours") for field in problems),
+                           notice=notice, error=error), status
 
 
 def _limits() -> dict:

@@ -19,6 +19,7 @@ from pymongo.errors import DuplicateKeyError
 from webapp.db.sessions import CHANNEL_BEFORE_CHANNELS
 
 STATUSES = ("open", "handoff", "closed")
+WHOLE_NUMBER_DIGITS = 11  # a number typed whole, with its country code (34 600 111 222); fewer digits: a part
 
 
 class Conversations:
@@ -26,6 +27,8 @@ class Conversations:
         self.collection = db.conversations
 
     def ensure_indexes(self) -> None:
+        # Conversations from before there were channels were Twilio's.
+        self.collection.update_many({"channel": {"$exists": False}}, {"$set": {"channel": CHANNEL_BEFORE_CHANNELS}})
         self.collection.create_index([("status", ASCENDING), ("started_at", DESCENDING)], name="status_started")
         self.collection.create_index([("started_at", DESCENDING)], name="started_at")
         self.collection.create_index([("wa_id", ASCENDING)], name="wa_id")
@@ -41,13 +44,27 @@ class Conversations:
     def get(self, conversation_id: str) -> dict | None:
         return self.collection.find_one({"_id": conversation_id})
 
-    def page(self, status: str | None, page: int, per_page: int, channel: str | None = None,
-             search: str = "") -> tuple[list[dict], int]:
-        """Newest first: one page of conversations (optionally only `status` ones, on `channel`,
-        whose number or name holds `search`) and how many there are in all."""
-        query = _having(status, channel, search)
-        found = self.collection.find(query).sort("started_at", DESCENDING).skip((page - 1) * per_page)
-        return list(found.limit(per_page)), self.collection.count_documents(query)
+    def page(self, status: str | None, page: int, per_page: int) -> tuple[list[dict], int]:
+        """Newest first: one page of conversations (optionally only `status` ones) and how many
+        there are in all."""
+        return self.find(_having(status), (page - 1) * per_page, per_page), self.count(status)
+
+    def search(self, status: str | None, channel: str | None, text: str, skip: int, limit: int) -> list[dict]:
+        """Newest first: `limit` conversations after the first `skip` (optionally only `status` ones, on
+        `channel`) whose customer's number or name holds `text`. A whole number (11 digits or more)
+        is found on the wa_id index; a part of one or a name is looked for in every conversation."""
+        query = _having(status)
+        if channel:
+            query["channel"] = channel
+        digits = re.sub(r"[\s+()-]", "", text)
+        if digits.isascii() and digits.isdigit():
+            query["wa_id"] = digits if len(digits) >= WHOLE_NUMBER_DIGITS else {"$regex": re.escape(digits)}
+        elif text.strip():
+            query["profile_name"] = {"$regex": re.escape(text.strip()), "$options": "i"}
+        return self.find(query, skip, limit)
+
+    def find(self, query: dict, skip: int, limit: int) -> list[dict]:
+        return list(self.collection.find(query).sort("started_at", DESCENDING).skip(skip).limit(limit))
 
     def waiting_for_person(self, limit: int) -> list[dict]:
         """Conversations in handoff, the longest waiting first."""
@@ -112,13 +129,5 @@ class Conversations:
         return {"total": self.count(), "open": self.count("open"), "handoff": self.count("handoff")}
 
 
-def _having(status: str | None, channel: str | None = None, search: str = "") -> dict:
-    query = {"status": status} if status else {}
-    if channel:  # conversations from before there were channels were Twilio's
-        query["channel"] = {"$in": [channel, None]} if channel == CHANNEL_BEFORE_CHANNELS else channel
-    digits = re.sub(r"[\s+()-]", "", search)
-    if digits.isdigit():
-        query["wa_id"] = {"$regex": re.escape(digits)}
-    elif search.strip():
-        query["profile_name"] = {"$regex": re.escape(search.strip()), "$options": "i"}
-    return query
+def _having(status: str | None) -> dict:
+    return {"status": status} if status else {}

@@ -38,6 +38,10 @@ class Heartbeats:
             return None
         return {**beat["index"], "beat_at": beat["beat_at"]}
 
+    def alive(self, since: datetime) -> bool:
+        """Whether a worker process has beaten since `since`."""
+        return self.collection.find_one({"beat_at": {"$gte": since}}, projection={"_id": 1}) is not None
+
     def remove(self, worker_id: str) -> None:
         """On a clean stop, so a stopped worker is not taken for a live one."""
         self.collection.delete_one({"_id": worker_id})
