@@ -16,8 +16,8 @@ from webapp.console.text import LANGUAGE_COOKIE, LANGUAGES, duration, language, 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                static_folder="static")
 # Nothing inline and nothing from elsewhere: an injected <script> or style would not run.
-CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
-                           "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; "
+                           "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
 def init_app(app: Flask) -> None:
