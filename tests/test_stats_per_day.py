@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from tests.conftest import ADMIN_TOKEN
-from webapp.admin import per_day
+from webapp.admin import RECENT, per_day
 from webapp.db.events import event
 
 NOW = datetime(2026, 3, 12, 15, 0, tzinfo=timezone.utc)
@@ -45,7 +45,7 @@ def test_each_day_counts_messages_response_times_handoffs_and_leads(store):
         {"direction": "outbound", "kind": "answer", "part": 1, "status": "delivered", "created_at": at(12)},
         inbound(at(11, 23, 59, 59)), inbound(at(11)),
         answer(at(11), seconds=1.25), answer(at(11), seconds=7),
-        answer(at(11, 23, 59, 58), seconds=3),  # queued on the 11th, sent on the 12th
+        answer(at(11, 23, 59, 58), seconds=3),  # queued on the 11th (its day), sent on the 12th
         inbound(at(10)), answer(at(10), "unknown"),  # not sent: no response time that day
         inbound(at(5)), answer(at(5), seconds=1),  # before the 7 days
     ])
@@ -56,11 +56,11 @@ def test_each_day_counts_messages_response_times_handoffs_and_leads(store):
         ("answer_rated", at(12), {"rating": "up"}), ("answer_rated", at(11), {"rating": "down"}),
     ])
 
-    days = per_day(store, NOW)
+    days = per_day(store, NOW, store.messages.per_day(NOW - RECENT))
 
     assert {day["day"]: tuple(day[name] for name in NEW_FIELDS) for day in days} == {
-        "2026-03-12": (4, 5, 3.0, 10.0, 2, 1),
-        "2026-03-11": (2, 3, 1.25, 7.0, 0, 1),
+        "2026-03-12": (4, 5, 2.0, 10.0, 2, 1),
+        "2026-03-11": (2, 3, 3.0, 7.0, 0, 1),
         "2026-03-10": (1, 1, None, None, 1, 0),
         **{f"2026-03-0{d}": (0, 0, None, None, 0, 0) for d in range(6, 10)},
     }

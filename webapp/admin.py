@@ -52,16 +52,17 @@ def stats(store: Store, now: datetime) -> dict:
     the last days' traffic, not with the history."""
     rolled = roll_up(store, now)
     recent = store.messages.totals(rolled["until"], None)
+    week = store.messages.per_day(now - RECENT)  # the last 7 x 24 h: the 7 days shown, and the start of an 8th
     conversations = dict(store.conversations.counts(), active_24h=store.sessions.active_since(now - timedelta(days=1)),
                          active_7d=store.sessions.active_since(now - RECENT))
     messages = {
         "inbound": rolled["inbound"] + recent["inbound"],
         "outbound": rolled["outbound"] + recent["outbound"],
         "inbound_24h": store.messages.inbound_since(now - timedelta(days=1)),
-        "inbound_7d": store.messages.inbound_since(now - RECENT),
+        "inbound_7d": sum(day["inbound"] for day in week.values()),
         "answers": {outcome: rolled["answers"].get(outcome, 0) + recent["answers"].get(outcome, 0)
                     for outcome in sorted({*rolled["answers"], *recent["answers"]})},
-        "response_seconds_7d": _summary(store.messages.response_times(now - RECENT)),
+        "response_seconds_7d": _summary([seconds for day in week.values() for seconds in day["response_seconds"]]),
         **store.messages.failures(),
     }
     week_ago = now - RECENT
@@ -70,24 +71,24 @@ def stats(store: Store, now: datetime) -> dict:
                 "in_progress": conversations["handoff"]}
     leads = {"total": store.leads.count(), "created_7d": store.events.count("lead_created", week_ago)}
     return {"generated_at": now.isoformat(), "conversations": conversations, "messages": messages,
-            "handoffs": handoffs, "leads": leads, "days": per_day(store, now)}
+            "handoffs": handoffs, "leads": leads, "days": per_day(store, now, week)}
 
 
-def per_day(store: Store, now: datetime) -> list[dict]:
-    """The last DAYS_IN_STATS days (UTC), newest first: the messages stored in and out; the
-    questions the bot looked up and how they went (`_outcomes`); the response times of the answers
-    sent that day, p50 and p95 in seconds (as `response_seconds_7d`; None without any); the
-    handoffs requested and the leads created; and the ratings customers gave (`_ratings`)."""
+def per_day(store: Store, now: datetime, messages: dict[str, dict]) -> list[dict]:
+    """The last DAYS_IN_STATS days (UTC), newest first, from `messages` (`Messages.per_day` since
+    the first of them or before): the messages stored in and out; the questions the bot looked up
+    and how they went (`_outcomes`); the response times of the answers queued that day, p50 and
+    p95 in seconds (as `response_seconds_7d`; None without any); the handoffs requested and the
+    leads created; and the ratings customers gave (`_ratings`)."""
     first_day = now.date() - timedelta(days=DAYS_IN_STATS - 1)
     since = datetime.combine(first_day, time(), now.tzinfo)
-    messages = store.messages.per_day(since)
-    response_times = store.messages.response_times_per_day(since)
     ratings = store.events.per_day(["answer_rated"], since, "rating")
     happened = store.events.per_day(["handoff_requested", "lead_created"], since)
     days = []
     for offset in range(DAYS_IN_STATS):
         day = (now.date() - timedelta(days=offset)).isoformat()
-        stored, seconds, counted = messages.get(day, {}), response_times.get(day, []), happened.get(day, {})
+        stored, counted = messages.get(day, {}), happened.get(day, {})
+        seconds = stored.get("response_seconds", [])
         days.append({"day": day, "inbound": stored.get("inbound", 0), "outbound": stored.get("outbound", 0),
                      **_outcomes(stored.get("answers", {})),
                      "reply_seconds_p50": _percentile(seconds, 0.5), "reply_seconds_p95": _percentile(seconds, 0.95),

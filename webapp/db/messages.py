@@ -311,33 +311,27 @@ class Messages:
     def inbound_since(self, since: datetime) -> int:
         return self.collection.count_documents({"direction": "inbound", "created_at": {"$gte": since}})
 
-    def response_times(self, since: datetime) -> list[float]:
-        """Seconds from the customer's message received to the answer's first part accepted by
-        the provider, for each answer queued since `since` and sent: the server computes them."""
-        pipeline = [*_sent_answers(since), {"$project": {"_id": 0, "ms": RESPONSE_MS}}]
-        return [found["ms"] / 1000 for found in self.collection.aggregate(pipeline)]
-
-    def response_times_per_day(self, since: datetime) -> dict[str, list[float]]:
-        """The response times (as `response_times`) of the answers queued since `since`, by the
-        UTC day they were sent ("2026-12-05")."""
-        pipeline = [*_sent_answers(since), {"$group": {"_id": utc_day("$sent_at"), "ms": {"$push": RESPONSE_MS}}}]
-        return {found["_id"]: [ms / 1000 for ms in found["ms"]] for found in self.collection.aggregate(pipeline)}
-
     def per_day(self, since: datetime) -> dict[str, dict]:
         """The messages created since `since`, by UTC day ("2026-12-05"): how many inbound and
-        outbound, and the answers among them (their first parts) by outcome. One aggregation per
-        direction: SecantusDB plans no index for a $in on it."""
+        outbound, the answers among them (their first parts) by outcome, and the response times
+        of those sent (`response_seconds`: from the customer's message received to the answer
+        accepted by the provider, computed by the server). One pass over each direction's messages
+        on the (direction, created_at) index: SecantusDB plans none for a $in on `direction`."""
         days: dict[str, dict] = {}
         for direction in ("inbound", "outbound"):
-            pipeline = [{"$match": {"direction": direction, "created_at": {"$gte": since}}},
-                        {"$group": {"_id": {"day": utc_day("$created_at"), "answer": IS_FIRST_ANSWER_PART,
-                                            "outcome": "$outcome"}, "n": {"$sum": 1}}}]
+            group = {"_id": {"day": utc_day("$created_at")}, "n": {"$sum": 1}}
+            if direction == "outbound":
+                group["_id"].update(answer=IS_FIRST_ANSWER_PART, outcome="$outcome")
+                group["ms"] = {"$push": RESPONSE_MS}  # null for a message not sent (or no answer)
+            pipeline = [{"$match": {"direction": direction, "created_at": {"$gte": since}}}, {"$group": group}]
             for found in self.collection.aggregate(pipeline):
-                day = days.setdefault(found["_id"]["day"], {"inbound": 0, "outbound": 0, "answers": {}})
+                day = days.setdefault(found["_id"]["day"],
+                                      {"inbound": 0, "outbound": 0, "answers": {}, "response_seconds": []})
                 day[direction] += found["n"]
-                if found["_id"]["answer"]:
+                if found["_id"].get("answer"):
                     outcome = found["_id"].get("outcome") or "none"
                     day["answers"][outcome] = day["answers"].get(outcome, 0) + found["n"]
+                    day["response_seconds"] += [ms / 1000 for ms in found["ms"] if ms is not None]
         return days
 
     def failures(self) -> dict:
@@ -384,12 +378,6 @@ class Messages:
 def utc_day(field: str) -> dict:
     """An aggregation expression: the UTC day ("2026-12-05") of the time in `field` ("$created_at")."""
     return {"$dateToString": {"format": "%Y-%m-%d", "date": field}}
-
-
-def _sent_answers(since: datetime) -> list[dict]:
-    """The stages that find the first parts of the answers queued since `since` and sent."""
-    return [{"$match": {"direction": "outbound", "created_at": {"$gte": since}}},
-            {"$match": {**FIRST_ANSWER_PARTS, "sent_at": {"$exists": True}}}]
 
 
 def _is_turn(message: dict) -> bool:
