@@ -28,9 +28,11 @@ def inbox():
     found = store.conversations.search(filters["status"] or None, filters["channel"] or None, filters["q"],
                                        (filters["page"] - 1) * PER_PAGE, PER_PAGE + 1)
     waiting = store.conversations.waiting_for_person(MOST_WAITING)
+    shown = {c["_id"]: c for c in waiting + found[:PER_PAGE]}  # a handoff in both lists is read once
+    rows = {conversation_id: _row(store, c, now) for conversation_id, c in shown.items()}
     return render_template("console/inbox.html", filters=filters, statuses=STATUSES, channels=channels,
-                           conversations=[_row(store, c, now) for c in found[:PER_PAGE]],
-                           waiting=[_row(store, c, now) for c in waiting], more=len(found) > PER_PAGE,
+                           conversations=[rows[c["_id"]] for c in found[:PER_PAGE]],
+                           waiting=[rows[c["_id"]] for c in waiting], more=len(found) > PER_PAGE,
                            waiting_total=store.conversations.count("handoff") if len(waiting) == MOST_WAITING
                            else len(waiting))
 
