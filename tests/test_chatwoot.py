@@ -259,6 +259,13 @@ def test_a_replayed_webhook_is_acted_on_once(client, worker, syncer, chatwoot, f
     assert sent.count("Hola, soy Ana") == 1 and sent.count("Y otra cosa") == 1
 
 
+@pytest.mark.parametrize("conversation_id", [2**63, -1, 0, True, 1.5, "77"])
+def test_a_webhook_naming_a_conversation_id_that_cannot_be_ours_is_ignored(client, chatwoot, conversation_id):
+    body, headers = chatwoot.signed({"event": "conversation_status_changed", "id": conversation_id, "status": "open"})
+    response = client.post(WEBHOOK, data=body, headers=headers)
+    assert response.status_code == 200 and response.get_json()["outcome"] == "ignored"
+
+
 def test_half_a_chatwoot_configuration_is_refused_naming_what_is_missing(settings_overrides):
     with pytest.raises(ConfigError, match="CHATWOOT_API_TOKEN, CHATWOOT_WEBHOOK_SECRET"):
         load_settings(**dict(settings_overrides, chatwoot_api_token="", chatwoot_webhook_secret=""))

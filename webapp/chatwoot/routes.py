@@ -34,6 +34,7 @@ from webapp.services import services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("chatwoot", __name__)
+MAX_ID = 2**63 - 1  # the largest id MongoDB can look up; Chatwoot's ids are far below it
 CHANNEL = "chatwoot"
 MAX_AGE_SECONDS = 300
 BOT_ANSWERS = ("resolved", "pending")  # a conversation set back to either is the bot's again
@@ -105,7 +106,7 @@ def act_on(app, payload: dict, now: datetime) -> str:
 
 def _state_of(app, conversation) -> dict | None:
     chatwoot_id = conversation.get("id") if isinstance(conversation, dict) else None
-    if not isinstance(chatwoot_id, int):
+    if type(chatwoot_id) is not int or not 0 < chatwoot_id <= MAX_ID:  # bool is an int; BSON stores 64 bits
         return None
     return app.store.chatwoot_sync.of_chatwoot_conversation(chatwoot_id)
 
