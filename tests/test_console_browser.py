@@ -5,7 +5,7 @@ Screenshots of each page are saved in artifacts/screenshots/."""
 from __future__ import annotations
 
 import pytest
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -19,7 +19,9 @@ PAGES = ("inbox", "dashboard", "knowledge", "settings")
 
 def wait_for(driver, condition, what: str, seconds: float = WAIT_SECONDS):
     try:
-        return WebDriverWait(driver, seconds, poll_frequency=0.2).until(lambda d: condition(d))
+        # An element read while the page is being replaced is stale: look again at the next poll.
+        return WebDriverWait(driver, seconds, poll_frequency=0.2,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: condition(d))
     except TimeoutException:
         screenshot(driver, "failed-" + what.replace(" ", "-"))
         raise AssertionError(f"{what}: not seen within {seconds} s on {driver.current_url}") from None
@@ -86,7 +88,7 @@ def test_a_person_signs_in_finds_the_handoff_replies_and_gives_it_back(server, b
 
     submit(browser, "release")
     wait_for(browser, lambda d: "vuelve al asistente" in text_of(d), "the conversation released")
-    assert browser.find_element(By.ID, "status").text == "abierta"
+    wait_for(browser, lambda d: d.find_element(By.ID, "status").text == "abierta", "the status open")
     assert not browser.find_elements(By.ID, "release")
 
     browser.find_element(By.CSS_SELECTOR, "nav a[href='/console/inbox']").click()
@@ -108,7 +110,7 @@ def test_a_form_posted_without_its_csrf_token_is_refused(server, browser, fake_t
     browser.back()
     browser.refresh()
     wait_for(browser, lambda d: d.find_elements(By.ID, "status"), "the conversation page again")
-    assert browser.find_element(By.ID, "status").text == "con una persona"  # not closed
+    assert wait_for(browser, lambda d: d.find_element(By.ID, "status").text, "the status") == "con una persona"
 
 
 def test_knowledge_dashboard_and_settings_pages_work(server, browser, fake_twilio):
